@@ -1,0 +1,111 @@
+"""Framework adapters: a registry from framework names to modules, imported only inside workers.
+
+A variant turns a `Case` into the exact native code it runs (`Variant.build`); the worker executes that
+code and the same text, preceded by the arrays as literals, is the snippet shown to users. So what the
+report shows is what ran. A variant that has no native way to express a case raises `Unsupported`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from conformance.cases import Case
+from conformance.reference import Knobs
+
+FRAMEWORKS = {
+    "torch": "conformance.adapters.torch",
+    "paddle": "conformance.adapters.paddle",
+    "tensorflow": "conformance.adapters.tensorflow",
+    "reference": "conformance.adapters.reference",
+}
+DEFAULT_FRAMEWORKS = ("torch", "paddle", "tensorflow", "reference")
+
+
+class Unsupported(Exception):
+    """The framework has no native way to express a parameter of the case (the reason says which)."""
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One native API of a framework.
+
+    key: result key, `framework` for the default variant, `framework:name` for the others.
+    build: the code body for a case; it reads the arrays `x`, `y` / `t`, `w` and sets `loss` and `grad`.
+    knobs: the point of the reference model this API's documentation describes for the case, or None
+        where the documentation gives no formula (then no documented-formula check is made).
+    """
+
+    key: str
+    api: str
+    build: Callable[[Case], str]
+    knobs: Callable[[Case], Knobs | None]
+
+
+def variants(framework: str) -> list[Variant]:
+    """The variants of a framework, without importing the framework itself."""
+    module = importlib.import_module(FRAMEWORKS[framework])
+    return list(module.VARIANTS)
+
+
+def known_keys() -> set[str]:
+    """Every result key a case expectation may name."""
+    return {v.key for name in FRAMEWORKS for v in variants(name)}
+
+
+def framework_of(key: str) -> str:
+    return key.split(":", 1)[0]
+
+
+def storage_dtype(case: Case) -> str:
+    """The NumPy dtype arrays are handed over in (NumPy has no bfloat16: float32 holding bf16 values)."""
+    return "float32" if case.dtype == "bfloat16" else case.dtype
+
+
+def arrays(case: Case) -> dict[str, np.ndarray]:
+    """The arrays a variant's code reads: x (predictions), y (labels) or t (soft labels), w (weights)."""
+    from conformance.reference import rounded
+
+    dtype = storage_dtype(case)
+    out = {"x": rounded(case, case.predictions).astype(dtype)}
+    if case.labels is not None:
+        out["y"] = case.labels.astype(np.int64)
+    else:
+        out["t"] = rounded(case, case.soft_labels).astype(dtype)
+    if case.weight is not None:
+        out["w"] = rounded(case, case.weight).astype(dtype)
+    return out
+
+
+def array_source(case: Case) -> str:
+    """The arrays as NumPy literals, so a snippet runs on its own."""
+    lines = []
+    for name, value in arrays(case).items():
+        dtype = "" if value.dtype == np.int64 else f', dtype="{value.dtype}"'
+        lines.append(f"{name} = np.array({_literal(value)}{dtype})")
+    return "\n".join(lines)
+
+
+def moved(case: Case) -> bool:
+    """Whether the case is K-dim, so channels-last APIs need the class axis moved to the end."""
+    return case.predictions.ndim > 2
+
+
+def kwargs(*pairs: tuple[str, object | None]) -> str:
+    """`name=value` arguments, leaving out those whose value is None."""
+    return ", ".join(f"{k}={v}" for k, v in pairs if v is not None)
+
+
+def _literal(value: np.ndarray) -> str:
+    """Shortest text that reads back to exactly these values in their own dtype (0.05, not 0.0500000007)."""
+    if value.ndim == 0:
+        return repr(value.item()) if value.dtype == np.int64 else _number(value)
+    return "[" + ", ".join(_literal(v) for v in value) + "]"
+
+
+def _number(value: np.generic) -> str:
+    text = str(value)
+    return {"nan": "np.nan", "inf": "np.inf", "-inf": "-np.inf"}.get(text, text)

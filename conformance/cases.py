@@ -1,0 +1,509 @@
+"""Case files: YAML -> validated, expanded `Case`s.
+
+A case file is data; everything that can be wrong with it is caught here, before any framework runs,
+and reported with the file, the line and the key. The schema is the pydantic model `CaseSpec`
+(exported to `cases/schema.json` by `conformance schema`).
+"""
+
+from __future__ import annotations
+
+import difflib
+import itertools
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+
+from conformance import yamlfile
+from conformance.errors import CaseError
+
+ID_PATTERN = r"^[A-Za-z0-9_.-]+$"
+DTYPES = ("float16", "bfloat16", "float32", "float64")
+REDUCTIONS = ("none", "mean", "sum")
+STATUSES = ("ok", "unsupported", "error", "crashed")
+
+
+def _number(value: Any) -> Any:
+    """Accept what YAML 1.1 leaves as strings (`1e-5`, `nan`, `inf`), refuse booleans (`no`, `off`)."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected a number, got the boolean {value!r} (YAML reads no/off/yes/on as booleans)")
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            raise ValueError(f"expected a number, got the string {value!r}") from None
+    return value
+
+
+def _integer(value: Any) -> Any:
+    if isinstance(value, bool) or isinstance(value, float) and not value.is_integer():
+        raise ValueError(f"expected an integer, got {value!r}")
+    return value
+
+
+def _as_list(value: Any) -> Any:
+    """`expect:` may be one mapping or a list of mappings with `when:`."""
+    return [value] if isinstance(value, dict) else value
+
+
+Number = Annotated[float, BeforeValidator(_number)]
+Integer = Annotated[int, BeforeValidator(_integer)]
+
+
+class Tolerance(BaseModel):
+    """Overrides the dtype's default; agreement is |a-b| <= atol + rtol*max(|a|,|b|)."""
+
+    model_config = ConfigDict(extra="forbid")
+    rtol: Number | None = Field(default=None, ge=0)
+    atol: Number | None = Field(default=None, ge=0)
+
+
+class RandomSpec(BaseModel):
+    """Generated logits: standard normal times `scale`, reproducible from `seed`."""
+
+    model_config = ConfigDict(extra="forbid")
+    shape: list[Integer] = Field(min_length=2)
+    seed: Integer = 0
+    scale: Number = 1.0
+
+
+class Expectation(BaseModel):
+    """What the author expects: the agreement groups and, optionally, non-ok statuses.
+
+    Only the result keys named are checked, so a variant added later breaks no case.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    when: dict[str, Any] | None = None
+    groups: list[list[str]] | None = None
+    status: dict[str, Literal["ok", "unsupported", "error", "crashed"]] | None = None
+
+    def matches(self, params: dict[str, Any]) -> bool:
+        """A `when` value matches a parameter equal to it, or, given a list, a parameter in that list."""
+        for key, wanted in (self.when or {}).items():
+            have = params.get(key)
+            if have == wanted:
+                continue
+            if isinstance(wanted, list) and have in wanted:
+                continue
+            return False
+        return True
+
+
+class CaseSpec(BaseModel):
+    """One case as written in YAML, after `defaults` and one `matrix` combination are merged in."""
+
+    model_config = ConfigDict(extra="forbid")
+    id: str = Field(pattern=ID_PATTERN)
+    description: str | None = None
+    loss: Literal["softmax_cross_entropy"] = "softmax_cross_entropy"
+    logits: list[Any] | None = None
+    probs: list[Any] | None = None
+    random: RandomSpec | None = None
+    labels: list[Any] | Literal["random"] | None = None
+    soft_labels: list[Any] | Literal["random"] | None = None
+    weight: list[Number] | None = None
+    label_smoothing: Number = Field(default=0.0, ge=0.0, lt=1.0)
+    ignore_index: Integer | None = None
+    reduction: Literal["none", "mean", "sum"] = "mean"
+    dtype: Literal["float16", "bfloat16", "float32", "float64"] = "float32"
+    tolerance: Tolerance | None = None
+    matrix: dict[str, list[Any]] | None = None
+    expect: Annotated[list[Expectation] | None, BeforeValidator(_as_list)] = None
+
+    @model_validator(mode="after")
+    def _one_of_each(self) -> CaseSpec:
+        given = [k for k in ("logits", "probs", "random") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(f"give exactly one of logits, probs, random (got {', '.join(given) or 'none'})")
+        targets = [k for k in ("labels", "soft_labels") if getattr(self, k) is not None]
+        if len(targets) != 1:
+            raise ValueError(f"give exactly one of labels, soft_labels (got {', '.join(targets) or 'none'})")
+        return self
+
+
+@dataclass(frozen=True)
+class Case:
+    """A runnable case: validated parameters plus the float64 arrays every framework receives.
+
+    Arrays are float64 master copies; each adapter casts them to `dtype` itself, and the reference
+    computes on the same values rounded to `dtype`.
+    """
+
+    id: str
+    file: str
+    line: int
+    params: dict[str, Any]
+    loss: str
+    predictions: np.ndarray
+    from_logits: bool
+    labels: np.ndarray | None
+    soft_labels: np.ndarray | None
+    weight: np.ndarray | None
+    label_smoothing: float
+    ignore_index: int | None
+    reduction: str
+    dtype: str
+    tolerance: dict[str, float] = field(default_factory=dict)
+    expect: Expectation | None = None
+    description: str | None = None
+
+    @property
+    def num_classes(self) -> int:
+        return int(self.predictions.shape[1])
+
+    @property
+    def nodeid(self) -> str:
+        return f"{self.file}::{self.id}"
+
+
+# ---------------------------------------------------------------- loading
+
+
+def load_paths(paths: list[Path]) -> list[Case]:
+    """Every case of every YAML file under `paths`, in a stable order; the first bad file raises."""
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            files.extend(sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml")))
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise CaseError(str(path), "no such file or directory")
+    cases: list[Case] = []
+    for file in files:
+        cases.extend(load_file(file))
+    return cases
+
+
+def load_file(path: Path) -> list[Case]:
+    """The expanded cases of one file."""
+    name = _display(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CaseError(name, f"cannot read the file: {exc}") from None
+    return load_text(text, name)
+
+
+def load_text(text: str, name: str) -> list[Case]:
+    """The expanded cases of a case file's text; `name` is how errors and ids refer to the file."""
+    doc, lines = yamlfile.load(text, name)
+    if not isinstance(doc, dict):
+        raise CaseError(name, "a case file is a mapping with a 'cases:' list (and optional 'defaults:')", 1)
+    _unknown_keys(doc, {"cases", "defaults"}, (), lines, name)
+    raw_cases = doc.get("cases")
+    if not isinstance(raw_cases, list) or not raw_cases:
+        raise CaseError(name, "'cases:' must be a non-empty list of cases", lines.get(("cases",), 1), "cases")
+    defaults = doc.get("defaults") or {}
+    if not isinstance(defaults, dict):
+        raise CaseError(name, "'defaults:' must be a mapping of case keys", lines.get(("defaults",)), "defaults")
+    seen_ids: dict[str, int] = {}
+    out: list[Case] = []
+    for index, raw in enumerate(raw_cases):
+        where = ("cases", index)
+        if not isinstance(raw, dict):
+            raise CaseError(name, "each case is a mapping (id, logits, labels, ...)", lines.get(where))
+        origin = {key: ("defaults", key) for key in defaults}
+        origin.update({key: where + (key,) for key in raw})
+        merged = {**defaults, **raw}
+        base_id = merged.get("id")
+        if isinstance(base_id, str) and base_id in seen_ids:
+            raise CaseError(
+                name,
+                f"duplicate case id '{base_id}' (first used on line {seen_ids[base_id]})",
+                lines.get(where + ("id",)),
+                "id",
+            )
+        if isinstance(base_id, str):
+            seen_ids[base_id] = lines.get(where + ("id",), 0)
+        for case in _expand(merged, origin, where, lines, name):
+            out.append(case)
+    ids = [c.id for c in out]
+    dupes = sorted({i for i in ids if ids.count(i) > 1})
+    if dupes:
+        raise CaseError(name, f"duplicate expanded case ids: {', '.join(dupes)}")
+    return out
+
+
+def _expand(
+    merged: dict[str, Any], origin: dict[str, tuple[Any, ...]], where: tuple[Any, ...], lines: dict, name: str
+) -> list[Case]:
+    matrix = merged.get("matrix")
+    if not isinstance(merged.get("id"), str):
+        raise CaseError(name, "each case needs an 'id' (letters, digits, '_', '.', '-')", lines.get(where), "id")
+    if matrix is None:
+        return [_build(merged, origin, where, lines, name, {})]
+    if not isinstance(matrix, dict) or not matrix:
+        raise CaseError(name, "'matrix:' must map case keys to lists of values", _line(lines, origin, "matrix"), "matrix")
+    for key, values in matrix.items():
+        mat_origin = origin["matrix"] + (key,)
+        if key in ("id", "matrix", "expect", "description"):
+            raise CaseError(name, f"'{key}' cannot vary in a matrix", lines.get(mat_origin), f"matrix.{key}")
+        if key not in CaseSpec.model_fields:
+            raise CaseError(name, _unknown_message(key, CaseSpec.model_fields), lines.get(mat_origin), f"matrix.{key}")
+        if not isinstance(values, list) or not values:
+            raise CaseError(name, f"matrix values for '{key}' must be a non-empty list", lines.get(mat_origin), f"matrix.{key}")
+    keys = list(matrix)
+    cases = []
+    for i, combo in enumerate(itertools.product(*(matrix[k] for k in keys))):
+        entry = dict(merged)
+        entry_origin = dict(origin)
+        label = ",".join(f"{k}={_format_value(v)}" for k, v in zip(keys, combo))
+        for key, value, j in zip(keys, combo, _indices(matrix, keys, i)):
+            entry[key] = value
+            entry_origin[key] = origin["matrix"] + (key, j)
+        cases.append(_build(entry, entry_origin, where, lines, name, dict(zip(keys, combo)), f"[{label}]"))
+    return cases
+
+
+def _indices(matrix: dict[str, list[Any]], keys: list[str], flat: int) -> list[int]:
+    """Position of each key's value in its list for the `flat`-th combination (row-major)."""
+    out = []
+    for key in reversed(keys):
+        size = len(matrix[key])
+        out.append(flat % size)
+        flat //= size
+    return list(reversed(out))
+
+
+def _format_value(value: Any) -> str:
+    if isinstance(value, (list, dict)):
+        return json.dumps(value, separators=(",", ":"))
+    if value is None:
+        return "null"
+    return str(value)
+
+
+def _build(
+    entry: dict[str, Any],
+    origin: dict[str, tuple[Any, ...]],
+    where: tuple[Any, ...],
+    lines: dict,
+    name: str,
+    varied: dict[str, Any],
+    suffix: str = "",
+) -> Case:
+    spec_input = {k: v for k, v in entry.items() if k != "matrix"}
+    try:
+        spec = CaseSpec.model_validate(spec_input)
+    except ValidationError as exc:
+        raise _from_validation(exc, origin, where, lines, name) from None
+    case_line = lines.get(where, 0)
+
+    def fail(message: str, key: str) -> CaseError:
+        return CaseError(name, f"case '{spec.id}{suffix}': {message}", _line(lines, origin, key) or case_line, key)
+
+    predictions, from_logits = _predictions(spec, fail)
+    labels, soft = _targets(spec, predictions, fail)
+    num_classes = predictions.shape[1]
+    weight = None
+    if spec.weight is not None:
+        weight = np.asarray(spec.weight, dtype=np.float64)
+        if weight.shape != (num_classes,):
+            raise fail(f"weight has {weight.size} entries but the predictions have C={num_classes} classes", "weight")
+    expect = _effective_expectation(spec, entry)
+    params = {k: v for k, v in spec.model_dump(exclude_none=True).items() if k not in ("expect", "matrix", "description")}
+    params.update({k: v for k, v in varied.items()})
+    return Case(
+        id=spec.id + suffix,
+        file=name,
+        line=case_line,
+        params=params,
+        loss=spec.loss,
+        predictions=predictions,
+        from_logits=from_logits,
+        labels=labels,
+        soft_labels=soft,
+        weight=weight,
+        label_smoothing=float(spec.label_smoothing),
+        ignore_index=spec.ignore_index,
+        reduction=spec.reduction,
+        dtype=spec.dtype,
+        tolerance=spec.tolerance.model_dump(exclude_none=True) if spec.tolerance else {},
+        expect=expect,
+        description=spec.description,
+    )
+
+
+def _array(value: list[Any], what: str, fail: Any, key: str, dtype: Any = np.float64) -> np.ndarray:
+    try:
+        arr = np.asarray([_number(v) for v in value] if _flat(value) else value, dtype=dtype)
+    except (ValueError, TypeError) as exc:
+        text = str(exc)
+        hint = "rows of different lengths (ragged)" if "inhomogeneous" in text or "sequence" in text else text
+        raise fail(f"{what} is not a rectangular array of numbers: {hint}", key) from None
+    if arr.dtype == object:
+        raise fail(f"{what} is not a rectangular array of numbers", key)
+    return arr
+
+
+def _flat(value: list[Any]) -> bool:
+    return all(not isinstance(v, list) for v in value)
+
+
+def _predictions(spec: CaseSpec, fail: Any) -> tuple[np.ndarray, bool]:
+    if spec.random is not None:
+        rng = np.random.default_rng(spec.random.seed)
+        shape = tuple(spec.random.shape)
+        if any(s < 0 for s in shape) or shape[1] < 1:
+            raise fail(f"random.shape {list(shape)} must be (N, C, d1, ...) with C >= 1", "random")
+        return rng.standard_normal(shape) * spec.random.scale, True
+    key = "logits" if spec.logits is not None else "probs"
+    arr = _array(_deep_numbers(getattr(spec, key), fail, key), key, fail, key)
+    if arr.ndim < 2:
+        raise fail(f"{key} must be (N, C) or (N, C, d1, ..., dk), class axis 1; got shape {list(arr.shape)}", key)
+    if arr.shape[1] < 1:
+        raise fail(f"{key} must have at least one class", key)
+    if key == "probs" and np.any((arr < 0) | (arr > 1)):
+        raise fail("probs must lie in [0, 1]", key)
+    return arr, key == "logits"
+
+
+def _deep_numbers(value: Any, fail: Any, key: str) -> Any:
+    if isinstance(value, list):
+        return [_deep_numbers(v, fail, key) for v in value]
+    try:
+        return _number(value)
+    except ValueError as exc:
+        raise fail(f"{key}: {exc}", key) from None
+
+
+def _targets(spec: CaseSpec, predictions: np.ndarray, fail: Any) -> tuple[np.ndarray | None, np.ndarray | None]:
+    num_classes = predictions.shape[1]
+    label_shape = predictions.shape[:1] + predictions.shape[2:]
+    seed = spec.random.seed if spec.random else 0
+    if spec.labels is not None:
+        if spec.labels == "random":
+            return np.random.default_rng(seed + 1).integers(0, num_classes, size=label_shape), None
+        raw = _deep_numbers(spec.labels, fail, "labels")
+        arr = _array(raw, "labels", fail, "labels")
+        if arr.size and not np.all(np.isfinite(arr) & (arr == np.round(arr))):
+            raise fail("labels must be integer class indices", "labels")
+        arr = arr.astype(np.int64)
+        if arr.shape != label_shape:
+            raise fail(
+                f"labels have shape {list(arr.shape)}, expected {list(label_shape)} (predictions without the class axis)",
+                "labels",
+            )
+        bad = arr[((arr < 0) | (arr >= num_classes)) & (arr != (spec.ignore_index if spec.ignore_index is not None else arr + 1))]
+        if bad.size:
+            raise fail(
+                f"label {int(bad.flat[0])} is outside [0, {num_classes}) and "
+                + ("there is no ignore_index" if spec.ignore_index is None else f"is not the ignore_index {spec.ignore_index}"),
+                "labels",
+            )
+        return arr, None
+    if spec.soft_labels == "random":
+        logits = np.random.default_rng(seed + 1).standard_normal(predictions.shape)
+        e = np.exp(logits - logits.max(axis=1, keepdims=True))
+        return None, e / e.sum(axis=1, keepdims=True)
+    arr = _array(_deep_numbers(spec.soft_labels, fail, "soft_labels"), "soft_labels", fail, "soft_labels")
+    if arr.shape != predictions.shape:
+        raise fail(f"soft_labels have shape {list(arr.shape)}, expected the predictions' {list(predictions.shape)}", "soft_labels")
+    if np.any((arr < 0) | (arr > 1)) or not np.all(np.isfinite(arr)):
+        raise fail("soft_labels are per-class probabilities and must lie in [0, 1]", "soft_labels")
+    return None, arr
+
+
+def _effective_expectation(spec: CaseSpec, entry: dict[str, Any]) -> Expectation | None:
+    """Entries apply in order; a later matching entry overrides the fields it sets."""
+    if spec.expect is None:
+        return None
+    entries = spec.expect
+    params = {k: v for k, v in entry.items() if k not in ("expect", "matrix")}
+    groups, status, matched = None, None, False
+    for item in entries:
+        if item.matches(params):
+            matched = True
+            groups = item.groups if item.groups is not None else groups
+            status = item.status if item.status is not None else status
+    if not matched:
+        return None
+    return Expectation(groups=groups, status=status)
+
+
+# ---------------------------------------------------------------- error messages
+
+
+def _line(lines: dict, origin: dict[str, tuple[Any, ...]], key: str) -> int | None:
+    path = origin.get(key)
+    return lines.get(path) if path is not None else None
+
+
+def _from_validation(
+    exc: ValidationError, origin: dict[str, tuple[Any, ...]], where: tuple[Any, ...], lines: dict, name: str
+) -> CaseError:
+    err = exc.errors()[0]
+    loc = [str(p) for p in err["loc"]]
+    key = loc[0] if loc else None
+    if err["type"] == "extra_forbidden" and key is not None:
+        message = _unknown_message(loc[-1], CaseSpec.model_fields if len(loc) == 1 else _sub_fields(loc))
+        if len(loc) > 1:
+            message = f"{'.'.join(loc[:-1])}: {message}"
+    else:
+        value = err.get("input")
+        shown = "" if isinstance(value, dict) else f" (got {_short(value)})"
+        message = f"{'.'.join(loc) or 'case'}: {err['msg']}{shown}"
+    line = None
+    if key is not None and key in origin:
+        path = origin[key] + tuple(int(p) if p.isdigit() else p for p in loc[1:])
+        while path and path not in lines:
+            path = path[:-1]
+        line = lines.get(path)
+    return CaseError(name, message, line or lines.get(where), ".".join(loc) or None)
+
+
+def _sub_fields(loc: list[str]) -> dict[str, Any]:
+    models = {"tolerance": Tolerance, "random": RandomSpec, "expect": Expectation}
+    model = models.get(loc[0])
+    return model.model_fields if model else {}
+
+
+def _unknown_message(key: str, known: Any) -> str:
+    close = difflib.get_close_matches(key, list(known), n=1)
+    hint = f"; did you mean '{close[0]}'?" if close else f"; known keys: {', '.join(known)}"
+    return f"unknown key '{key}'{hint}"
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _unknown_keys(doc: dict, allowed: set[str], path: tuple, lines: dict, name: str) -> None:
+    for key in doc:
+        if key not in allowed:
+            raise CaseError(name, _unknown_message(str(key), sorted(allowed)), lines.get(path + (key,)), str(key))
+
+
+def _display(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def schema() -> dict[str, Any]:
+    """JSON schema of a case file, for editors that validate YAML as it is typed."""
+    case = CaseSpec.model_json_schema()
+    defs = case.pop("$defs", {})
+    defaults = json.loads(json.dumps(case))
+    defaults["required"] = []
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "conformance case file",
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["cases"],
+        "properties": {
+            "defaults": defaults,
+            "cases": {"type": "array", "minItems": 1, "items": case},
+        },
+        "$defs": defs,
+    }
+
+

@@ -1,0 +1,130 @@
+"""`conformance` command line: run case files, write results.json and the HTML report.
+
+Exit codes: 0 every expectation holds, 1 an expectation is violated, 2 bad case file or bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import sys
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from conformance import adapters, cases, console, html, results, runner
+from conformance.errors import CaseError, ConformanceError, UsageError
+
+EXIT_OK, EXIT_VIOLATED, EXIT_USAGE = 0, 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse exits 2 itself; keep its one-line message
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def parser() -> argparse.ArgumentParser:
+    top = _Parser(prog="conformance", description="Cross-framework conformance suite for classification losses.")
+    sub = top.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    run = sub.add_parser("run", help="run case files and write results.json and the HTML report")
+    run.add_argument("paths", nargs="*", type=Path, default=[Path("cases")], help="case files or folders (default: cases/)")
+    run.add_argument("--json", type=Path, default=Path("reports/results.json"), help="default: reports/results.json")
+    run.add_argument("--html", type=Path, default=Path("reports/index.html"), help="default: reports/index.html")
+    run.add_argument("--frameworks", default=",".join(adapters.DEFAULT_FRAMEWORKS), help="comma-separated (default: all)")
+    run.add_argument("--only", default=None, help="run exactly these result keys, e.g. torch,paddle,tensorflow")
+    run.add_argument("--timeout", type=float, default=120.0, help="seconds one case may take in a worker (default 120)")
+    schema = sub.add_parser("schema", help="write the JSON schema of case files")
+    schema.add_argument("--out", type=Path, default=Path("cases/schema.json"))
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    err = Console(stderr=True)
+    try:
+        args = parser().parse_args(argv)
+        if args.command == "schema":
+            return _schema(args.out)
+        return _run(args)
+    except ConformanceError as exc:
+        err.print(f"error: {exc}", highlight=False, soft_wrap=True)
+        return EXIT_USAGE
+
+
+def _schema(out: Path) -> int:
+    import json
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(cases.schema(), indent=2) + "\n", encoding="utf-8")
+    print(f"wrote {out}")
+    return EXIT_OK
+
+
+def selection(frameworks: str, only: str | None) -> dict[str, set[str] | None]:
+    """Which keys to run, from --frameworks and --only; unknown names are usage errors."""
+    known = adapters.known_keys()
+    chosen = [f.strip() for f in frameworks.split(",") if f.strip()]
+    for name in chosen:
+        if name not in adapters.FRAMEWORKS:
+            raise UsageError(f"--frameworks: unknown framework '{name}'{_suggest(name, adapters.FRAMEWORKS)}")
+    keys = [k.strip() for k in only.split(",") if k.strip()] if only else None
+    for key in keys or []:
+        if key not in known:
+            raise UsageError(f"--only: unknown result key '{key}'{_suggest(key, known)}")
+    if keys:
+        keys = [k for k in keys if adapters.framework_of(k) in chosen or frameworks == ",".join(adapters.DEFAULT_FRAMEWORKS)]
+    return runner.plan(chosen, keys)
+
+
+def check_keys(loaded: list[cases.Case]) -> None:
+    """Expectations may only name result keys that exist (a typo would silently check nothing)."""
+    known = adapters.known_keys()
+    for case in loaded:
+        if case.expect is None:
+            continue
+        named = [k for g in case.expect.groups or [] for k in g] + list(case.expect.status or {})
+        for key in named:
+            if key not in known:
+                raise CaseError(case.file, f"case '{case.id}': expect names unknown result key '{key}'{_suggest(key, known)}", case.line, "expect")
+
+
+def _suggest(name: str, known: Any) -> str:
+    close = difflib.get_close_matches(name, sorted(known), n=1)
+    return f"; did you mean '{close[0]}'?" if close else f"; known: {', '.join(sorted(known))}"
+
+
+def execute(loaded: list[cases.Case], keys: dict[str, set[str] | None], timeout: float, out: Console) -> dict[str, Any]:
+    """Run the cases and build the results document (partial if interrupted)."""
+    records: list[dict[str, Any]] = []
+    stats: dict[str, runner.WorkerStats] = {}
+    interrupted = False
+    try:
+        for case, found in console.progress(runner.run(loaded, keys, timeout, stats), len(loaded), out):
+            records.append(results.record(case, found))
+    except KeyboardInterrupt:
+        interrupted = True
+    versions = {k: v for s in stats.values() for k, v in s.versions.items()}
+    extra = {"workers": {f: {"startup_seconds": s.startup_seconds, "restarts": s.restarts} for f, s in stats.items()}}
+    if interrupted:
+        extra["interrupted"] = True
+    return results.document(records, versions, extra)
+
+
+def _run(args: argparse.Namespace) -> int:
+    out = Console()
+    keys = selection(args.frameworks, args.only)
+    loaded = cases.load_paths(args.paths)
+    if not loaded:
+        raise UsageError(f"no case files (*.yaml) under {', '.join(map(str, args.paths))}")
+    check_keys(loaded)
+    doc = execute(loaded, keys, args.timeout, out)
+    results.write(args.json, doc)
+    html.write(args.html, doc)
+    console.print_summary(doc, out, [str(args.json), str(args.html)])
+    if doc.get("interrupted"):
+        return 130
+    return EXIT_VIOLATED if doc["summary"]["expectations"]["violated"] else EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,162 @@
+"""Agreement between results: tolerances, pairwise errors, groups, and expectation checks.
+
+Two values agree when |a - b| <= atol + rtol * max(|a|, |b|) elementwise (symmetric, so the order of
+frameworks never changes a verdict), NaN agrees with NaN and inf with an inf of the same sign. Two
+results agree when their losses agree and, where both have one, their gradients agree.
+
+Agreement is not transitive (a~b and b~c within tolerance, a!~c), so groups are formed greedily in a
+fixed key order: each result joins the first group all of whose members it agrees with, otherwise it
+starts a new group. Every member of a group therefore agrees with every other member.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from conformance import adapters
+from conformance.cases import Case, Expectation
+
+DEFAULT_TOLERANCE: dict[str, dict[str, float]] = {
+    # float64: frameworks agree to ~1e-15 on the same formula; 1e-7 leaves room for paddle's float32
+    # smoothing constants (~1e-8) while every semantic difference seen is >= 1e-4.
+    "float64": {"rtol": 1e-7, "atol": 1e-9},
+    # float32: different summation orders and log-sum-exp kernels differ by a few ulp (~1e-7 relative).
+    "float32": {"rtol": 1e-5, "atol": 1e-6},
+    "float16": {"rtol": 1e-2, "atol": 1e-3},
+    "bfloat16": {"rtol": 4e-2, "atol": 1e-2},
+}
+
+
+@dataclass(frozen=True)
+class Difference:
+    """The largest absolute and relative differences between two arrays, and whether they agree."""
+
+    max_abs: float
+    max_rel: float
+    agree: bool
+    reason: str | None = None
+
+
+def tolerance(case: Case) -> dict[str, float]:
+    return {**DEFAULT_TOLERANCE[case.dtype], **case.tolerance}
+
+
+def difference(a: Any, b: Any, rtol: float, atol: float) -> Difference:
+    """Elementwise comparison of two arrays of any shape with the same number of elements."""
+    x = np.asarray(a, dtype=np.float64).reshape(-1)
+    y = np.asarray(b, dtype=np.float64).reshape(-1)
+    if x.size != y.size:
+        return Difference(float("inf"), float("inf"), False, f"{x.size} values vs {y.size}")
+    if x.size == 0:
+        return Difference(0.0, 0.0, True)
+    both_nan = np.isnan(x) & np.isnan(y)
+    same_inf = np.isinf(x) & np.isinf(y) & (np.sign(x) == np.sign(y))
+    settled = both_nan | same_inf
+    with np.errstate(invalid="ignore", over="ignore"):
+        gap = np.where(settled, 0.0, np.abs(x - y))
+        gap = np.where(np.isnan(gap), np.inf, gap)
+        scale = np.maximum(np.abs(x), np.abs(y))
+        rel = np.where(gap == 0, 0.0, gap / np.where(scale == 0, 1.0, scale))
+    ok = bool(np.all(gap <= atol + rtol * np.where(np.isfinite(scale), scale, 0.0)))
+    return Difference(float(gap.max()), float(rel.max()), ok)
+
+
+def agreement(left: dict[str, Any], right: dict[str, Any], tol: dict[str, float]) -> dict[str, Any]:
+    """Loss and gradient differences of two ok results."""
+    loss = difference(left["loss"], right["loss"], **tol)
+    out: dict[str, Any] = {"loss_max_abs": loss.max_abs, "loss_max_rel": loss.max_rel, "agree": loss.agree}
+    if loss.reason:
+        out["reason"] = f"loss shapes differ: {loss.reason}"
+    if left.get("grad") is not None and right.get("grad") is not None:
+        grad = difference(left["grad"], right["grad"], **tol)
+        out.update(grad_max_abs=grad.max_abs, grad_max_rel=grad.max_rel, agree=loss.agree and grad.agree)
+    return out
+
+
+def order(keys: Any) -> list[str]:
+    """Canonical key order: frameworks as registered, each default variant before its others."""
+    names = list(adapters.FRAMEWORKS)
+
+    def rank(key: str) -> tuple[int, int, str]:
+        framework = adapters.framework_of(key)
+        return (names.index(framework) if framework in names else len(names), key != framework, key)
+
+    return sorted(keys, key=rank)
+
+
+def groups(results: dict[str, dict[str, Any]], keys: list[str], tol: dict[str, float]) -> list[list[str]]:
+    """Greedy partition of the ok results among `keys` into mutually agreeing groups."""
+    out: list[list[str]] = []
+    for key in order(k for k in keys if results.get(k, {}).get("status") == "ok"):
+        for group in out:
+            if all(agreement(results[key], results[other], tol)["agree"] for other in group):
+                group.append(key)
+                break
+        else:
+            out.append([key])
+    return out
+
+
+def check_documented(results: dict[str, dict[str, Any]], tol: dict[str, float]) -> None:
+    """Mark each result that carries its documented formula's value with whether it matches it."""
+    for result in results.values():
+        documented = result.get("documented")
+        if result.get("status") != "ok" or not documented:
+            continue
+        found = agreement(result, documented, tol)
+        documented.update(agrees=found["agree"], loss_max_abs=found["loss_max_abs"], grad_max_abs=found.get("grad_max_abs"))
+
+
+def check_expectation(expect: Expectation | None, results: dict[str, dict[str, Any]], tol: dict[str, float]) -> tuple[str, str | None]:
+    """'met', 'violated' or 'none', and what was violated. Only keys named and present are checked."""
+    if expect is None or (expect.groups is None and expect.status is None):
+        return "none", None
+    problems = []
+    status = expect.status or {}
+    for key, wanted in status.items():
+        have = results.get(key, {}).get("status")
+        if have is not None and have != wanted:
+            problems.append(f"{key} is {have}, expected {wanted}" + _because(results[key]))
+    if expect.groups is not None:
+        named = [k for group in expect.groups for k in group if k in results]
+        for key in named:
+            if results[key]["status"] != "ok" and status.get(key, "ok") == "ok":
+                problems.append(f"{key} is {results[key]['status']}, expected ok" + _because(results[key]))
+        live = [k for k in named if results[k]["status"] == "ok"]
+        wanted_groups = [[k for k in group if k in live] for group in expect.groups]
+        wanted_set = {frozenset(g) for g in wanted_groups if g}
+        found = groups(results, live, tol)
+        if {frozenset(g) for g in found} != wanted_set:
+            problems.append(f"expected groups {_show(wanted_groups)}, found {_show(found)}")
+    return ("violated", "; ".join(problems)) if problems else ("met", None)
+
+
+def _because(result: dict[str, Any]) -> str:
+    message = result.get("message")
+    return f" ({message.splitlines()[0][:200]})" if message else ""
+
+
+def _show(found: list[list[str]]) -> str:
+    return "[" + ", ".join("[" + ", ".join(g) + "]" for g in found if g) + "]"
+
+
+def compare(case: Case, results: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The comparison part of a case record: groups, pairwise differences, expectation verdict."""
+    tol = tolerance(case)
+    check_documented(results, tol)
+    ok = order(k for k, r in results.items() if r["status"] == "ok")
+    pairs = []
+    for i, a in enumerate(ok):
+        for b in ok[i + 1 :]:
+            pairs.append({"a": a, "b": b, **agreement(results[a], results[b], tol)})
+    verdict, message = check_expectation(case.expect, results, tol)
+    return {
+        "groups": groups(results, list(results), tol),
+        "pairs": pairs,
+        "tolerance": tol,
+        "expectation": verdict,
+        "expectation_message": message,
+    }

@@ -1,0 +1,193 @@
+"""A float64 NumPy model of softmax cross-entropy with named semantic knobs.
+
+Every framework variant declares the point of this knob space its documentation describes
+(`Variant.knobs`); the model evaluated at that point is the variant's *documented formula*, so a
+framework value that differs from it is either a false declaration or a framework bug. The textbook
+point (`TEXTBOOK`) is ONNX `SoftmaxCrossEntropyLoss` (opset 13), extended with smoothing and
+probability targets the way torch documents them; it is the `reference` result.
+
+All losses here have the form  L = sum_{n,c} A[n,c] * (-lp[n,c])  with coefficients A that do not
+depend on the predictions, so the gradient is analytic (see `_grad`), not a finite difference.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+import numpy as np
+
+from conformance.cases import Case
+
+WeightMode = Literal["per_class", "from_label", "from_hard_label"]
+Denominator = Literal["target_weight", "label_weight", "valid_count", "positions"]
+EmptyMean = Literal["nan", "zero"]
+ProbHandling = Literal["renormalise", "none", "renormalise_then_clip", "clip_then_renormalise"]
+
+
+@dataclass(frozen=True)
+class Knobs:
+    """The semantic choices on which cross-entropy implementations differ.
+
+    weight_mode: how class weights w enter a position's loss.
+        per_class: sum_c w_c q_c (-lp_c) (torch: weight inside the smoothed sum);
+        from_label: (w . q) * H(q, p) (paddle: weight computed from the smoothed/soft label);
+        from_hard_label: w[y] * H(q, p) (Keras sample_weight = weight[label]; argmax for soft labels).
+    denominator: what `mean` divides by.
+        target_weight: sum of w[y] over non-ignored positions (count when unweighted);
+        label_weight: sum of w . q over positions; valid_count: non-ignored positions;
+        positions: every position N * d1 * ... * dk, ignored ones included.
+    empty_mean: a mean whose denominator is 0 (all ignored, zero weights): 0/0 = NaN, or 0.
+    probabilities: for probability inputs, how log p is formed (renormalise: log(p / sum p);
+        none: log p; renormalise_then_clip: Keras CCE; clip_then_renormalise: Keras SCCE).
+    clip_eps: the clip of the *_clip modes (Keras epsilon).
+    logit_floor: shifted logits x - max(x) are clipped at -logit_floor (paddle CPU: 64), None: exact.
+    ignore_smoothed: whether ignored positions still contribute when smoothing is on.
+    """
+
+    weight_mode: WeightMode = "per_class"
+    denominator: Denominator = "target_weight"
+    empty_mean: EmptyMean = "nan"
+    probabilities: ProbHandling = "renormalise"
+    clip_eps: float = 1e-7
+    logit_floor: float | None = None
+    ignore_smoothed: bool = False
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+TEXTBOOK = Knobs()
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A float64 loss (scalar or per position) and its gradient w.r.t. the predictions."""
+
+    loss: np.ndarray
+    grad: np.ndarray
+
+
+def rounded(case: Case, array: np.ndarray) -> np.ndarray:
+    """`array` rounded to the case's dtype and back, so the model sees what the frameworks see."""
+    if case.dtype == "bfloat16":
+        bits = np.asarray(array, dtype=np.float32).view(np.uint32)
+        bits = ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16 << 16).astype(np.uint32)
+        return bits.view(np.float32).astype(np.float64)
+    return np.asarray(array, dtype=case.dtype).astype(np.float64)
+
+
+def evaluate(case: Case, knobs: Knobs = TEXTBOOK) -> Outcome:
+    """The loss of `case` under `knobs`, in float64."""
+    x = _channels_last(rounded(case, case.predictions))
+    num_classes = x.shape[-1]
+    spatial = x.shape[:-1]
+    flat = x.reshape(-1, num_classes)
+    eps = case.label_smoothing
+    weight = np.ones(num_classes) if case.weight is None else rounded(case, case.weight)
+
+    if case.labels is not None:
+        labels = case.labels.reshape(-1)
+        valid = np.ones(labels.shape, bool) if case.ignore_index is None else labels != case.ignore_index
+        onehot = np.zeros_like(flat)
+        inside = valid & (labels >= 0) & (labels < num_classes)
+        onehot[np.flatnonzero(inside), labels[inside]] = 1.0
+        hard_weight = np.where(inside, weight[np.clip(labels, 0, num_classes - 1)], 0.0)
+    else:
+        onehot = _channels_last(rounded(case, case.soft_labels)).reshape(-1, num_classes)
+        valid = np.ones(onehot.shape[0], bool)
+        hard_weight = weight[onehot.argmax(axis=1)]
+    q = onehot * (1.0 - eps) + eps / num_classes
+    mask = valid.astype(np.float64)
+    if eps > 0 and knobs.ignore_smoothed:
+        mask = np.ones_like(mask)
+
+    if knobs.weight_mode == "per_class":
+        coef = q * weight
+        sample = np.ones(len(q))
+    elif knobs.weight_mode == "from_label":
+        coef = q
+        sample = q @ weight
+    else:
+        coef = q
+        sample = hard_weight
+    coef = coef * (sample * mask)[:, None]
+
+    lp = _log_probs(flat, case.from_logits, knobs)
+    with np.errstate(invalid="ignore", over="ignore"):
+        per_position = np.where(coef != 0, coef * -lp, 0.0).sum(axis=1)
+
+    if case.reduction == "none":
+        scale = np.ones(len(q))
+        loss = per_position.reshape(spatial)
+    else:
+        denom = 1.0
+        if case.reduction == "mean":
+            denom = _denominator(knobs.denominator, mask, hard_weight, q @ weight, case)
+        total = per_position.sum()
+        if denom == 0:
+            loss = np.array(np.nan if knobs.empty_mean == "nan" else 0.0)
+            scale = np.zeros(len(q))
+        else:
+            loss = np.array(total / denom)
+            scale = np.full(len(q), 1.0 / denom)
+    grad = _grad(flat, coef * scale[:, None], case.from_logits, knobs).reshape(x.shape)
+    return Outcome(loss=np.asarray(loss, dtype=np.float64), grad=np.moveaxis(grad, -1, 1))
+
+
+def _channels_last(array: np.ndarray) -> np.ndarray:
+    return np.moveaxis(array, 1, -1)
+
+
+def _denominator(kind: Denominator, mask: np.ndarray, hard_weight: np.ndarray, label_weight: np.ndarray, case: Case) -> float:
+    if kind == "target_weight":
+        return float((hard_weight * mask).sum() if case.labels is not None else len(mask))
+    if kind == "label_weight":
+        return float((label_weight * mask).sum())
+    if kind == "valid_count":
+        return float(mask.sum())
+    return float(len(mask))
+
+
+def _log_probs(flat: np.ndarray, from_logits: bool, knobs: Knobs) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        if from_logits:
+            z = flat - flat.max(axis=1, keepdims=True)
+            if knobs.logit_floor is not None:
+                z = np.maximum(z, -knobs.logit_floor)
+            return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+        p = flat
+        lo, hi = knobs.clip_eps, 1.0 - knobs.clip_eps
+        if knobs.probabilities == "none":
+            return np.log(p)
+        if knobs.probabilities == "renormalise":
+            return np.log(p) - np.log(p.sum(axis=1, keepdims=True))
+        if knobs.probabilities == "renormalise_then_clip":
+            return np.log(np.clip(p / p.sum(axis=1, keepdims=True), lo, hi))
+        c = np.clip(p, lo, hi)
+        return np.log(c) - np.log(c.sum(axis=1, keepdims=True))
+
+
+def _grad(flat: np.ndarray, coef: np.ndarray, from_logits: bool, knobs: Knobs) -> np.ndarray:
+    """d/dpred of sum A * (-lp), for each way lp is formed from the predictions."""
+    total = coef.sum(axis=1, keepdims=True)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        if from_logits:
+            p = np.exp(_log_probs(flat, True, knobs))
+            return p * total - coef
+        p = flat
+        lo, hi = knobs.clip_eps, 1.0 - knobs.clip_eps
+        s = p.sum(axis=1, keepdims=True)
+        own = np.where(coef != 0, -coef / np.where(coef != 0, p, 1.0), 0.0)  # a class with no weight adds 0
+        if knobs.probabilities == "none":
+            return own
+        if knobs.probabilities == "renormalise":
+            return own + total / s
+        if knobs.probabilities == "renormalise_then_clip":
+            r = p / s
+            live = (r > lo) & (r < hi)
+            g_r = np.where(live, -coef / np.where(live, r, 1.0), 0.0)
+            return (g_r - (g_r * r).sum(axis=1, keepdims=True)) / s
+        c = np.clip(p, lo, hi)
+        live = (p > lo) & (p < hi)
+        return np.where(live, -coef / c + total / c.sum(axis=1, keepdims=True), 0.0)

@@ -1,0 +1,99 @@
+"""The worker process: imports one framework, runs its variants on the cases it is sent.
+
+Run as `python -m conformance.worker FRAMEWORK`. Messages are pickled over stdin/stdout; anything the
+framework prints to stdout is moved to stderr so it cannot corrupt the stream. One framework per
+process: `import tensorflow; import paddle` in one process segfaults.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import pickle
+import sys
+import time
+import traceback
+from typing import Any, BinaryIO
+
+import numpy as np
+
+from conformance import adapters
+from conformance.adapters import Unsupported, Variant
+from conformance.cases import Case
+from conformance.reference import evaluate
+
+
+def main(framework: str) -> None:
+    out = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    inp: BinaryIO = sys.stdin.buffer
+    started = time.perf_counter()
+    module = importlib.import_module(adapters.FRAMEWORKS[framework])
+    namespace: dict[str, Any] = {}
+    exec(module.SETUP, namespace)
+    send(out, ("ready", module.version(), time.perf_counter() - started))
+    compiled: dict[str, Any] = {}
+    while True:
+        try:
+            message = pickle.load(inp)
+        except EOFError:
+            return
+        if message is None:
+            return
+        index, case, keys = message
+        results = {
+            v.key: run_variant(v, case, module, namespace, compiled) for v in module.VARIANTS if keys is None or v.key in keys
+        }
+        send(out, ("result", index, results))
+
+
+def send(out: BinaryIO, message: object) -> None:
+    pickle.dump(message, out, protocol=pickle.HIGHEST_PROTOCOL)
+    out.flush()
+
+
+def run_variant(variant: Variant, case: Case, module: Any, namespace: dict[str, Any], compiled: dict[str, Any]) -> dict[str, Any]:
+    """One native call; its outcome as plain data (status ok / unsupported / error)."""
+    result: dict[str, Any] = {"api": variant.api, "status": "ok", "code": None, "message": None, "loss": None, "grad": None}
+    try:
+        body = variant.build(case)
+    except Unsupported as exc:
+        result.update(status="unsupported", message=str(exc))
+        return result
+    result["code"] = f"{module.SETUP}\n\n{adapters.array_source(case)}\n\n{body}\n"
+    code = compiled.get(body)
+    if code is None:
+        code = compiled[body] = compile(body, f"<{variant.key}>", "exec")
+    scope = dict(namespace, case=case, **adapters.arrays(case))
+    started = time.perf_counter()
+    try:
+        exec(code, scope)
+        loss, dtype = module.to_numpy(scope["loss"])
+        grad = scope.get("grad")
+        result["grad"] = None if grad is None else module.to_numpy(grad)[0]
+    except Exception as exc:  # the framework's own error is the finding
+        result.update(status="error", message=_error_message(exc))
+        return result
+    finally:
+        result["seconds"] = time.perf_counter() - started
+    result.update(loss=np.asarray(loss, dtype=np.float64), dtype=dtype)
+    knobs = variant.knobs(case)
+    if knobs is not None:
+        documented = evaluate(case, knobs)
+        result["documented"] = {"knobs": knobs.as_dict(), "loss": documented.loss, "grad": documented.grad}
+    return result
+
+
+def _error_message(exc: BaseException) -> str:
+    text = str(exc).strip()
+    lines = [line for line in text.splitlines() if line.strip()]
+    if len(lines) > 12:
+        text = "\n".join(lines[:4] + ["..."] + lines[-6:])
+    if not text:
+        text = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+    return f"{type(exc).__name__}: {text}"
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
