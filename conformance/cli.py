@@ -13,7 +13,7 @@ from typing import Any
 
 from rich.console import Console
 
-from conformance import adapters, cases, console, html, results, runner
+from conformance import adapters, baseline, cases, console, html, results, runner
 from conformance.errors import CaseError, ConformanceError, UsageError
 
 EXIT_OK, EXIT_VIOLATED, EXIT_USAGE = 0, 1, 2
@@ -28,15 +28,25 @@ def parser() -> argparse.ArgumentParser:
     top = _Parser(prog="conformance", description="Cross-framework conformance suite for classification losses.")
     sub = top.add_subparsers(dest="command", required=True, parser_class=_Parser)
     run = sub.add_parser("run", help="run case files and write results.json and the HTML report")
-    run.add_argument("paths", nargs="*", type=Path, default=[Path("cases")], help="case files or folders (default: cases/)")
+    _selection_options(run)
     run.add_argument("--json", type=Path, default=Path("reports/results.json"), help="default: reports/results.json")
     run.add_argument("--html", type=Path, default=Path("reports/index.html"), help="default: reports/index.html")
-    run.add_argument("--frameworks", default=",".join(adapters.DEFAULT_FRAMEWORKS), help="comma-separated (default: all)")
-    run.add_argument("--only", default=None, help="run exactly these result keys, e.g. torch,paddle,tensorflow")
-    run.add_argument("--timeout", type=float, default=120.0, help="seconds one case may take in a worker (default 120)")
+    run.add_argument("--baseline", type=Path, default=None, help="report every value that moved since this baseline (exit 1 if any)")
+    base = sub.add_parser("baseline", help="save the values of a run as a baseline to commit")
+    base_sub = base.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    save = base_sub.add_parser("save", help="run the cases and save every loss and gradient with the versions")
+    _selection_options(save)
+    save.add_argument("--out", type=Path, default=None, help=f"default: {baseline.FOLDER}/<versions>.json")
     schema = sub.add_parser("schema", help="write the JSON schema of case files")
     schema.add_argument("--out", type=Path, default=Path("cases/schema.json"))
     return top
+
+
+def _selection_options(command: argparse.ArgumentParser) -> None:
+    command.add_argument("paths", nargs="*", type=Path, default=[Path("cases")], help="case files or folders (default: cases/)")
+    command.add_argument("--frameworks", default=",".join(adapters.DEFAULT_FRAMEWORKS), help="comma-separated (default: all)")
+    command.add_argument("--only", default=None, help="run exactly these result keys, e.g. torch,paddle,tensorflow")
+    command.add_argument("--timeout", type=float, default=120.0, help="seconds one case may take in a worker (default 120)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -45,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
         args = parser().parse_args(argv)
         if args.command == "schema":
             return _schema(args.out)
+        if args.command == "baseline":
+            return _save_baseline(args)
         return _run(args)
     except ConformanceError as exc:
         err.print(f"error: {exc}", highlight=False, soft_wrap=True)
@@ -110,20 +122,42 @@ def execute(loaded: list[cases.Case], keys: dict[str, set[str] | None], timeout:
     return results.document(records, versions, extra)
 
 
-def _run(args: argparse.Namespace) -> int:
-    out = Console()
+def _load(args: argparse.Namespace) -> tuple[list[cases.Case], dict[str, set[str] | None]]:
     keys = selection(args.frameworks, args.only)
     loaded = cases.load_paths(args.paths)
     if not loaded:
         raise UsageError(f"no case files (*.yaml) under {', '.join(map(str, args.paths))}")
     check_keys(loaded)
+    return loaded, keys
+
+
+def _run(args: argparse.Namespace) -> int:
+    out = Console()
+    old = baseline.load(args.baseline) if args.baseline else None
+    loaded, keys = _load(args)
     doc = execute(loaded, keys, args.timeout, out)
+    if old is not None:
+        doc["baseline"] = baseline.replay(doc, old, str(args.baseline))
     results.write(args.json, doc)
     html.write(args.html, doc)
     console.print_summary(doc, out, [str(args.json), str(args.html)])
     if doc.get("interrupted"):
         return 130
-    return EXIT_VIOLATED if doc["summary"]["expectations"]["violated"] else EXIT_OK
+    moved = old is not None and baseline.has_changes(doc["baseline"])
+    return EXIT_VIOLATED if doc["summary"]["expectations"]["violated"] or moved else EXIT_OK
+
+
+def _save_baseline(args: argparse.Namespace) -> int:
+    out = Console()
+    loaded, keys = _load(args)
+    doc = execute(loaded, keys, args.timeout, out)
+    if doc.get("interrupted"):
+        return 130
+    path = args.out or baseline.default_path(doc["versions"])
+    baseline.save(doc, path)
+    values = sum(1 for c in doc["cases"] for r in c["results"].values() for k in ("loss", "grad") if r.get(k) is not None)
+    out.print(f"saved {values} values of {len(doc['cases'])} cases ({', '.join(f'{k} {v}' for k, v in doc['versions'].items())}) to {path}", highlight=False)
+    return EXIT_OK
 
 
 if __name__ == "__main__":

@@ -44,5 +44,36 @@ def print_summary(doc: dict[str, Any], console: Console, outputs: list[str]) -> 
         console.print(f"[red]VIOLATED[/red] {text}", highlight=False)
     if len(violated) > MAX_LISTED:
         console.print(f"... and {len(violated) - MAX_LISTED} more (see the report)")
+    if "baseline" in doc:
+        print_baseline(doc["baseline"], console)
     for path in outputs:
         console.print(f"wrote {path}", highlight=False)
+
+
+def print_baseline(report: dict[str, Any], console: Console) -> None:
+    """Per framework, every value that moved since the baseline, old and new versions side by side."""
+    old, new = report["old_versions"], report["new_versions"]
+    names = sorted(set(old) | set(new))
+    steps = ", ".join(f"{n} {old.get(n, '-')} -> {new.get(n, '-')}" for n in names if old.get(n) != new.get(n)) or "same versions"
+    console.print(
+        f"baseline {report['file']} ({steps}): {report['compared']} values compared, "
+        f"{len(report['moved'])} moved beyond tolerance, {report['within_tolerance']} moved within tolerance, "
+        f"{len(report['status_changes'])} status changes",
+        highlight=False,
+    )
+    if not (report["moved"] or report["status_changes"]):
+        return
+    table = Table(title="changed since the baseline")
+    for column in ("case", "result", "what", "old", "new"):
+        table.add_column(column, overflow="fold")
+    rows = report["status_changes"] + report["moved"]
+    for row in rows[:MAX_LISTED]:
+        table.add_row(escape(row["case"]), row["key"], row["what"], escape(_short(row["old"])), escape(_short(row["new"])))
+    console.print(table)
+    if len(rows) > MAX_LISTED:
+        console.print(f"... and {len(rows) - MAX_LISTED} more (see results.json)")
+
+
+def _short(value: Any) -> str:
+    text = str(value)
+    return text if len(text) <= 60 else text[:57] + "..."
