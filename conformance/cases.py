@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
 from conformance import yamlfile
 from conformance.errors import CaseError
@@ -81,6 +81,14 @@ class Expectation(BaseModel):
     groups: list[list[str]] | None = None
     status: dict[str, Literal["ok", "unsupported", "error", "crashed"]] | None = None
 
+    @field_validator("when")
+    @classmethod
+    def _known_when_keys(cls, when: dict[str, Any] | None) -> dict[str, Any] | None:
+        for key in when or {}:
+            if key not in CaseSpec.model_fields or key in ("expect", "matrix"):
+                raise ValueError(_unknown_message(key, [k for k in CaseSpec.model_fields if k not in ("expect", "matrix")]))
+        return when
+
     def matches(self, params: dict[str, Any]) -> bool:
         """A `when` value matches a parameter equal to it, or, given a list, a parameter in that list."""
         for key, wanted in (self.when or {}).items():
@@ -112,17 +120,10 @@ class CaseSpec(BaseModel):
     dtype: Literal["float16", "bfloat16", "float32", "float64"] = "float32"
     tolerance: Tolerance | None = None
     matrix: dict[str, list[Any]] | None = None
-    expect: Annotated[list[Expectation] | None, BeforeValidator(_as_list)] = None
-
-    @model_validator(mode="after")
-    def _one_of_each(self) -> CaseSpec:
-        given = [k for k in ("logits", "probs", "random") if getattr(self, k) is not None]
-        if len(given) != 1:
-            raise ValueError(f"give exactly one of logits, probs, random (got {', '.join(given) or 'none'})")
-        targets = [k for k in ("labels", "soft_labels") if getattr(self, k) is not None]
-        if len(targets) != 1:
-            raise ValueError(f"give exactly one of labels, soft_labels (got {', '.join(targets) or 'none'})")
-        return self
+    expect: Annotated[
+        list[Expectation] | None,
+        BeforeValidator(_as_list, json_schema_input_type=Expectation | list[Expectation] | None),
+    ] = None
 
 
 @dataclass(frozen=True)
@@ -222,10 +223,17 @@ def load_text(text: str, name: str) -> list[Case]:
             seen_ids[base_id] = lines.get(where + ("id",), 0)
         for case in _expand(merged, origin, where, lines, name):
             out.append(case)
-    ids = [c.id for c in out]
-    dupes = sorted({i for i in ids if ids.count(i) > 1})
-    if dupes:
-        raise CaseError(name, f"duplicate expanded case ids: {', '.join(dupes)}")
+    first: dict[str, Case] = {}
+    for case in out:
+        if case.id in first:
+            raise CaseError(
+                name,
+                f"two matrix entries expand to the same case id '{case.id}' (first from line {first[case.id].line}); "
+                "make the matrix values distinct",
+                case.line,
+                "matrix",
+            )
+        first[case.id] = case
     return out
 
 
@@ -233,8 +241,12 @@ def _expand(
     merged: dict[str, Any], origin: dict[str, tuple[Any, ...]], where: tuple[Any, ...], lines: dict, name: str
 ) -> list[Case]:
     matrix = merged.get("matrix")
-    if not isinstance(merged.get("id"), str):
+    if "id" not in merged:
         raise CaseError(name, "each case needs an 'id' (letters, digits, '_', '.', '-')", lines.get(where), "id")
+    if not isinstance(merged["id"], str):
+        raise CaseError(
+            name, f"'id' must be text, got {merged['id']!r} (quote it: id: \"{merged['id']}\")", _line(lines, origin, "id"), "id"
+        )
     if matrix is None:
         return [_build(merged, origin, where, lines, name, {})]
     if not isinstance(matrix, dict) or not matrix:
@@ -297,6 +309,11 @@ def _build(
     def fail(message: str, key: str) -> CaseError:
         return CaseError(name, f"case '{spec.id}{suffix}': {message}", _line(lines, origin, key) or case_line, key)
 
+    for group in (("logits", "probs", "random"), ("labels", "soft_labels")):
+        given = [k for k in group if getattr(spec, k) is not None]
+        if len(given) != 1:
+            raise fail(f"give exactly one of {', '.join(group)} (got {' and '.join(given) or 'none'})", (given or group)[-1])
+
     predictions, from_logits = _predictions(spec, fail)
     labels, soft = _targets(spec, predictions, fail)
     num_classes = predictions.shape[1]
@@ -305,9 +322,9 @@ def _build(
         weight = np.asarray(spec.weight, dtype=np.float64)
         if weight.shape != (num_classes,):
             raise fail(f"weight has {weight.size} entries but the predictions have C={num_classes} classes", "weight")
-    expect = _effective_expectation(spec, entry)
     params = {k: v for k, v in spec.model_dump(exclude_none=True).items() if k not in ("expect", "matrix", "description")}
     params.update({k: v for k, v in varied.items()})
+    expect = _effective_expectation(spec, {**spec.model_dump(exclude={"expect", "matrix"}), **varied})
     return Case(
         id=spec.id + suffix,
         file=name,
@@ -409,12 +426,12 @@ def _targets(spec: CaseSpec, predictions: np.ndarray, fail: Any) -> tuple[np.nda
     return None, arr
 
 
-def _effective_expectation(spec: CaseSpec, entry: dict[str, Any]) -> Expectation | None:
-    """Entries apply in order; a later matching entry overrides the fields it sets."""
+def _effective_expectation(spec: CaseSpec, params: dict[str, Any]) -> Expectation | None:
+    """Entries apply in order; a later matching entry overrides the fields it sets. `when` is matched
+    against the validated parameters, so a key left at its default (reduction: mean) matches too."""
     if spec.expect is None:
         return None
     entries = spec.expect
-    params = {k: v for k, v in entry.items() if k not in ("expect", "matrix")}
     groups, status, matched = None, None, False
     for item in entries:
         if item.matches(params):
@@ -447,10 +464,13 @@ def _from_validation(
     else:
         value = err.get("input")
         shown = "" if isinstance(value, dict) else f" (got {_short(value)})"
-        message = f"{'.'.join(loc) or 'case'}: {err['msg']}{shown}"
+        message = f"{'.'.join(loc) or 'case'}: {err['msg'].removeprefix('Value error, ')}{shown}"
     line = None
     if key is not None and key in origin:
-        path = origin[key] + tuple(int(p) if p.isdigit() else p for p in loc[1:])
+        rest = tuple(int(p) if p.isdigit() else p for p in loc[1:])
+        if key == "expect" and rest[:1] == (0,) and origin[key] + (0,) not in lines:
+            rest = rest[1:]  # `expect:` written as one mapping, validated as a list of one
+        path = origin[key] + rest
         while path and path not in lines:
             path = path[:-1]
         line = lines.get(path)

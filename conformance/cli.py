@@ -44,7 +44,7 @@ def parser() -> argparse.ArgumentParser:
 
 def _selection_options(command: argparse.ArgumentParser) -> None:
     command.add_argument("paths", nargs="*", type=Path, default=[Path("cases")], help="case files or folders (default: cases/)")
-    command.add_argument("--frameworks", default=",".join(adapters.DEFAULT_FRAMEWORKS), help="comma-separated (default: all)")
+    command.add_argument("--frameworks", default=None, help="comma-separated (default: torch,paddle,tensorflow,reference)")
     command.add_argument("--only", default=None, help="run exactly these result keys, e.g. torch,paddle,tensorflow")
     command.add_argument("--timeout", type=float, default=120.0, help="seconds one case may take in a worker (default 120)")
 
@@ -72,20 +72,25 @@ def _schema(out: Path) -> int:
     return EXIT_OK
 
 
-def selection(frameworks: str, only: str | None) -> dict[str, set[str] | None]:
-    """Which keys to run, from --frameworks and --only; unknown names are usage errors."""
+def selection(frameworks: str | None, only: str | None) -> dict[str, set[str] | None]:
+    """Which keys to run. --only names result keys (their frameworks follow); --frameworks, if also
+    given, must contain them. Unknown names are usage errors, never silently ignored."""
     known = adapters.known_keys()
-    chosen = [f.strip() for f in frameworks.split(",") if f.strip()]
+    chosen = [f.strip() for f in (frameworks or ",".join(adapters.DEFAULT_FRAMEWORKS)).split(",") if f.strip()]
+    if not chosen:
+        raise UsageError("--frameworks: name at least one framework")
     for name in chosen:
         if name not in adapters.FRAMEWORKS:
             raise UsageError(f"--frameworks: unknown framework '{name}'{_suggest(name, adapters.FRAMEWORKS)}")
-    keys = [k.strip() for k in only.split(",") if k.strip()] if only else None
-    for key in keys or []:
+    if not only:
+        return runner.plan(chosen, None)
+    keys = [k.strip() for k in only.split(",") if k.strip()]
+    for key in keys:
         if key not in known:
             raise UsageError(f"--only: unknown result key '{key}'{_suggest(key, known)}")
-    if keys:
-        keys = [k for k in keys if adapters.framework_of(k) in chosen or frameworks == ",".join(adapters.DEFAULT_FRAMEWORKS)]
-    return runner.plan(chosen, keys)
+        if frameworks is not None and adapters.framework_of(key) not in chosen:
+            raise UsageError(f"--only names '{key}' but --frameworks {frameworks} does not run {adapters.framework_of(key)}")
+    return runner.plan(sorted({adapters.framework_of(k) for k in keys}), keys)
 
 
 def check_keys(loaded: list[cases.Case]) -> None:

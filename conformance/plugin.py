@@ -25,7 +25,7 @@ RECORD = "conformance_record"
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("conformance", "cross-framework loss conformance")
-    group.addoption("--conformance-frameworks", default=",".join(adapters.DEFAULT_FRAMEWORKS), help="frameworks to run (comma-separated)")
+    group.addoption("--conformance-frameworks", default=None, help="frameworks to run (comma-separated; default all)")
     group.addoption("--conformance-only", default=None, help="run exactly these result keys")
     group.addoption("--conformance-json", default="reports/results.json", help="results.json to write ('' for none)")
     group.addoption("--conformance-html", default="reports/index.html", help="HTML report to write ('' for none)")

@@ -1,0 +1,215 @@
+"""Safe YAML loading with line numbers, duplicate-key rejection, and the YAML 1.1 pitfalls of case files."""
+
+import contextlib
+import textwrap
+
+import pytest
+import yaml
+
+from conformance import cases, yamlfile
+from conformance.errors import CaseError
+
+
+def load(text):
+    return yamlfile.load(textwrap.dedent(text), "y.yaml")
+
+
+def error(text):
+    with pytest.raises(CaseError) as info:
+        load(text)
+    assert info.value.file == "y.yaml"
+    return info.value
+
+
+def test_document_matches_safe_load():
+    text = """\
+        cases:
+          - id: a
+            logits: [[1, 2.5, -3]]
+            labels: [0]
+            description: text
+        """
+    doc, _ = load(text)
+    assert doc == yaml.safe_load(textwrap.dedent(text))
+
+
+def test_lines_are_recorded_for_nested_values():
+    _, lines = load(
+        """\
+        cases:
+          - id: a
+            logits:
+              - [1, 2, 3]
+              - [4, 5, 6]
+            expect:
+              groups: [[torch, paddle], [tensorflow]]
+        """
+    )
+    assert lines[("cases", 0)] == 2
+    assert lines[("cases", 0, "id")] == 2
+    assert lines[("cases", 0, "logits", 0)] == 4
+    assert lines[("cases", 0, "logits", 1, 2)] == 5
+    assert lines[("cases", 0, "expect", "groups", 1, 0)] == 7
+
+
+def test_empty_document_is_none():
+    assert yamlfile.load("", "y.yaml") == (None, {})
+
+
+def test_duplicate_key_is_rejected_naming_the_key_and_its_second_line():
+    err = error(
+        """\
+        cases:
+          - id: a
+            weight: [1, 2]
+            id: b
+        """
+    )
+    assert (err.line, err.key) == (4, "id")
+    assert "duplicate key 'id'" in err.message
+
+
+def test_duplicate_top_level_key_is_rejected():
+    err = error(
+        """\
+        cases:
+          - id: a
+        cases:
+          - id: b
+        """
+    )
+    assert (err.line, err.key) == (3, "cases")
+
+
+def test_duplicate_key_is_rejected_through_the_case_loader():
+    with pytest.raises(CaseError) as info:
+        cases.load_text("cases:\n  - id: a\n    labels: [0]\n    labels: [1]\n", "x.yaml")
+    assert (info.value.file, info.value.line, info.value.key) == ("x.yaml", 4, "labels")
+
+
+@pytest.mark.parametrize(
+    "tagged",
+    ["!!python/object/apply:os.system 'echo hi'", "!!python/name:os.system ''"],
+    ids=["apply-scalar", "name"],
+)
+def test_python_tags_on_scalars_are_rejected_with_the_line(tagged):
+    err = error(f"a: 1\nb: {tagged}\n")
+    assert err.line == 2
+    assert "python/" in err.message
+
+
+def test_python_tags_never_run_code(tmp_path):
+    marker = tmp_path / "ran"
+    with contextlib.suppress(CaseError):
+        yamlfile.load(f"a: !!python/object/apply:os.system ['touch {marker}']\n", "y.yaml")
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize(
+    "tagged",
+    ["!!python/object/apply:os.system ['echo hi']", "!!python/object:collections.OrderedDict {}"],
+    ids=["apply-sequence", "object-mapping"],
+)
+def test_python_tags_on_collections_are_rejected(tagged):
+    err = error(f"a: 1\nb: {tagged}\n")
+    assert err.line == 2
+
+
+@pytest.mark.parametrize(
+    "text, line",
+    [("a: 1\nb: [1, 2\nc: 3\n", 3), ("a: 1\n  b: 2\n", 2), ("a: 1\n---\nb: 2\n", 2)],
+    ids=["unclosed-flow", "bad-indent", "two-documents"],
+)
+def test_invalid_yaml_is_reported_with_its_line(text, line):
+    err = error(text)
+    assert err.line == line
+    assert err.message.startswith("not valid YAML:")
+
+
+def test_non_scalar_mapping_key_is_rejected():
+    err = error("? [a, b]\n: 1\n")
+    assert err.line == 1
+    assert "plain scalar" in err.message
+
+
+def test_recursive_alias_is_a_case_error():
+    error("cases: &loop\n  - *loop\n")
+
+
+def test_merge_keys_load_like_safe_load():
+    text = """\
+        cases:
+          - &base
+            id: a
+            logits: [[1, 2, 3]]
+            labels: [0]
+          - <<: *base
+            id: b
+        """
+    doc, _ = load(text)
+    assert doc == yaml.safe_load(textwrap.dedent(text))
+
+
+# ---------------------------------------------------------------- YAML 1.1 pitfalls
+
+
+def test_exponent_without_a_dot_is_a_string_in_yaml_1_1():
+    doc, _ = yamlfile.load("a: 1e-5\nb: 1.0e-5\n", "y.yaml")
+    assert doc == {"a": "1e-5", "b": 1e-5}
+
+
+def test_exponent_strings_are_accepted_where_numbers_are_expected():
+    (case,) = cases.load_text(
+        textwrap.dedent(
+            """\
+            cases:
+              - id: a
+                logits: [[1e-5, 2, 3]]
+                labels: [0]
+                weight: [1e-1, 1, 1]
+                label_smoothing: 1e-5
+                tolerance: {rtol: 1e-5, atol: 1e-7}
+            """
+        ),
+        "x.yaml",
+    )
+    assert case.predictions[0, 0] == 1e-5
+    assert case.weight[0] == 0.1
+    assert case.label_smoothing == 1e-5
+    assert case.tolerance == {"rtol": 1e-5, "atol": 1e-7}
+
+
+def case_error(line):
+    """The CaseError of a one-case file whose fifth line is `line`."""
+    with pytest.raises(CaseError) as info:
+        cases.load_text(f"cases:\n  - id: a\n    logits: [[1, 2, 3]]\n    labels: [0]\n    {line}\n", "x.yaml")
+    return info.value
+
+
+def test_word_that_is_not_a_number_is_rejected():
+    err = case_error("label_smoothing: small")
+    assert (err.line, err.key) == (5, "label_smoothing")
+    assert "'small'" in err.message
+
+
+@pytest.mark.parametrize(
+    "line, key",
+    [
+        ("label_smoothing: no", "label_smoothing"),
+        ("weight: [1, off, 3]", "weight.1"),
+        ("tolerance: {rtol: yes}", "tolerance.rtol"),
+    ],
+    ids=["scalar", "in-list", "nested"],
+)
+def test_yes_no_on_off_where_a_number_is_expected_is_rejected_as_a_boolean(line, key):
+    err = case_error(line)
+    assert (err.line, err.key) == (5, key)
+    assert "boolean" in err.message
+    assert "no/off/yes/on" in err.message
+
+
+def test_boolean_inside_logits_is_rejected():
+    with pytest.raises(CaseError) as info:
+        cases.load_text("cases:\n  - id: a\n    logits: [[1, no, 3]]\n    labels: [0]\n", "x.yaml")
+    assert (info.value.line, info.value.key) == (3, "logits")
+    assert "boolean" in info.value.message
