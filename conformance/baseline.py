@@ -105,3 +105,34 @@ def replay(doc: dict[str, Any], old: dict[str, Any], source: str) -> dict[str, A
 
 def has_changes(report: dict[str, Any]) -> bool:
     return bool(report["moved"] or report["status_changes"])
+
+
+def table(reports: list[tuple[str, dict[str, Any]]]) -> str:
+    """A Markdown table of version steps (one row per replayed baseline), then one line per change:
+    the result key, what changed and the cases that show it."""
+    rows = [
+        "| step | old versions | new versions | values compared | moved beyond tolerance | moved within tolerance | status changes |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    changes: list[str] = []
+    for name, report in reports:
+        old, new = report["old_versions"], report["new_versions"]
+        rows.append(
+            f"| {name} | {_versions(old)} | {_versions({k: new[k] for k in new if k in old})} | {report['compared']} "
+            f"| {len(report['moved'])} | {report['within_tolerance']} | {len(report['status_changes'])} |"
+        )
+        grouped: dict[tuple[str, str, str], list[str]] = {}
+        for row in report["status_changes"]:
+            grouped.setdefault((row["key"], row["what"], f"{row['old']} -> {row['new']}"), []).append(row["case"])
+        for row in report["moved"]:
+            grouped.setdefault((row["key"], row["what"], "moved"), []).append(row["case"])
+        for (key, what, how), names in grouped.items():
+            shown = ", ".join(names[:6]) + (f", ... ({len(names)} cases)" if len(names) > 6 else "")
+            changes.append(f"- {name}: `{key}` {what} {how}: {shown}")
+    if not changes:
+        changes.append("- nothing moved in any step")
+    return "\n".join(rows + [""] + changes)
+
+
+def _versions(versions: dict[str, str]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in versions.items() if k != "numpy")

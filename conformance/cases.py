@@ -22,7 +22,10 @@ from conformance.errors import CaseError
 
 ID_PATTERN = r"^[A-Za-z0-9_.-]+$"
 DTYPES = ("float16", "bfloat16", "float32", "float64")
-REDUCTIONS = ("none", "mean", "sum")
+LOSSES = ("softmax_cross_entropy", "binary_cross_entropy")
+# none/mean/sum: each framework's own; the others are framework-specific reductions made explicit, run
+# natively where a framework has them and through the idiomatic reduction='none' recipe elsewhere.
+REDUCTIONS = ("none", "mean", "sum", "sum_over_batch_size", "mean_with_sample_weight", "sum_by_nonzero_weights")
 STATUSES = ("ok", "unsupported", "error", "crashed")
 
 
@@ -65,7 +68,7 @@ class RandomSpec(BaseModel):
     """Generated logits: standard normal times `scale`, reproducible from `seed`."""
 
     model_config = ConfigDict(extra="forbid")
-    shape: list[Integer] = Field(min_length=2)
+    shape: list[Integer] = Field(min_length=1)
     seed: Integer = 0
     scale: Number = 1.0
 
@@ -107,16 +110,20 @@ class CaseSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
     id: str = Field(pattern=ID_PATTERN)
     description: str | None = None
-    loss: Literal["softmax_cross_entropy"] = "softmax_cross_entropy"
+    loss: Literal["softmax_cross_entropy", "binary_cross_entropy"] = "softmax_cross_entropy"
     logits: list[Any] | None = None
     probs: list[Any] | None = None
     random: RandomSpec | None = None
     labels: list[Any] | Literal["random"] | None = None
     soft_labels: list[Any] | Literal["random"] | None = None
-    weight: list[Number] | None = None
+    weight: list[Any] | None = None
+    pos_weight: list[Any] | None = None
+    sample_weight: list[Number] | None = None
     label_smoothing: Number = Field(default=0.0, ge=0.0, lt=1.0)
     ignore_index: Integer | None = None
-    reduction: Literal["none", "mean", "sum"] = "mean"
+    reduction: Literal[
+        "none", "mean", "sum", "sum_over_batch_size", "mean_with_sample_weight", "sum_by_nonzero_weights"
+    ] = "mean"
     dtype: Literal["float16", "bfloat16", "float32", "float64"] = "float32"
     tolerance: Tolerance | None = None
     matrix: dict[str, list[Any]] | None = None
@@ -151,10 +158,23 @@ class Case:
     tolerance: dict[str, float] = field(default_factory=dict)
     expect: Expectation | None = None
     description: str | None = None
+    pos_weight: np.ndarray | None = None
+    sample_weight: np.ndarray | None = None
 
     @property
     def num_classes(self) -> int:
+        """C: the class axis 1 for softmax cross-entropy; the last axis for binary cross-entropy."""
+        if self.binary:
+            return int(self.predictions.shape[-1]) if self.predictions.ndim else 1
         return int(self.predictions.shape[1])
+
+    @property
+    def binary(self) -> bool:
+        return self.loss == "binary_cross_entropy"
+
+    @property
+    def targets(self) -> np.ndarray:
+        return self.labels if self.labels is not None else self.soft_labels  # type: ignore[return-value]
 
     @property
     def nodeid(self) -> str:
@@ -314,14 +334,17 @@ def _build(
         if len(given) != 1:
             raise fail(f"give exactly one of {', '.join(group)} (got {' and '.join(given) or 'none'})", (given or group)[-1])
 
-    predictions, from_logits = _predictions(spec, fail)
-    labels, soft = _targets(spec, predictions, fail)
-    num_classes = predictions.shape[1]
-    weight = None
-    if spec.weight is not None:
-        weight = np.asarray(spec.weight, dtype=np.float64)
-        if weight.shape != (num_classes,):
-            raise fail(f"weight has {weight.size} entries but the predictions have C={num_classes} classes", "weight")
+    binary = spec.loss == "binary_cross_entropy"
+    predictions, from_logits = _predictions(spec, fail, binary)
+    labels, soft = (_binary_targets if binary else _targets)(spec, predictions, fail)
+    weight, pos_weight = _weights(spec, predictions, fail, binary)
+    sample_weight = None
+    if spec.sample_weight is not None:
+        sample_weight = np.asarray(spec.sample_weight, dtype=np.float64)
+        if sample_weight.shape != predictions.shape[:1]:
+            raise fail(f"sample_weight has {sample_weight.size} entries, one per sample is {predictions.shape[0]}", "sample_weight")
+        if np.any(sample_weight < 0) or not np.all(np.isfinite(sample_weight)):
+            raise fail("sample_weight must be finite and >= 0", "sample_weight")
     params = {k: v for k, v in spec.model_dump(exclude_none=True).items() if k not in ("expect", "matrix", "description")}
     params.update({k: v for k, v in varied.items()})
     expect = _effective_expectation(spec, {**spec.model_dump(exclude={"expect", "matrix"}), **varied})
@@ -336,6 +359,8 @@ def _build(
         labels=labels,
         soft_labels=soft,
         weight=weight,
+        pos_weight=pos_weight,
+        sample_weight=sample_weight,
         label_smoothing=float(spec.label_smoothing),
         ignore_index=spec.ignore_index,
         reduction=spec.reduction,
@@ -362,22 +387,76 @@ def _flat(value: list[Any]) -> bool:
     return all(not isinstance(v, list) for v in value)
 
 
-def _predictions(spec: CaseSpec, fail: Any) -> tuple[np.ndarray, bool]:
+def _predictions(spec: CaseSpec, fail: Any, binary: bool) -> tuple[np.ndarray, bool]:
     if spec.random is not None:
         rng = np.random.default_rng(spec.random.seed)
         shape = tuple(spec.random.shape)
-        if any(s < 0 for s in shape) or shape[1] < 1:
+        if any(s < 0 for s in shape) or not binary and (len(shape) < 2 or shape[1] < 1):
             raise fail(f"random.shape {list(shape)} must be (N, C, d1, ...) with C >= 1", "random")
         return rng.standard_normal(shape) * spec.random.scale, True
     key = "logits" if spec.logits is not None else "probs"
     arr = _array(_deep_numbers(getattr(spec, key), fail, key), key, fail, key)
+    if key == "probs" and np.any((arr < 0) | (arr > 1)):
+        raise fail("probs must lie in [0, 1]", key)
+    if binary:
+        if arr.ndim < 1:
+            raise fail(f"{key} must be an array (any shape) for binary_cross_entropy", key)
+        return arr, key == "logits"
     if arr.ndim < 2:
         raise fail(f"{key} must be (N, C) or (N, C, d1, ..., dk), class axis 1; got shape {list(arr.shape)}", key)
     if arr.shape[1] < 1:
         raise fail(f"{key} must have at least one class", key)
-    if key == "probs" and np.any((arr < 0) | (arr > 1)):
-        raise fail("probs must lie in [0, 1]", key)
     return arr, key == "logits"
+
+
+def _binary_targets(spec: CaseSpec, predictions: np.ndarray, fail: Any) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Binary targets have the predictions' shape: 0/1 `labels` or soft `soft_labels` in [0, 1]."""
+    if spec.ignore_index is not None:
+        raise fail("binary_cross_entropy has no ignore_index (use a zero weight)", "ignore_index")
+    seed = spec.random.seed if spec.random else 0
+    key = "labels" if spec.labels is not None else "soft_labels"
+    value = getattr(spec, key)
+    if value == "random":
+        rng = np.random.default_rng(seed + 1)
+        drawn = rng.integers(0, 2, predictions.shape).astype(np.float64) if key == "labels" else rng.random(predictions.shape)
+        return (drawn, None) if key == "labels" else (None, drawn)
+    arr = _array(_deep_numbers(value, fail, key), key, fail, key)
+    if arr.shape != predictions.shape:
+        raise fail(f"{key} have shape {list(arr.shape)}, expected the predictions' {list(predictions.shape)}", key)
+    if key == "labels" and not np.all((arr == 0) | (arr == 1)):
+        raise fail("binary labels must be 0 or 1 (give soft_labels for values in between)", key)
+    if not np.all((arr >= 0) & (arr <= 1)):
+        raise fail("soft_labels must lie in [0, 1]", key)
+    return (arr, None) if key == "labels" else (None, arr)
+
+
+def _weights(spec: CaseSpec, predictions: np.ndarray, fail: Any, binary: bool) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Class weights (C,) for softmax cross-entropy; for binary, `weight` and `pos_weight` broadcast
+    against the predictions (pos_weight usually one per class, the last axis)."""
+    out: list[np.ndarray | None] = []
+    for key in ("weight", "pos_weight"):
+        raw = getattr(spec, key)
+        if raw is None:
+            out.append(None)
+            continue
+        if key == "pos_weight" and not binary:
+            raise fail("pos_weight is for binary_cross_entropy; softmax cross-entropy takes class `weight`", key)
+        arr = _array(_deep_numbers(raw, fail, key), key, fail, key)
+        if not np.all(np.isfinite(arr)):
+            raise fail(f"{key} must be finite", key)
+        if not binary:
+            num_classes = predictions.shape[1]
+            if arr.shape != (num_classes,):
+                raise fail(f"weight has {arr.size} entries but the predictions have C={num_classes} classes", key)
+        else:
+            try:
+                shape = np.broadcast_shapes(arr.shape, predictions.shape)
+            except ValueError:
+                shape = None
+            if shape != predictions.shape:
+                raise fail(f"{key} of shape {list(arr.shape)} does not broadcast to the predictions' {list(predictions.shape)}", key)
+        out.append(arr)
+    return out[0], out[1]
 
 
 def _deep_numbers(value: Any, fail: Any, key: str) -> Any:

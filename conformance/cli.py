@@ -37,6 +37,8 @@ def parser() -> argparse.ArgumentParser:
     save = base_sub.add_parser("save", help="run the cases and save every loss and gradient with the versions")
     _selection_options(save)
     save.add_argument("--out", type=Path, default=None, help=f"default: {baseline.FOLDER}/<versions>.json")
+    steps = base_sub.add_parser("table", help="print the Markdown table of replayed baselines (results.json files of runs with --baseline)")
+    steps.add_argument("results", nargs="+", type=Path)
     schema = sub.add_parser("schema", help="write the JSON schema of case files")
     schema.add_argument("--out", type=Path, default=Path("cases/schema.json"))
     return top
@@ -55,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
         args = parser().parse_args(argv)
         if args.command == "schema":
             return _schema(args.out)
+        if args.command == "baseline" and args.action == "table":
+            return _baseline_table(args.results)
         if args.command == "baseline":
             return _save_baseline(args)
         return _run(args)
@@ -150,6 +154,17 @@ def _run(args: argparse.Namespace) -> int:
         return 130
     moved = old is not None and baseline.has_changes(doc["baseline"])
     return EXIT_VIOLATED if doc["summary"]["expectations"]["violated"] or moved else EXIT_OK
+
+
+def _baseline_table(paths: list[Path]) -> int:
+    reports = []
+    for path in paths:
+        doc = results.read(path) if path.is_file() else None
+        if doc is None or "baseline" not in doc:
+            raise UsageError(f"{path}: not a results.json of a run with --baseline")
+        reports.append((path.stem, doc["baseline"]))
+    print(baseline.table(reports))
+    return EXIT_OK
 
 
 def _save_baseline(args: argparse.Namespace) -> int:

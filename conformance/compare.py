@@ -59,7 +59,7 @@ def difference(a: Any, b: Any, rtol: float, atol: float) -> Difference:
         gap = np.where(settled, 0.0, np.abs(x - y))
         gap = np.where(np.isnan(gap), np.inf, gap)
         scale = np.maximum(np.abs(x), np.abs(y))
-        rel = np.where(gap == 0, 0.0, gap / np.where(scale == 0, 1.0, scale))
+        rel = np.where(gap == 0, 0.0, np.where(np.isinf(gap), np.inf, gap / np.where(scale == 0, 1.0, scale)))
     ok = bool(np.all(gap <= atol + rtol * np.where(np.isfinite(scale), scale, 0.0)))
     return Difference(float(gap.max()), float(rel.max()), ok)
 

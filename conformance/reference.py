@@ -20,9 +20,9 @@ import numpy as np
 from conformance.cases import Case
 
 WeightMode = Literal["per_class", "from_label", "from_hard_label"]
-Denominator = Literal["target_weight", "label_weight", "valid_count", "positions"]
+Denominator = Literal["target_weight", "label_weight", "valid_count", "positions", "applied_weight", "nonzero_weight"]
 EmptyMean = Literal["nan", "zero"]
-ProbHandling = Literal["renormalise", "none", "renormalise_then_clip", "clip_then_renormalise"]
+ProbHandling = Literal["renormalise", "none", "renormalise_then_clip", "clip_then_renormalise", "clip"]
 
 
 @dataclass(frozen=True)
@@ -36,13 +36,19 @@ class Knobs:
     denominator: what `mean` divides by.
         target_weight: sum of w[y] over non-ignored positions (count when unweighted);
         label_weight: sum of w . q over positions; valid_count: non-ignored positions;
-        positions: every position N * d1 * ... * dk, ignored ones included.
+        positions: every position N * d1 * ... * dk, ignored ones included (Keras: every per-sample value);
+        applied_weight: sum of the weights applied per position (sample weights, and class weights where
+        they are passed as sample weights), non-ignored only; nonzero_weight: how many of those are != 0.
     empty_mean: a mean whose denominator is 0 (all ignored, zero weights): 0/0 = NaN, or 0.
     probabilities: for probability inputs, how log p is formed (renormalise: log(p / sum p);
-        none: log p; renormalise_then_clip: Keras CCE; clip_then_renormalise: Keras SCCE).
-    clip_eps: the clip of the *_clip modes (Keras epsilon).
+        none: log p; renormalise_then_clip: Keras CCE; clip_then_renormalise: Keras SCCE;
+        clip: Keras BCE, p clipped to [eps, 1-eps]).
+    clip_eps: the clip of the *clip* modes (Keras epsilon).
     logit_floor: shifted logits x - max(x) are clipped at -logit_floor (paddle CPU: 64), None: exact.
     ignore_smoothed: whether ignored positions still contribute when smoothing is on.
+    log_clamp: binary cross-entropy on probabilities clamps each log at -log_clamp (torch, paddle: 100).
+    last_axis_mean: binary cross-entropy averages the last axis into one value per sample before
+        weighting and reducing (Keras), instead of reducing elements directly.
     """
 
     weight_mode: WeightMode = "per_class"
@@ -52,12 +58,21 @@ class Knobs:
     clip_eps: float = 1e-7
     logit_floor: float | None = None
     ignore_smoothed: bool = False
+    log_clamp: float | None = None
+    last_axis_mean: bool = False
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
 
 
 TEXTBOOK = Knobs()
+
+
+def textbook(case: Case) -> Knobs:
+    """The textbook point for a case: class weight per class, mean / sum of target weights for class
+    indices, / positions for probability targets, per-sample weights or binary targets (no clamp)."""
+    own: Denominator = "target_weight" if case.labels is not None and not case.binary and case.sample_weight is None else "positions"
+    return Knobs(denominator=mean_denominator(case, own))
 
 
 @dataclass(frozen=True)
@@ -77,8 +92,19 @@ def rounded(case: Case, array: np.ndarray) -> np.ndarray:
     return np.asarray(array, dtype=case.dtype).astype(np.float64)
 
 
+def mean_denominator(case: Case, own_mean: Denominator) -> Denominator:
+    """The denominator for the case's reduction: the framework's own `mean`, or an explicit one."""
+    return {
+        "sum_over_batch_size": "positions",
+        "mean_with_sample_weight": "applied_weight",
+        "sum_by_nonzero_weights": "nonzero_weight",
+    }.get(case.reduction, own_mean)  # type: ignore[return-value]
+
+
 def evaluate(case: Case, knobs: Knobs = TEXTBOOK) -> Outcome:
     """The loss of `case` under `knobs`, in float64."""
+    if case.binary:
+        return _binary(case, knobs)
     x = _channels_last(rounded(case, case.predictions))
     num_classes = x.shape[-1]
     spatial = x.shape[:-1]
@@ -111,7 +137,9 @@ def evaluate(case: Case, knobs: Knobs = TEXTBOOK) -> Outcome:
     else:
         coef = q
         sample = hard_weight
-    coef = coef * (sample * mask)[:, None]
+    per_sample = _per_position(case, len(q))
+    applied = mask * per_sample * (hard_weight if knobs.weight_mode == "from_hard_label" else 1.0)
+    coef = coef * (sample * mask * per_sample)[:, None]
 
     lp = _log_probs(flat, case.from_logits, knobs)
     with np.errstate(invalid="ignore", over="ignore"):
@@ -122,24 +150,40 @@ def evaluate(case: Case, knobs: Knobs = TEXTBOOK) -> Outcome:
         loss = per_position.reshape(spatial)
     else:
         denom = 1.0
-        if case.reduction == "mean":
-            denom = _denominator(knobs.denominator, mask, hard_weight, q @ weight, case)
-        total = per_position.sum()
-        if denom == 0:
-            loss = np.array(np.nan if knobs.empty_mean == "nan" else 0.0)
-            scale = np.zeros(len(q))
-        else:
-            loss = np.array(total / denom)
-            scale = np.full(len(q), 1.0 / denom)
+        if case.reduction != "sum":
+            denom = _denominator(knobs.denominator, mask, hard_weight, q @ weight, applied, case)
+        loss, factor = _reduce(per_position.sum(), denom, knobs)
+        scale = np.full(len(q), factor)
     grad = _grad(flat, coef * scale[:, None], case.from_logits, knobs).reshape(x.shape)
     return Outcome(loss=np.asarray(loss, dtype=np.float64), grad=np.moveaxis(grad, -1, 1))
+
+
+def _reduce(total: float, denom: float, knobs: Knobs) -> tuple[np.ndarray, float]:
+    """A mean-like reduction and the factor its gradient carries; 0/0 follows `empty_mean`."""
+    if denom == 0:
+        return np.array(np.nan if knobs.empty_mean == "nan" else 0.0), 0.0
+    return np.array(total / denom), 1.0 / denom
+
+
+def _per_position(case: Case, positions: int) -> np.ndarray:
+    """The per-sample weight of each position (a sample's weight applies to all its positions)."""
+    if case.sample_weight is None:
+        return np.ones(positions)
+    weights = rounded(case, case.sample_weight)
+    return np.repeat(weights, positions // max(len(weights), 1)) if len(weights) else np.ones(positions)
 
 
 def _channels_last(array: np.ndarray) -> np.ndarray:
     return np.moveaxis(array, 1, -1)
 
 
-def _denominator(kind: Denominator, mask: np.ndarray, hard_weight: np.ndarray, label_weight: np.ndarray, case: Case) -> float:
+def _denominator(
+    kind: Denominator, mask: np.ndarray, hard_weight: np.ndarray, label_weight: np.ndarray, applied: np.ndarray, case: Case
+) -> float:
+    if kind == "applied_weight":
+        return float(applied.sum())
+    if kind == "nonzero_weight":
+        return float(np.count_nonzero(applied))
     if kind == "target_weight":
         return float((hard_weight * mask).sum() if case.labels is not None else len(mask))
     if kind == "label_weight":
@@ -191,3 +235,64 @@ def _grad(flat: np.ndarray, coef: np.ndarray, from_logits: bool, knobs: Knobs) -
         c = np.clip(p, lo, hi)
         live = (p > lo) & (p < hi)
         return np.where(live, -coef / c + total / c.sum(axis=1, keepdims=True), 0.0)
+
+
+def _binary(case: Case, knobs: Knobs) -> Outcome:
+    """Binary cross-entropy, elementwise, with pos_weight, element and sample weights.
+
+    Targets are smoothed towards 0.5 (z = y(1-eps) + eps/2: Keras natively, a target transform elsewhere).
+    """
+    x = rounded(case, case.predictions)
+    eps = case.label_smoothing
+    z = rounded(case, case.targets) * (1.0 - eps) + 0.5 * eps
+    pos = np.ones_like(x) if case.pos_weight is None else np.broadcast_to(rounded(case, case.pos_weight), x.shape)
+    weight = np.ones_like(x) if case.weight is None else np.broadcast_to(rounded(case, case.weight), x.shape)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        if case.from_logits:
+            scale_pos = 1.0 + (pos - 1.0) * z
+            softplus = np.log1p(np.exp(-np.abs(x))) + np.maximum(-x, 0.0)
+            element = (1.0 - z) * x + scale_pos * softplus
+            d_element = scale_pos / (1.0 + np.exp(-x)) - pos * z
+        elif knobs.probabilities == "clip":
+            lo, hi = knobs.clip_eps, 1.0 - knobs.clip_eps
+            p = np.clip(x, lo, hi)
+            live = (x > lo) & (x < hi)
+            element = -(pos * z * np.log(p) + (1.0 - z) * np.log(1.0 - p))
+            d_element = np.where(live, -pos * z / p + (1.0 - z) / (1.0 - p), 0.0)
+        else:
+            clamp = np.inf if knobs.log_clamp is None else knobs.log_clamp
+            element = -(pos * z * np.maximum(np.log(x), -clamp) + (1.0 - z) * np.maximum(np.log(1.0 - x), -clamp))
+            d_element = (pos * z * (x - 1.0) + (1.0 - z) * x) / np.maximum(x * (1.0 - x), 1e-12)
+    element = element * weight
+    d_element = d_element * weight
+    sw = None if case.sample_weight is None else rounded(case, case.sample_weight)
+    if knobs.last_axis_mean:
+        values = element.mean(axis=-1)
+        d_values = d_element / max(x.shape[-1], 1)
+        sample = _batch_aligned(sw, values.shape)
+        d_sample = sample[..., None]
+    else:
+        values, d_values = element, d_element
+        sample = d_sample = _batch_aligned(sw, x.shape)
+    values = values * sample
+    applied = sample
+    if case.reduction == "none":
+        return Outcome(loss=np.asarray(values, dtype=np.float64), grad=np.asarray(d_values * d_sample))
+    denom = 1.0
+    if case.reduction != "sum":
+        kind = knobs.denominator
+        denom = {
+            "applied_weight": float(np.sum(applied)),
+            "nonzero_weight": float(np.count_nonzero(applied)),
+        }.get(kind, float(np.size(values)))
+    loss, factor = _reduce(float(np.sum(values)), denom, knobs)
+    return Outcome(loss=loss, grad=np.asarray(d_values * d_sample * factor))
+
+
+def _batch_aligned(weights: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray:
+    """Per-sample weights (N,) spread over an array of `shape` whose first axis is the batch."""
+    if weights is None:
+        return np.ones(shape)
+    if not shape:
+        raise ValueError("per-sample weights need a batch axis")
+    return np.broadcast_to(weights.reshape((-1,) + (1,) * (len(shape) - 1)), shape)

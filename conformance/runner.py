@@ -104,7 +104,7 @@ def _drive(
             reason = f"the {framework} worker did not start: {worker.failure(START_TIMEOUT)}"
             worker.stop()
             for rest in range(index, len(cases)):
-                emit((framework, rest, {v.key: _crashed(v.api, reason) for v in variants}))
+                emit((framework, rest, {v.key: _crashed(v.api, reason) for v in adapters.for_case(variants, cases[rest])}))
             return
         stats.versions.update(ready[1])
         stats.startup_seconds.append(ready[2])
@@ -114,7 +114,7 @@ def _drive(
                 answer = worker.receive(timeout)
                 if answer is None:
                     reason = f"the {framework} worker {worker.failure(timeout)} while running this case"
-                    emit((framework, index, {v.key: _crashed(v.api, reason) for v in variants}))
+                    emit((framework, index, {v.key: _crashed(v.api, reason) for v in adapters.for_case(variants, cases[index])}))
                     index += 1
                     stats.restarts += 1
                     break

@@ -43,7 +43,9 @@ def main(framework: str) -> None:
             return
         index, case, keys = message
         results = {
-            v.key: run_variant(v, case, module, namespace, compiled) for v in module.VARIANTS if keys is None or v.key in keys
+            v.key: run_variant(v, case, module, namespace, compiled)
+            for v in adapters.for_case(module.VARIANTS, case)
+            if keys is None or v.key in keys
         }
         send(out, ("result", index, results))
 

@@ -15,6 +15,7 @@ import itertools
 import json
 import math
 from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -62,6 +63,17 @@ def random_labels(shape: tuple[int, ...], num_classes: int, seed: int, ignore: i
 
 
 # ---------------------------------------------------------------- independent loops
+
+
+def as_seen(case):
+    """The case with its float arrays rounded to the case's dtype (float16/32/64), as a framework sees them."""
+
+    def cast(array):
+        return None if array is None else np.asarray(array, dtype=case.dtype).astype(np.float64)
+
+    return replace(
+        case, predictions=cast(case.predictions), soft_labels=cast(case.soft_labels), weight=cast(case.weight)
+    )
 
 
 def label_positions(case) -> list[tuple[int, ...]]:
@@ -167,6 +179,7 @@ def torch_formula(case, log_probs: Callable = lp_logits) -> np.ndarray:
     """torch.nn.CrossEntropyLoss docs: l_n = sum_c w_c q_nc (-lp_nc), 0 where ignored; mean divides by
     sum of w[y_n] over non-ignored positions (index targets) or by the number of positions
     (probability targets); 0/0 is NaN."""
+    case = as_seen(case)
     w = case.weight if case.weight is not None else np.ones(case.num_classes)
     losses, denominator = {}, 0.0
     for pos in label_positions(case):
@@ -184,6 +197,7 @@ def paddle_formula(case, log_probs: Callable = lp_logits_floor) -> np.ndarray:
     """paddle.nn.CrossEntropyLoss docs/source: l_n = H(q_n, p_n) * (w . q_n), 0 where ignored; mean
     divides by sum of w . q_n over non-ignored positions when weighted; unweighted by the non-ignored
     count when ignore_index >= 0 (hard labels), else by every position; 0/0 is 0."""
+    case = as_seen(case)
     w = case.weight if case.weight is not None else np.ones(case.num_classes)
     losses, label_weight, valid = {}, 0.0, 0
     for pos in label_positions(case):
@@ -210,6 +224,7 @@ def keras_formula(case, log_probs: Callable = lp_logits) -> np.ndarray:
     """Keras with sample_weight = w[y] (class_weight): l_n = w[y_n] * H(q_n, p_n), 0 where ignored;
     sum_over_batch_size divides by the number of positions, or by the unmasked ones with
     SparseCategoricalCrossentropy(ignore_class); 0/0 is 0."""
+    case = as_seen(case)
     w = case.weight if case.weight is not None else np.ones(case.num_classes)
     losses, valid = {}, 0
     for pos in label_positions(case):
@@ -226,28 +241,24 @@ def keras_formula(case, log_probs: Callable = lp_logits) -> np.ndarray:
     return reduce_losses(case, losses, denominator, 0.0)
 
 
-def finite_difference(case, formula: Callable, **kw: object) -> np.ndarray:
-    """Central difference of sum(formula(case)) w.r.t. each prediction entry (float64).
+def finite_difference(case, formula: Callable, tiny_step: float = 1e-6, **kw: object) -> np.ndarray:
+    """Central difference of sum(formula(case)) w.r.t. each prediction entry (float64 cases).
 
-    Logits use h = 1e-6; probability entries below 1e-3 use a step small enough not to cross
-    the 1e-7 clip (h = 1e-9), so the point stays smooth."""
+    h = 1e-6, except for probability entries below 1e-3, which use `tiny_step` (chosen by the caller so
+    the step neither leaves a clip region nor outruns a steep -q/p)."""
     x = case.predictions
     grad = np.zeros_like(x)
     for index in np.ndindex(x.shape):
-        h = 1e-6 if case.from_logits or abs(x[index]) > 1e-3 else 1e-9
+        h = 1e-6
+        if not case.from_logits and abs(x[index]) <= 1e-3:
+            h = tiny_step
         values = []
         for step in (h, -h):
             moved = x.copy()
             moved[index] += step
-            values.append(float(np.sum(formula(_with_predictions(case, moved), **kw))))
+            values.append(float(np.sum(formula(replace(case, predictions=moved), **kw))))
         grad[index] = (values[0] - values[1]) / (2 * h)
     return grad
-
-
-def _with_predictions(case, predictions: np.ndarray):
-    from dataclasses import replace
-
-    return replace(case, predictions=predictions)
 
 
 # ---------------------------------------------------------------- knob points for the loops
@@ -272,7 +283,9 @@ def paddle_knobs(case) -> Knobs:
         denominator = "valid_count"
     else:
         denominator = "positions"
-    return Knobs(weight_mode="from_label", denominator=denominator, empty_mean="zero", probabilities="none", logit_floor=64.0)
+    return Knobs(
+        weight_mode="from_label", denominator=denominator, empty_mean="zero", probabilities="none", logit_floor=64.0
+    )
 
 
 def keras_knobs(case) -> Knobs:
@@ -312,29 +325,42 @@ def grid_case(shape_name: str, weighted: bool, smoothing: float, ignore: int | N
     return make_case(**spec)
 
 
-GRID = [
-    pytest.param(shape, weighted, smoothing, ignore, reduction, id=f"{shape}-w{int(weighted)}-ls{smoothing}-ig{ignore}-{reduction}")
-    for shape in SHAPES
-    for weighted in (False, True)
-    for smoothing in (0.0, 0.2)
-    for ignore in (None, -100, 1)
-    for reduction in ("none", "mean", "sum")
-]
-
-
 def _paddle_formula_defined(smoothing: float, ignore: int | None) -> bool:
     """paddle raises on smoothing with a -100 label and ignores ignore_index >= 0 when smoothing (SEMANTICS D5):
     its documented formula covers smoothing only without ignore_index."""
     return not (smoothing and ignore is not None)
 
 
-@pytest.mark.parametrize("shape, weighted, smoothing, ignore, reduction", GRID)
-@pytest.mark.parametrize("framework", list(FORMULAS))
-def test_model_matches_each_frameworks_formula_on_index_targets(framework, shape, weighted, smoothing, ignore, reduction):
+GRID = [
+    pytest.param(
+        shape,
+        weighted,
+        smoothing,
+        ignore,
+        reduction,
+        id=f"{shape}-w{int(weighted)}-ls{smoothing}-ig{ignore}-{reduction}",
+    )
+    for shape in SHAPES
+    for weighted in (False, True)
+    for smoothing in (0.0, 0.2)
+    for ignore in (None, -100, 1)
+    for reduction in ("none", "mean", "sum")
+]
+FRAMEWORK_GRID = [
+    pytest.param(framework, *param.values, id=f"{framework}-{param.id}")
+    for framework in FORMULAS
+    for param in GRID
+    if framework != "paddle" or _paddle_formula_defined(param.values[2], param.values[3])
+]
+
+
+@pytest.mark.parametrize("framework, shape, weighted, smoothing, ignore, reduction", FRAMEWORK_GRID)
+def test_model_matches_each_frameworks_formula_on_index_targets(
+    framework, shape, weighted, smoothing, ignore, reduction
+):
     """Protects the weight modes, denominators and ignore handling of `evaluate` on 2-D and K-dim
-    index targets: the model at each framework's knob point equals that framework's formula as a loop."""
-    if framework == "paddle" and not _paddle_formula_defined(smoothing, ignore):
-        pytest.skip("paddle documents no formula for smoothing together with ignore_index")
+    index targets: the model at each framework's knob point equals that framework's formula as a loop
+    (paddle only where it documents one: no smoothing together with ignore_index)."""
     case = grid_case(shape, weighted, smoothing, ignore, reduction)
     formula, knobs, _ = FORMULAS[framework]
     expected = formula(case)
@@ -343,20 +369,23 @@ def test_model_matches_each_frameworks_formula_on_index_targets(framework, shape
     np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-14)
 
 
-@pytest.mark.parametrize("shape, weighted, smoothing, ignore, reduction", GRID)
-@pytest.mark.parametrize("framework", list(FORMULAS))
+@pytest.mark.parametrize("framework, shape, weighted, smoothing, ignore, reduction", FRAMEWORK_GRID)
 def test_adapter_declared_knobs_give_the_frameworks_formula(framework, shape, weighted, smoothing, ignore, reduction):
     """Protects each adapter's `documented(case)` declaration: the model at the declared knob point
-    equals the framework's documented formula (paddle declares nothing where it documents nothing)."""
+    equals the framework's documented formula."""
     case = grid_case(shape, weighted, smoothing, ignore, reduction)
     formula, _, declared = FORMULAS[framework]
     knobs = declared(case)
-    if framework == "paddle" and not _paddle_formula_defined(smoothing, ignore):
-        if ignore is not None and ignore >= 0:
-            assert knobs is None
-        return
     assert knobs is not None
     np.testing.assert_allclose(reference.evaluate(case, knobs).loss, formula(case), rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("shape", list(SHAPES))
+def test_paddle_declares_no_formula_for_smoothing_with_a_class_ignore_index(shape):
+    """Protects against checking paddle against a formula it does not follow: with smoothing, paddle
+    ignores an ignore_index >= 0 and divides the mean by N*C (SEMANTICS D5), so no knob point is declared."""
+    case = grid_case(shape, False, 0.2, 1, "mean")
+    assert paddle_adapter.documented(case) is None
 
 
 def test_textbook_is_torch_on_index_targets():
@@ -434,6 +463,19 @@ def test_all_ignored_mean_is_nan_or_zero_by_the_empty_mean_knob(shape, weighted)
     assert float(reference.evaluate(summed, Knobs(empty_mean="nan")).loss) == 0.0
 
 
+def test_ignore_smoothed_only_matters_with_smoothing():
+    """Protects the `ignore_smoothed` knob as documented: with smoothing on, ignored positions still
+    contribute (a non-zero per-position loss there); with smoothing off the knob changes nothing."""
+    spec = {"logits": random_logits((4, 3), 13), "labels": [0, -100, 2, 1], "ignore_index": -100, "reduction": "none"}
+    plain = make_case(**spec)
+    assert np.array_equal(
+        reference.evaluate(plain, Knobs(ignore_smoothed=True)).loss, reference.evaluate(plain, Knobs()).loss
+    )
+    smoothed = make_case(**spec, label_smoothing=0.2)
+    assert float(reference.evaluate(smoothed, Knobs()).loss[1]) == 0.0
+    assert float(reference.evaluate(smoothed, Knobs(ignore_smoothed=True)).loss[1]) > 0.0
+
+
 def test_zero_weight_on_every_present_target_is_an_empty_mean():
     """Protects torch's 'all present targets weigh 0 -> NaN' (the denominator is a weight sum, not a count)."""
     case = make_case(logits=[[0.05, 0.95, 0.0], [0.1, 0.8, 0.1]], labels=[1, 1], weight=[1.0, 0.0, 2.0])
@@ -463,7 +505,60 @@ def test_probability_modes_on_exact_zeros_and_ones(mode, reduction):
     case = make_case(probs=PROBS_WITH_EDGES, labels=EDGE_LABELS, reduction=reduction)
     expected = torch_formula(case, PROB_MODES[mode])
     got = reference.evaluate(case, Knobs(probabilities=mode)).loss
-    np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-20)
+    np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-15)
+
+
+def keras_log_probs(case) -> Callable:
+    """SCCE (index labels, no smoothing) clips then renormalises; CCE renormalises then clips."""
+    return lp_keras_scce if case.labels is not None and case.label_smoothing == 0 else lp_keras_cce
+
+
+PROB_LOOPS = {
+    "torch": (torch_formula, lambda case: lp_renormalise),
+    "paddle": (paddle_formula, lambda case: lp_raw),
+    "keras": (keras_formula, keras_log_probs),
+}
+
+
+PROB_GRID = [
+    pytest.param(
+        framework,
+        weighted,
+        smoothing,
+        ignore,
+        reduction,
+        id=f"{framework}-w{int(weighted)}-ls{smoothing}-ig{ignore}-{reduction}",
+    )
+    for framework in PROB_LOOPS
+    for weighted in (False, True)
+    for smoothing, ignore in ((0.0, None), (0.0, -100), (0.2, None), (0.2, -100))
+    for reduction in ("none", "mean", "sum")
+    if framework != "paddle" or _paddle_formula_defined(smoothing, ignore)
+]
+
+
+@pytest.mark.parametrize("framework, weighted, smoothing, ignore, reduction", PROB_GRID)
+def test_declared_knobs_on_kdim_probability_inputs(framework, weighted, smoothing, ignore, reduction):
+    """Protects probability inputs end to end on K-dim cases: each adapter's declared knob point (which
+    picks the `probabilities` mode: torch renormalises, paddle takes log p, Keras SCCE clips first and CCE
+    renormalises first) equals the framework's loop."""
+    dims = SHAPES["kdim"]
+    spec: dict[str, object] = {
+        "probs": random_probs(dims, 11),
+        "labels": random_labels(dims[:1] + dims[2:], dims[1], 12, ignore),
+        "label_smoothing": smoothing,
+        "reduction": reduction,
+    }
+    if weighted:
+        spec["weight"] = [0.5, 2.0, 1.5]
+    if ignore is not None:
+        spec["ignore_index"] = ignore
+    case = make_case(**spec)
+    formula, log_probs = PROB_LOOPS[framework]
+    declared = FORMULAS[framework][2](case)
+    np.testing.assert_allclose(
+        reference.evaluate(case, declared).loss, formula(case, log_probs(case)), rtol=1e-12, atol=1e-15
+    )
 
 
 def test_keras_clip_values_at_probability_edges():
@@ -536,7 +631,9 @@ def test_logit_floor_caps_a_position_at_64(logits, label, clipped, exact):
 def test_analytic_gradient_matches_finite_difference_on_logits(framework, shape, reduction):
     """Protects `_grad` for logits: weights, smoothing, ignored positions and every reduction, against a
     central difference of the framework's loop."""
-    case = grid_case(shape, True, 0.2 if framework != "paddle" else 0.0, -100 if framework != "paddle" else None, reduction, 7)
+    case = grid_case(
+        shape, True, 0.2 if framework != "paddle" else 0.0, -100 if framework != "paddle" else None, reduction, 7
+    )
     formula, knobs, _ = FORMULAS[framework]
     analytic = reference.evaluate(case, knobs(case)).grad
     assert analytic.shape == case.predictions.shape
@@ -546,7 +643,9 @@ def test_analytic_gradient_matches_finite_difference_on_logits(framework, shape,
 def test_analytic_gradient_matches_finite_difference_on_soft_targets():
     """Protects the gradient with probability targets and weights (paddle's w . q factor included)."""
     dims = SHAPES["kdim"]
-    case = make_case(logits=random_logits(dims, 8), soft_labels=random_soft(dims, 9), weight=[0.5, 2.0, 1.5], label_smoothing=0.1)
+    case = make_case(
+        logits=random_logits(dims, 8), soft_labels=random_soft(dims, 9), weight=[0.5, 2.0, 1.5], label_smoothing=0.1
+    )
     for formula, knobs, _ in FORMULAS.values():
         np.testing.assert_allclose(
             reference.evaluate(case, knobs(case)).grad, finite_difference(case, formula), rtol=1e-5, atol=1e-8
@@ -561,13 +660,15 @@ SMOOTH_LABELS = [0, 2, 1, 1]
 @pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
 @pytest.mark.parametrize("mode", list(PROB_MODES))
 def test_analytic_gradient_matches_finite_difference_on_probabilities(mode, reduction, smoothing):
-    """Protects `_grad` for every `probabilities` mode at smooth points (an entry of 5e-9 is inside the
-    clip region and stays there under the finite-difference step), with weights."""
+    """Protects `_grad` for every `probabilities` mode at smooth points, with weights. The entry 5e-9 is
+    inside the clip region of the clipping modes (a 1e-9 step keeps it there); for the others it enters
+    only through the row sum without smoothing (1e-6 step) and through a steep -q/p with it (5e-13)."""
     case = make_case(
         probs=SMOOTH_PROBS, labels=SMOOTH_LABELS, weight=[0.5, 2.0, 1.5], reduction=reduction, label_smoothing=smoothing
     )
     analytic = reference.evaluate(case, Knobs(probabilities=mode)).grad
-    numeric = finite_difference(case, torch_formula, log_probs=PROB_MODES[mode])
+    tiny_step = 1e-9 if "clip" in mode else (5e-13 if smoothing else 1e-6)
+    numeric = finite_difference(case, torch_formula, tiny_step=tiny_step, log_probs=PROB_MODES[mode])
     np.testing.assert_allclose(analytic, numeric, rtol=1e-5, atol=1e-6)
 
 
@@ -578,7 +679,7 @@ def test_gradient_of_a_zero_probability_without_target_mass():
     for mode in ("renormalise", "none"):
         analytic = reference.evaluate(case, Knobs(probabilities=mode)).grad
         assert np.all(np.isfinite(analytic))
-        numeric = finite_difference(case, torch_formula, log_probs=PROB_MODES[mode])
+        numeric = finite_difference(case, torch_formula, tiny_step=1e-6, log_probs=PROB_MODES[mode])
         np.testing.assert_allclose(analytic, numeric, rtol=1e-5, atol=1e-6)
 
 
@@ -595,9 +696,9 @@ SCENARIOS = {
 # The article's table (torch 1.13, paddle 2.4, tf 2.11; float32 prints). Sums are the sums of the
 # printed per-sample values.
 PUBLISHED_NONE = {
-    "plain": dict.fromkeys(("torch", "paddle", "tensorflow"), [0.5840635, 1.3897266]),
-    "smoothing": dict.fromkeys(("torch", "paddle", "tensorflow"), [0.64573014, 1.3663933]),
-    "weighted": dict.fromkeys(("torch", "paddle", "tensorflow"), [1.168127, 4.16918]),
+    "plain": {key: [0.5840635, 1.3897266] for key in ("torch", "paddle", "tensorflow")},
+    "smoothing": {key: [0.64573014, 1.3663933] for key in ("torch", "paddle", "tensorflow")},
+    "weighted": {key: [1.168127, 4.16918] for key in ("torch", "paddle", "tensorflow")},
     "weighted_smoothing": {
         "torch": [1.293127, 3.9835405],
         "paddle": [1.2914604, 3.9625409],
@@ -623,7 +724,9 @@ def published(scenario: str, framework: str, reduction: str) -> np.ndarray:
 
 
 def article_case(scenario: str, reduction: str):
-    return make_case(logits=ARTICLE_LOGITS, labels=ARTICLE_LABELS, reduction=reduction, dtype="float32", **SCENARIOS[scenario])
+    return make_case(
+        logits=ARTICLE_LOGITS, labels=ARTICLE_LABELS, reduction=reduction, dtype="float32", **SCENARIOS[scenario]
+    )
 
 
 @pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
@@ -642,7 +745,9 @@ def test_paddle_issue_47813_kdim_weighted_smoothing():
     """Protects the K-dim path against Paddle issue #47813: x=[0,1,0,0,0,1].view(1,3,2), t=[[0,1]],
     weight [1,2,3], smoothing 0.1 -> paddle 1.5481 (the issue's number); torch's formula gives 1.59971
     (SEMANTICS section 7: the issue's own torch print 1.5991 came from torch 1.x)."""
-    case = make_case(logits=[[[0, 1], [0, 0], [0, 1]]], labels=[[0, 1]], weight=[1, 2, 3], label_smoothing=0.1, dtype="float32")
+    case = make_case(
+        logits=[[[0, 1], [0, 0], [0, 1]]], labels=[[0, 1]], weight=[1, 2, 3], label_smoothing=0.1, dtype="float32"
+    )
     paddle_value = float(reference.evaluate(case, paddle_adapter.documented(case)).loss)
     assert paddle_value == pytest.approx(1.5481, abs=1e-4)
     assert paddle_value == pytest.approx(float(paddle_formula(case)), rel=1e-12)

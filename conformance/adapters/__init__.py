@@ -33,16 +33,20 @@ class Unsupported(Exception):
 class Variant:
     """One native API of a framework.
 
-    key: result key, `framework` for the default variant, `framework:name` for the others.
-    build: the code body for a case; it reads the arrays `x`, `y` / `t`, `w` and sets `loss` and `grad`.
+    key: result key, `framework` for the default variant, `framework:name` for the others; a key may
+        have one Variant per loss family (the default variant of each).
+    build: the code body for a case; it reads the arrays `x`, `y` / `t`, `w`, `pw`, `sw` and sets `loss`
+        and `grad`.
     knobs: the point of the reference model this API's documentation describes for the case, or None
         where the documentation gives no formula (then no documented-formula check is made).
+    losses: the loss families the API computes; it is not run on others.
     """
 
     key: str
     api: str
     build: Callable[[Case], str]
     knobs: Callable[[Case], Knobs | None]
+    losses: tuple[str, ...] = ("softmax_cross_entropy",)
 
 
 def variants(framework: str) -> list[Variant]:
@@ -66,18 +70,31 @@ def storage_dtype(case: Case) -> str:
 
 
 def arrays(case: Case) -> dict[str, np.ndarray]:
-    """The arrays a variant's code reads: x (predictions), y (labels) or t (soft labels), w (weights)."""
+    """The arrays a variant's code reads: x (predictions), y (class indices, or binary 0/1 targets) or t
+    (soft targets), w (weights), pw (pos_weight), sw (per-sample weights)."""
     from conformance.reference import rounded
 
     dtype = storage_dtype(case)
     out = {"x": rounded(case, case.predictions).astype(dtype)}
     if case.labels is not None:
-        out["y"] = case.labels.astype(np.int64)
+        out["y"] = rounded(case, case.labels).astype(dtype) if case.binary else case.labels.astype(np.int64)
     else:
         out["t"] = rounded(case, case.soft_labels).astype(dtype)
-    if case.weight is not None:
-        out["w"] = rounded(case, case.weight).astype(dtype)
+    for name, value in (("w", case.weight), ("pw", case.pos_weight), ("sw", case.sample_weight)):
+        if value is not None:
+            out[name] = rounded(case, value).astype(dtype)
     return out
+
+
+def for_case(variants: list[Variant], case: Case) -> list[Variant]:
+    """The variants that compute the case's loss family."""
+    return [v for v in variants if case.loss in v.losses]
+
+
+def batch_shape(case: Case, name: str = "sw") -> str:
+    """`sw` reshaped to broadcast over a sample's positions: sw[:, None, None] for (N, d1, d2)."""
+    trailing = case.predictions.ndim - 1 - (0 if case.binary else 1)
+    return name + ("[:, " + ", ".join(["None"] * trailing) + "]" if trailing > 0 else "")
 
 
 def array_source(case: Case) -> str:

@@ -1,12 +1,18 @@
-"""paddle adapter: `paddle.nn.CrossEntropyLoss` (default) and the one_hot + label_smooth recipe."""
+"""paddle adapter.
+
+Softmax: `nn.CrossEntropyLoss` (default), the `one_hot` + `label_smooth` + `soft_label=True` recipe,
+`nn.functional.softmax_with_cross_entropy`. Binary: `nn.BCEWithLogitsLoss` / `nn.BCELoss` (default),
+`BCELoss(sigmoid(x))`. Per-sample weights and TensorFlow's reductions run as the `reduction='none'` recipe.
+"""
 
 from __future__ import annotations
 
-from conformance.adapters import Unsupported, Variant, kwargs, moved
+from conformance.adapters import Unsupported, Variant, batch_shape, kwargs, moved
 from conformance.cases import Case
-from conformance.reference import Knobs
+from conformance.reference import Knobs, mean_denominator
 
 SETUP = "import numpy as np\nimport paddle"
+CE, BCE = ("softmax_cross_entropy",), ("binary_cross_entropy",)
 
 
 def version() -> dict[str, str]:
@@ -15,29 +21,72 @@ def version() -> dict[str, str]:
     return {"paddlepaddle": paddle.__version__}
 
 
+def to_numpy(value: object) -> tuple[object, str]:
+    return value.astype("float64").numpy(), str(value.dtype).removeprefix("paddle.")  # type: ignore[attr-defined]
+
+
 def _tensor(name: str, case: Case) -> str:
     cast = ".astype('bfloat16')" if case.dtype == "bfloat16" else ""
     return f"paddle.to_tensor({name}){cast}"
 
 
+def _leaf(case: Case) -> str:
+    return "logits" if case.from_logits else "probs"
+
+
 def _head(case: Case) -> list[str]:
-    leaf = "logits" if case.from_logits else "probs"
-    lines = [f"{leaf} = {_tensor('x', case)}", f"{leaf}.stop_gradient = False"]
-    if moved(case):
-        lines.append(f"inputs = paddle.moveaxis({leaf}, 1, -1)  # paddle smoothing needs classes last")
+    lines = [f"{_leaf(case)} = {_tensor('x', case)}", f"{_leaf(case)}.stop_gradient = False"]
+    if moved(case) and not case.binary:
+        lines.append(f"inputs = paddle.moveaxis({_leaf(case)}, 1, -1)  # paddle smoothing needs classes last")
     return lines
 
 
 def _inputs(case: Case) -> str:
-    return "inputs" if moved(case) else ("logits" if case.from_logits else "probs")
+    return "inputs" if moved(case) and not case.binary else _leaf(case)
 
 
 def _soft_target(case: Case) -> str:
-    return _tensor("np.moveaxis(t, 1, -1)" if moved(case) else "t", case)
+    return _tensor("np.moveaxis(t, 1, -1)" if moved(case) and not case.binary else "t", case)
 
 
-def _tail(case: Case) -> list[str]:
-    return [f"grad, = paddle.grad(loss.sum(), {'logits' if case.from_logits else 'probs'})"]
+def _native_reduction(case: Case) -> str:
+    if case.sample_weight is None and case.reduction in ("none", "mean", "sum"):
+        return case.reduction
+    return "none"
+
+
+REDUCE = {
+    "sum": "loss = loss.sum()",
+    "mean": "loss = loss.mean()",
+    "sum_over_batch_size": "loss = loss.sum() / loss.numel()",
+    "mean_with_sample_weight": "loss = loss.sum() / ({weights}).sum()",
+    "sum_by_nonzero_weights": "loss = loss.sum() / paddle.count_nonzero({weights})",
+}
+
+
+def _reduce(case: Case, per_position_api: bool = False) -> list[str]:
+    """After reduction='none' (or an API with no reduction at all): per-sample weights, then the
+    reduction, by hand (paddle has neither)."""
+    if not per_position_api and _native_reduction(case) != "none":
+        return []
+    lines = []
+    weights = "paddle.ones_like(loss)"
+    if case.sample_weight is not None:
+        sw = f"{_tensor('sw', case)}.reshape([-1] + [1] * (loss.ndim - 1))"
+        lines.append(f"loss = loss * {sw}  # per-sample weights, by hand")
+        weights += f" * {sw}"
+    if case.ignore_index is not None and not case.binary:
+        weights += f" * (paddle.to_tensor(y) != {case.ignore_index}).astype(loss.dtype).reshape(loss.shape)"
+    if case.reduction != "none":
+        lines.append(REDUCE[case.reduction].format(weights=weights))
+    return lines
+
+
+def _tail(case: Case, per_position_api: bool = False) -> list[str]:
+    return _reduce(case, per_position_api) + [f"grad, = paddle.grad(loss.sum(), {_leaf(case)})"]
+
+
+# ---------------------------------------------------------------- softmax cross-entropy
 
 
 def module_api(case: Case) -> str:
@@ -45,7 +94,7 @@ def module_api(case: Case) -> str:
     options = kwargs(
         ("weight", _tensor("w", case) if case.weight is not None else None),
         ("ignore_index", case.ignore_index),
-        ("reduction", repr(case.reduction)),
+        ("reduction", repr(_native_reduction(case))),
         ("soft_label", "True" if soft else None),
         ("label_smoothing", case.label_smoothing or None),
         ("use_softmax", None if case.from_logits else "False"),
@@ -66,7 +115,7 @@ def smooth_recipe(case: Case) -> str:
         raise Unsupported("one_hot has no ignore_index: an ignored label cannot be one-hot encoded")
     options = kwargs(
         ("weight", _tensor("w", case) if case.weight is not None else None),
-        ("reduction", repr(case.reduction)),
+        ("reduction", repr(_native_reduction(case))),
         ("soft_label", "True"),
         ("use_softmax", None if case.from_logits else "False"),
     )
@@ -80,22 +129,52 @@ def smooth_recipe(case: Case) -> str:
     return "\n".join(lines)
 
 
+def softmax_with_ce(case: Case) -> str:
+    """The deprecated per-position API: no weights, no reduction; those by hand."""
+    if not case.from_logits:
+        raise Unsupported("softmax_with_cross_entropy takes logits, not probabilities")
+    if case.weight is not None:
+        raise Unsupported("softmax_with_cross_entropy has no class weights")
+    soft = case.soft_labels is not None or case.label_smoothing > 0
+    lines = _head(case)
+    if case.labels is not None and case.label_smoothing:
+        if case.ignore_index is not None:
+            raise Unsupported("smoothing needs one_hot labels, which cannot carry an ignore_index")
+        lines.append(f"label = paddle.nn.functional.one_hot(paddle.to_tensor(y), {case.num_classes}).astype(logits.dtype)")
+        lines.append(f"label = paddle.nn.functional.label_smooth(label, epsilon={case.label_smoothing!r})")
+    elif case.labels is not None:
+        lines.append("label = paddle.to_tensor(y).unsqueeze(-1)")
+    else:
+        lines.append(f"label = {_soft_target(case)}")
+        if case.label_smoothing:
+            lines.append(f"label = paddle.nn.functional.label_smooth(label, epsilon={case.label_smoothing!r})")
+    options = kwargs(("soft_label", "True" if soft else None), ("ignore_index", case.ignore_index))
+    lines.append(f"loss = paddle.nn.functional.softmax_with_cross_entropy({_inputs(case)}, label, {options}).squeeze(-1)")
+    return "\n".join(lines + _tail(case, per_position_api=True))
+
+
+def _own_mean(case: Case) -> str | None:
+    """paddle's mean (source): with weight, / sum of the applied class weights; without, / all positions
+    when ignore_index < 0 (ignored ones included), / non-ignored positions when >= 0."""
+    soft = case.soft_labels is not None or case.label_smoothing > 0
+    if case.sample_weight is not None:
+        return "positions"
+    if case.weight is not None:
+        return "label_weight" if soft else "target_weight"
+    if not soft and case.ignore_index is not None and case.ignore_index >= 0:
+        return "valid_count"
+    return "positions"
+
+
 def documented(case: Case) -> Knobs | None:
-    """paddle docs and source: the weight is computed from the (soft or smoothed) label; mean / sum of
-    those weights, or, unweighted, / all positions when ignore_index < 0 (ignored ones included) and /
-    non-ignored positions otherwise; 0/0 -> 0; CPU softmax clips shifted logits at -64."""
+    """paddle docs and source: the weight is computed from the (soft or smoothed) label; 0/0 -> 0; CPU
+    softmax clips shifted logits at -64; use_softmax=False takes log p as it is."""
     soft = case.soft_labels is not None or case.label_smoothing > 0
     if soft and case.ignore_index is not None and case.ignore_index >= 0:
         return None
-    if case.weight is not None:
-        denominator = "label_weight" if soft else "target_weight"
-    elif not soft and case.ignore_index is not None and case.ignore_index >= 0:
-        denominator = "valid_count"
-    else:
-        denominator = "positions"
     return Knobs(
         weight_mode="from_label",
-        denominator=denominator,
+        denominator=mean_denominator(case, _own_mean(case)),  # type: ignore[arg-type]
         empty_mean="zero",
         probabilities="none",
         logit_floor=64.0,
@@ -105,25 +184,86 @@ def documented(case: Case) -> Knobs | None:
 def recipe_documented(case: Case) -> Knobs | None:
     if case.labels is None or case.ignore_index is not None:
         return None
+    own = "positions" if case.sample_weight is not None or case.weight is None else "label_weight"
     return Knobs(
         weight_mode="from_label",
-        denominator="label_weight" if case.weight is not None else "positions",
+        denominator=mean_denominator(case, own),  # type: ignore[arg-type]
         empty_mean="zero",
         probabilities="none",
         logit_floor=64.0,
     )
 
 
+def softmax_with_ce_documented(case: Case) -> Knobs:
+    """Per position -sum q log softmax (clipped at -64); mean by hand over all positions."""
+    return Knobs(denominator=mean_denominator(case, "positions"), empty_mean="nan", logit_floor=64.0)  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------- binary cross-entropy
+
+
+def _smoothed_binary(case: Case) -> list[str]:
+    if not case.label_smoothing:
+        return []
+    eps = case.label_smoothing
+    return [f"target = target * (1 - {eps!r}) + 0.5 * {eps!r}  # paddle has no binary smoothing: Keras's transform"]
+
+
+def _bce_head(case: Case) -> list[str]:
+    if case.pos_weight is not None and not case.from_logits:
+        raise Unsupported("paddle.nn.BCELoss has no pos_weight (BCEWithLogitsLoss has); give logits")
+    target = _tensor("y" if case.labels is not None else "t", case)
+    return _head(case) + [f"target = {target}"] + _smoothed_binary(case)
+
+
+def binary_module_api(case: Case) -> str:
+    cls = "BCEWithLogitsLoss" if case.from_logits else "BCELoss"
+    options = kwargs(
+        ("weight", _tensor("w", case) if case.weight is not None else None),
+        ("reduction", repr(_native_reduction(case))),
+        ("pos_weight", _tensor("pw", case) if case.pos_weight is not None else None),
+    )
+    return "\n".join(_bce_head(case) + [f"loss = paddle.nn.{cls}({options})({_leaf(case)}, target)"] + _tail(case))
+
+
+def sigmoid_then_bce(case: Case) -> str:
+    if not case.from_logits:
+        raise Unsupported("sigmoid + BCELoss starts from logits; the case gives probabilities")
+    if case.pos_weight is not None:
+        raise Unsupported("paddle.nn.BCELoss has no pos_weight")
+    options = kwargs(("weight", _tensor("w", case) if case.weight is not None else None), ("reduction", repr(_native_reduction(case))))
+    return "\n".join(
+        _bce_head(case)
+        + [f"loss = paddle.nn.BCELoss({options})(paddle.nn.functional.sigmoid(logits), target)"]
+        + _tail(case)
+    )
+
+
+def binary_documented(case: Case) -> Knobs:
+    """paddle docs: the same formulas as torch (elementwise weight, mean over elements, log clamp -100)."""
+    return Knobs(denominator=mean_denominator(case, "positions"), empty_mean="nan", probabilities="none", log_clamp=100.0)  # type: ignore[arg-type]
+
+
+def no_formula(case: Case) -> None:
+    return None
+
+
 VARIANTS = [
-    Variant("paddle", "paddle.nn.CrossEntropyLoss", module_api, documented),
+    Variant("paddle", "paddle.nn.CrossEntropyLoss", module_api, documented, CE),
     Variant(
         "paddle:smooth_recipe",
         "paddle.nn.functional.one_hot + label_smooth + CrossEntropyLoss(soft_label=True)",
         smooth_recipe,
         recipe_documented,
+        CE,
     ),
+    Variant(
+        "paddle:softmax_with_ce",
+        "paddle.nn.functional.softmax_with_cross_entropy",
+        softmax_with_ce,
+        softmax_with_ce_documented,
+        CE,
+    ),
+    Variant("paddle", "paddle.nn.BCEWithLogitsLoss / paddle.nn.BCELoss", binary_module_api, binary_documented, BCE),
+    Variant("paddle:sigmoid_bce", "paddle.nn.BCELoss(paddle.nn.functional.sigmoid(x))", sigmoid_then_bce, no_formula, BCE),
 ]
-
-
-def to_numpy(value: object) -> tuple[object, str]:
-    return value.astype("float64").numpy(), str(value.dtype).removeprefix("paddle.")  # type: ignore[attr-defined]

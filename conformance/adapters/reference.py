@@ -3,11 +3,13 @@ documented smoothing and probability targets), evaluated by `conformance.referen
 
 from __future__ import annotations
 
+import json
+
 from conformance.adapters import Variant
 from conformance.cases import Case
-from conformance.reference import TEXTBOOK, Knobs
+from conformance.reference import Knobs, textbook as textbook_knobs
 
-SETUP = "import numpy as np\nfrom conformance import reference"
+SETUP = "import numpy as np\nfrom conformance import cases, reference"
 
 
 def version() -> dict[str, str]:
@@ -17,20 +19,25 @@ def version() -> dict[str, str]:
 
 
 def textbook(case: Case) -> str:
+    """Rebuilds the case from its parameters (JSON is YAML), so the snippet runs on its own."""
+    document = json.dumps({"cases": [case.params]})
     return "\n".join(
         [
-            "# float64; x, y/t, w are the case's arrays rounded to its dtype",
-            "out = reference.evaluate(case, reference.TEXTBOOK)",
+            f"case, = cases.load_text({document!r}, 'case.yaml')",
+            "out = reference.evaluate(case, reference.textbook(case))  # float64, on the inputs rounded to the case dtype",
             "loss, grad = out.loss, out.grad",
         ]
     )
 
 
 def documented(case: Case) -> Knobs:
-    return TEXTBOOK
+    return textbook_knobs(case)
 
 
-VARIANTS = [Variant("reference", "conformance.reference.evaluate (float64 NumPy)", textbook, documented)]
+VARIANTS = [
+    Variant("reference", "conformance.reference.evaluate (float64 NumPy)", textbook, documented, (loss,))
+    for loss in ("softmax_cross_entropy", "binary_cross_entropy")
+]
 
 
 def to_numpy(value: object) -> tuple[object, str]:

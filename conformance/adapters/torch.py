@@ -1,12 +1,19 @@
-"""torch adapter: `torch.nn.CrossEntropyLoss` (default), `F.cross_entropy`, `NLLLoss` over `log_softmax`."""
+"""torch adapter.
+
+Softmax: `nn.CrossEntropyLoss` (default), `nn.functional.cross_entropy`, `nn.NLLLoss` over `log_softmax`.
+Binary: `nn.BCEWithLogitsLoss` / `nn.BCELoss` (default), their functional forms, `BCELoss(sigmoid(x))`.
+torch has no per-sample weights and none of TensorFlow's reductions: those run as the idiomatic recipe,
+`reduction='none'`, multiply, reduce by hand, and the snippet shows it.
+"""
 
 from __future__ import annotations
 
-from conformance.adapters import Unsupported, Variant, kwargs
+from conformance.adapters import Unsupported, Variant, batch_shape, kwargs
 from conformance.cases import Case
-from conformance.reference import Knobs
+from conformance.reference import Knobs, mean_denominator
 
 SETUP = "import numpy as np\nimport torch"
+CE, BCE = ("softmax_cross_entropy",), ("binary_cross_entropy",)
 
 
 def version() -> dict[str, str]:
@@ -15,52 +22,99 @@ def version() -> dict[str, str]:
     return {"torch": torch.__version__}
 
 
+def to_numpy(value: object) -> tuple[object, str]:
+    return value.detach().double().numpy(), str(value.dtype).removeprefix("torch.")  # type: ignore[attr-defined]
+
+
 def _tensor(name: str, case: Case) -> str:
     return f"torch.tensor({name}).to(torch.bfloat16)" if case.dtype == "bfloat16" else f"torch.tensor({name})"
-
-
-def _head(case: Case) -> list[str]:
-    """The prediction leaf (gradients are taken w.r.t. it) and, for probabilities, its log."""
-    source = _tensor("x", case) + ".requires_grad_()"
-    if case.from_logits:
-        return [f"logits = {source}"]
-    return [f"probs = {source}", "logits = torch.log(probs)  # CrossEntropyLoss(log p) = -log(p / sum p)"]
 
 
 def _leaf(case: Case) -> str:
     return "logits" if case.from_logits else "probs"
 
 
+def _head(case: Case, log_of_probs: bool = True) -> list[str]:
+    """The prediction leaf (gradients are taken w.r.t. it) and, for probabilities, its log if wanted."""
+    lines = [f"{_leaf(case)} = {_tensor('x', case)}.requires_grad_()"]
+    if not case.from_logits and log_of_probs:
+        lines.append("logits = torch.log(probs)  # CrossEntropyLoss(log p) = -log(p / sum p)")
+    return lines
+
+
 def _target(case: Case) -> str:
-    return "torch.tensor(y)" if case.labels is not None else _tensor("t", case)
+    if case.labels is not None:
+        return _tensor("y", case) if case.binary else "torch.tensor(y)"
+    return _tensor("t", case)
 
 
-def _options(case: Case) -> str:
+def _native_reduction(case: Case) -> str:
+    """What the loss module is asked for: the case's reduction if torch has it, else 'none' + recipe."""
+    if case.sample_weight is None and case.reduction in ("none", "mean", "sum"):
+        return case.reduction
+    return "none"
+
+
+REDUCE = {
+    "sum": "loss = loss.sum()",
+    "mean": "loss = loss.mean()",
+    "sum_over_batch_size": "loss = loss.sum() / loss.numel()",
+    "mean_with_sample_weight": "loss = loss.sum() / ({weights}).sum()",
+    "sum_by_nonzero_weights": "loss = loss.sum() / torch.count_nonzero({weights})",
+}
+
+
+def _reduce(case: Case) -> list[str]:
+    """The recipe after reduction='none': per-sample weights, then the reduction by hand."""
+    if _native_reduction(case) != "none":
+        return []
+    lines = []
+    weights = "torch.ones_like(loss)"
+    if case.sample_weight is not None:
+        sw = _tensor(batch_shape(case), case)
+        lines.append(f"loss = loss * {sw}  # per-sample weights, by hand")
+        weights += f" * {sw}"
+    if case.ignore_index is not None and not case.binary:
+        weights += f" * (torch.tensor(y) != {case.ignore_index})"
+    if case.reduction != "none":
+        lines.append(REDUCE[case.reduction].format(weights=weights))
+    return lines
+
+
+def _tail(case: Case) -> list[str]:
+    return _reduce(case) + [f"grad, = torch.autograd.grad(loss.sum(), {_leaf(case)})"]
+
+
+def _smoothed_binary(case: Case) -> list[str]:
+    if not case.label_smoothing:
+        return []
+    eps = case.label_smoothing
+    return [f"target = target * (1 - {eps!r}) + 0.5 * {eps!r}  # torch has no binary smoothing: Keras's transform"]
+
+
+# ---------------------------------------------------------------- softmax cross-entropy
+
+
+def _ce_options(case: Case) -> str:
     return kwargs(
         ("weight", _tensor("w", case) if case.weight is not None else None),
         ("ignore_index", case.ignore_index),
         ("label_smoothing", case.label_smoothing or None),
-        ("reduction", repr(case.reduction)),
+        ("reduction", repr(_native_reduction(case))),
     )
-
-
-def _tail(case: Case) -> list[str]:
-    return [f"grad, = torch.autograd.grad(loss.sum(), {_leaf(case)})"]
 
 
 def module_api(case: Case) -> str:
     return "\n".join(
         _head(case)
-        + [f"loss_fn = torch.nn.CrossEntropyLoss({_options(case)})", f"loss = loss_fn(logits, {_target(case)})"]
+        + [f"loss_fn = torch.nn.CrossEntropyLoss({_ce_options(case)})", f"loss = loss_fn(logits, {_target(case)})"]
         + _tail(case)
     )
 
 
 def functional_api(case: Case) -> str:
     return "\n".join(
-        _head(case)
-        + [f"loss = torch.nn.functional.cross_entropy(logits, {_target(case)}, {_options(case)})"]
-        + _tail(case)
+        _head(case) + [f"loss = torch.nn.functional.cross_entropy(logits, {_target(case)}, {_ce_options(case)})"] + _tail(case)
     )
 
 
@@ -72,15 +126,20 @@ def nll_api(case: Case) -> str:
     options = kwargs(
         ("weight", _tensor("w", case) if case.weight is not None else None),
         ("ignore_index", case.ignore_index),
-        ("reduction", repr(case.reduction)),
+        ("reduction", repr(_native_reduction(case))),
     )
     log_probs = "torch.log_softmax(logits, dim=1)" if case.from_logits else "torch.log(probs)"
-    head = [f"logits = {_tensor('x', case)}.requires_grad_()"] if case.from_logits else [
-        f"probs = {_tensor('x', case)}.requires_grad_()"
-    ]
     return "\n".join(
-        head + [f"loss = torch.nn.NLLLoss({options})({log_probs}, {_target(case)})"] + _tail(case)
+        _head(case, log_of_probs=False) + [f"loss = torch.nn.NLLLoss({options})({log_probs}, {_target(case)})"] + _tail(case)
     )
+
+
+def _own_mean(case: Case) -> str:
+    """torch's mean: / sum of target weights (index targets), / positions (probability targets); a
+    per-sample-weighted recipe uses .mean(), / positions."""
+    if case.sample_weight is not None or case.labels is None:
+        return "positions"
+    return "target_weight"
 
 
 def documented(case: Case) -> Knobs:
@@ -88,22 +147,90 @@ def documented(case: Case) -> Knobs:
     targets) or / number of positions (probability targets); 0/0 -> NaN."""
     return Knobs(
         weight_mode="per_class",
-        denominator="target_weight" if case.labels is not None else "positions",
+        denominator=mean_denominator(case, _own_mean(case)),  # type: ignore[arg-type]
         empty_mean="nan",
         probabilities="renormalise",
     )
 
 
 def nll_documented(case: Case) -> Knobs:
-    return Knobs(denominator="target_weight", probabilities="none")
+    return Knobs(denominator=mean_denominator(case, _own_mean(case)), probabilities="none")  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------- binary cross-entropy
+
+
+def _bce_options(case: Case) -> str:
+    return kwargs(
+        ("weight", _tensor("w", case) if case.weight is not None else None),
+        ("pos_weight", _tensor("pw", case) if case.pos_weight is not None and case.from_logits else None),
+        ("reduction", repr(_native_reduction(case))),
+    )
+
+
+def _bce_head(case: Case) -> list[str]:
+    if case.pos_weight is not None and not case.from_logits:
+        raise Unsupported("torch.nn.BCELoss has no pos_weight (BCEWithLogitsLoss has); give logits")
+    return _head(case, log_of_probs=False) + [f"target = {_target(case)}"] + _smoothed_binary(case)
+
+
+def binary_module_api(case: Case) -> str:
+    cls = "BCEWithLogitsLoss" if case.from_logits else "BCELoss"
+    return "\n".join(
+        _bce_head(case) + [f"loss = torch.nn.{cls}({_bce_options(case)})({_leaf(case)}, target)"] + _tail(case)
+    )
+
+
+def binary_functional_api(case: Case) -> str:
+    fn = "binary_cross_entropy_with_logits" if case.from_logits else "binary_cross_entropy"
+    return "\n".join(
+        _bce_head(case) + [f"loss = torch.nn.functional.{fn}({_leaf(case)}, target, {_bce_options(case)})"] + _tail(case)
+    )
+
+
+def sigmoid_then_bce(case: Case) -> str:
+    """The common hand-written form: sigmoid, then BCELoss (log clamped at -100, unlike the logits API)."""
+    if not case.from_logits:
+        raise Unsupported("sigmoid + BCELoss starts from logits; the case gives probabilities")
+    if case.pos_weight is not None:
+        raise Unsupported("torch.nn.BCELoss has no pos_weight")
+    options = kwargs(("weight", _tensor("w", case) if case.weight is not None else None), ("reduction", repr(_native_reduction(case))))
+    return "\n".join(
+        _head(case, log_of_probs=False)
+        + [f"target = {_target(case)}"]
+        + _smoothed_binary(case)
+        + [f"loss = torch.nn.BCELoss({options})(torch.sigmoid(logits), target)"]
+        + _tail(case)
+    )
+
+
+def binary_documented(case: Case) -> Knobs:
+    """torch docs: elementwise weight; mean over all elements (weights not in the denominator); BCELoss
+    clamps each log at -100."""
+    return Knobs(
+        denominator=mean_denominator(case, "positions"),  # type: ignore[arg-type]
+        empty_mean="nan",
+        probabilities="none",
+        log_clamp=100.0,
+    )
+
+
+def sigmoid_documented(case: Case) -> None:
+    """No formula of its own: a probability computed in float32 from a logit; the clamp shows at extremes."""
+    return None
 
 
 VARIANTS = [
-    Variant("torch", "torch.nn.CrossEntropyLoss", module_api, documented),
-    Variant("torch:functional", "torch.nn.functional.cross_entropy", functional_api, documented),
-    Variant("torch:nll", "torch.nn.NLLLoss", nll_api, nll_documented),
+    Variant("torch", "torch.nn.CrossEntropyLoss", module_api, documented, CE),
+    Variant("torch:functional", "torch.nn.functional.cross_entropy", functional_api, documented, CE),
+    Variant("torch:nll", "torch.nn.NLLLoss", nll_api, nll_documented, CE),
+    Variant("torch", "torch.nn.BCEWithLogitsLoss / torch.nn.BCELoss", binary_module_api, binary_documented, BCE),
+    Variant(
+        "torch:functional",
+        "torch.nn.functional.binary_cross_entropy_with_logits / binary_cross_entropy",
+        binary_functional_api,
+        binary_documented,
+        BCE,
+    ),
+    Variant("torch:sigmoid_bce", "torch.nn.BCELoss(torch.sigmoid(x))", sigmoid_then_bce, sigmoid_documented, BCE),
 ]
-
-
-def to_numpy(value: object) -> tuple[object, str]:
-    return value.detach().double().numpy(), str(value.dtype).removeprefix("torch.")  # type: ignore[attr-defined]

@@ -1,0 +1,274 @@
+"""`conformance.compare`: elementwise agreement, agreement groups, expectation checks, tolerances.
+
+Results here are hand-made dicts shaped like a worker's (`status`, `loss`, `grad`, `message`), so no
+framework runs.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+
+import numpy as np
+import pytest
+
+from conformance import cases, compare
+from conformance.cases import Expectation
+from conformance.compare import DEFAULT_TOLERANCE, check_expectation, difference, groups
+
+TOL = {"rtol": 0.0, "atol": 1.0}
+
+
+def ok(loss, grad=None) -> dict:
+    return {"status": "ok", "loss": np.asarray(loss, dtype=np.float64), "grad": grad, "message": None}
+
+
+def failed(status: str, message: str) -> dict:
+    return {"status": status, "loss": None, "grad": None, "message": message}
+
+
+def make_case(**spec: object):
+    spec.setdefault("id", "c")
+    spec.setdefault("logits", [[0.05, 0.95, 0.0], [0.1, 0.8, 0.1]])
+    spec.setdefault("labels", [1, 2])
+    return cases.load_text(json.dumps({"cases": [spec]}), "x.yaml")[0]
+
+
+# ---------------------------------------------------------------- difference
+
+SPECIAL_VALUES = [0.0, 1.0, -1.0, 1.0 + 1e-9, 1e-12, 1e300, math.inf, -math.inf, math.nan]
+
+
+@pytest.mark.parametrize("a, b", list(itertools.product(SPECIAL_VALUES, repeat=2)))
+def test_difference_is_symmetric_on_special_values(a, b):
+    """Protects 'the order of frameworks never changes a verdict', NaN and infinities included."""
+    for rtol, atol in ((1e-7, 1e-9), (0.0, 0.0), (0.5, 0.0)):
+        forward = difference([a], [b], rtol, atol)
+        backward = difference([b], [a], rtol, atol)
+        assert forward.agree == backward.agree
+        assert forward.max_abs == backward.max_abs or (math.isnan(forward.max_abs) and math.isnan(backward.max_abs))
+
+
+def test_difference_is_symmetric_on_random_arrays():
+    """Protects symmetry where the relative scale is max(|a|, |b|): pairs straddling the tolerance edge."""
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        a = rng.standard_normal(4) * 10.0 ** rng.integers(-3, 4)
+        b = a * (1 + rng.choice([-1, 1], 4) * 10.0 ** rng.uniform(-8, -4, 4))
+        rtol = 10.0 ** rng.uniform(-7, -4)
+        assert difference(a, b, rtol, 0.0).agree == difference(b, a, rtol, 0.0).agree
+
+
+def test_nan_agrees_with_nan_and_infinities_by_sign():
+    """Protects the special-value rules: NaN == NaN, inf == inf of the same sign, inf != -inf,
+    NaN != any number, inf != any finite number (however loose the tolerance)."""
+    assert difference([math.nan], [math.nan], 0.0, 0.0).agree
+    assert difference([math.inf], [math.inf], 0.0, 0.0).agree
+    assert difference([-math.inf], [-math.inf], 0.0, 0.0).agree
+    assert not difference([math.inf], [-math.inf], 1.0, 1e300).agree
+    assert not difference([math.nan], [1.0], 1.0, 1e300).agree
+    assert not difference([math.nan], [math.inf], 1.0, 1e300).agree
+    assert not difference([math.inf], [1e300], 1.0, 1e300).agree
+    assert difference([math.nan, 1.0, math.inf], [math.nan, 1.0, math.inf], 0.0, 0.0).max_abs == 0.0
+
+
+def test_difference_rejects_different_sizes_with_a_reason():
+    """Protects size mismatches (e.g. per-sample vs reduced loss): they disagree and say why."""
+    found = difference([1.0, 2.0], [1.0, 2.0, 3.0], 1.0, 1.0)
+    assert not found.agree
+    assert found.reason and "2" in found.reason and "3" in found.reason
+    assert not difference([3.0], [1.0, 2.0], 1.0, 1.0).agree
+
+
+def test_difference_ignores_shape_when_values_match():
+    """Protects '(N,) vs (N, 1)' (paddle's label-shaped `none` output): equal values agree."""
+    found = difference(np.array([0.5, 1.5]), np.array([[0.5], [1.5]]), 0.0, 0.0)
+    assert found.agree and found.reason is None
+    assert difference(np.array(2.0), np.array([2.0]), 0.0, 0.0).agree
+
+
+def test_difference_uses_atol_plus_rtol_times_the_larger_magnitude():
+    """Protects the agreement rule |a - b| <= atol + rtol * max(|a|, |b|) and the reported maxima."""
+    assert difference([100.0], [101.0], 0.01, 0.0).agree
+    assert not difference([100.0], [101.1], 0.01, 0.0).agree
+    assert difference([0.0], [0.5], 0.0, 0.5).agree
+    assert not difference([0.0], [0.5], 0.0, 0.49).agree
+    found = difference([1.0, 10.0], [1.5, 10.0], 0.0, 1.0)
+    assert found.max_abs == pytest.approx(0.5)
+    assert found.max_rel == pytest.approx(0.5 / 1.5)
+
+
+def test_empty_arrays_agree():
+    """Protects empty batches (both frameworks return an empty loss)."""
+    assert difference([], [], 0.0, 0.0).agree
+
+
+# ---------------------------------------------------------------- groups
+
+
+def test_groups_split_a_non_transitive_chain_into_mutually_agreeing_groups():
+    """Protects greedy grouping: a~b and b~c but a!~c gives two groups, each internally agreeing."""
+    results = {"torch": ok(0.0), "paddle": ok(0.9), "tensorflow": ok(1.8)}
+    found = groups(results, list(results), TOL)
+    assert found == [["torch", "paddle"], ["tensorflow"]]
+    for group in found:
+        for x, y in itertools.combinations(group, 2):
+            assert difference(results[x]["loss"], results[y]["loss"], **TOL).agree
+
+
+def test_groups_hold_only_ok_results():
+    """Protects that unsupported / error / crashed results are never grouped (nor counted as divergence)."""
+    results = {
+        "torch": ok(1.0),
+        "torch:nll": failed("unsupported", "no soft labels"),
+        "paddle": failed("error", "NotFound: kernel"),
+        "tensorflow": failed("crashed", "died"),
+        "reference": ok(1.0),
+    }
+    assert groups(results, list(results), TOL) == [["torch", "reference"]]
+
+
+def test_groups_are_deterministic_whatever_the_result_order():
+    """Protects a stable report: frameworks in registry order, each default variant before its others,
+    independently of the order the results arrived in."""
+    results = {
+        "tensorflow:nn": ok(5.0),
+        "reference": ok(0.0),
+        "paddle": ok(5.0),
+        "torch:functional": ok(0.0),
+        "tensorflow": ok(0.0),
+        "torch": ok(5.0),
+    }
+    expected = [["torch", "paddle", "tensorflow:nn"], ["torch:functional", "tensorflow", "reference"]]
+    for keys in itertools.permutations(results):
+        shuffled = {k: results[k] for k in keys}
+        assert groups(shuffled, list(keys), TOL) == expected
+
+
+def test_groups_compare_gradients_too():
+    """Protects result agreement = loss and gradient agreement (where both have a gradient)."""
+    results = {"torch": ok(1.0, grad=[0.0, 1.0]), "paddle": ok(1.0, grad=[0.0, 5.0]), "tensorflow": ok(1.0)}
+    assert groups(results, list(results), TOL) == [["torch", "tensorflow"], ["paddle"]]
+
+
+# ---------------------------------------------------------------- check_expectation
+
+
+def test_expectation_met():
+    """Protects the 'met' verdict when the groups found are the groups expected."""
+    results = {"torch": ok(1.0), "paddle": ok(1.0), "tensorflow": ok(2.5)}
+    expect = Expectation(groups=[["torch", "paddle"], ["tensorflow"]])
+    assert check_expectation(expect, results, TOL) == ("met", None)
+
+
+def test_expectation_violated_with_a_readable_message():
+    """Protects the violation message: it names the expected and the found groups."""
+    results = {"torch": ok(1.0), "paddle": ok(1.0), "tensorflow": ok(2.5)}
+    verdict, message = check_expectation(Expectation(groups=[["torch", "paddle", "tensorflow"]]), results, TOL)
+    assert verdict == "violated"
+    assert message == "expected groups [[torch, paddle, tensorflow]], found [[torch, paddle], [tensorflow]]"
+
+
+def test_expectation_without_groups_or_status_is_none():
+    """Protects cases with no (or an empty) expectation: verdict 'none'."""
+    results = {"torch": ok(1.0)}
+    assert check_expectation(None, results, TOL) == ("none", None)
+    assert check_expectation(Expectation(), results, TOL) == ("none", None)
+
+
+def test_expectation_skips_keys_that_are_not_present():
+    """Protects 'only keys named and present are checked': a key named but not run is skipped."""
+    results = {"torch": ok(1.0), "paddle": ok(1.0)}
+    expect = Expectation(groups=[["torch", "paddle", "tensorflow:nn"]], status={"tensorflow": "error"})
+    assert check_expectation(expect, results, TOL) == ("met", None)
+
+
+def test_a_new_variant_breaks_no_expectation():
+    """Protects adding variants: a result key the expectation does not name changes nothing, even when
+    it disagrees with everything."""
+    results = {"torch": ok(1.0), "paddle": ok(1.0), "paddle:new_variant": ok(7.0), "torch:new": failed("error", "boom")}
+    assert check_expectation(Expectation(groups=[["torch", "paddle"]]), results, TOL) == ("met", None)
+
+
+def test_a_named_key_that_errored_when_ok_was_expected_is_a_violation():
+    """Protects against silently passing when a grouped key stopped running: it is reported with its message."""
+    results = {"torch": ok(1.0), "paddle": failed("error", "NotFound: kernel cross_entropy\nsecond line")}
+    verdict, message = check_expectation(Expectation(groups=[["torch", "paddle"]]), results, TOL)
+    assert verdict == "violated"
+    assert "paddle is error, expected ok (NotFound: kernel cross_entropy)" in message
+    assert "second line" not in message
+
+
+def test_status_expectation():
+    """Protects `status:` expectations: met when the status matches, violated (with the message) when not,
+    and a key expected to fail is not also required to be ok by `groups`."""
+    results = {"torch": ok(1.0), "torch:nll": failed("unsupported", "NLLLoss takes class indices"), "paddle": ok(1.0)}
+    met = Expectation(groups=[["torch", "paddle", "torch:nll"]], status={"torch:nll": "unsupported"})
+    assert check_expectation(met, results, TOL) == ("met", None)
+    verdict, message = check_expectation(Expectation(status={"torch:nll": "ok"}), results, TOL)
+    assert verdict == "violated"
+    assert message == "torch:nll is unsupported, expected ok (NLLLoss takes class indices)"
+    verdict, message = check_expectation(Expectation(status={"paddle": "error"}), results, TOL)
+    assert verdict == "violated" and message == "paddle is ok, expected error"
+
+
+def test_expectation_reports_every_problem():
+    """Protects one verdict listing all problems (status and groups), joined readably."""
+    results = {"torch": ok(1.0), "paddle": ok(3.0), "tensorflow": failed("crashed", "worker died")}
+    expect = Expectation(groups=[["torch", "paddle", "tensorflow"]])
+    verdict, message = check_expectation(expect, results, TOL)
+    assert verdict == "violated"
+    assert message == (
+        "tensorflow is crashed, expected ok (worker died); expected groups [[torch, paddle]], found [[torch], [paddle]]"
+    )
+
+
+# ---------------------------------------------------------------- tolerances
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32", "float64"])
+def test_default_tolerance_is_the_dtypes(dtype):
+    """Protects per-dtype defaults: a case without `tolerance:` gets its dtype's entry, and `compare`
+    judges with it (a gap of half the rtol agrees, of twice the rtol does not)."""
+    case = make_case(dtype=dtype)
+    tol = DEFAULT_TOLERANCE[dtype]
+    assert compare.tolerance(case) == tol
+    base = 1000.0
+    near = {"torch": ok(base), "paddle": ok(base * (1 + tol["rtol"] / 2))}
+    far = {"torch": ok(base), "paddle": ok(base * (1 + tol["rtol"] * 2) + tol["atol"])}
+    assert compare.compare(case, near)["groups"] == [["torch", "paddle"]]
+    assert compare.compare(case, far)["groups"] == [["torch"], ["paddle"]]
+    assert compare.compare(case, near)["tolerance"] == tol
+
+
+def test_default_tolerances_tighten_with_precision():
+    """Protects the ordering of the defaults: more precise dtypes never get looser tolerances."""
+    order = ["float64", "float32", "float16", "bfloat16"]
+    for tighter, looser in itertools.pairwise(order):
+        assert DEFAULT_TOLERANCE[tighter]["rtol"] < DEFAULT_TOLERANCE[looser]["rtol"]
+        assert DEFAULT_TOLERANCE[tighter]["atol"] < DEFAULT_TOLERANCE[looser]["atol"]
+
+
+def test_case_tolerance_overrides_only_what_it_names():
+    """Protects `tolerance:` in a case: it overrides the named field and keeps the dtype default for the other."""
+    case = make_case(dtype="float32", tolerance={"rtol": 0.1})
+    assert compare.tolerance(case) == {"rtol": 0.1, "atol": DEFAULT_TOLERANCE["float32"]["atol"]}
+    results = {"torch": ok(1.0), "paddle": ok(1.05)}
+    assert compare.compare(case, results)["groups"] == [["torch", "paddle"]]
+    strict = make_case(dtype="float32", tolerance={"rtol": 0, "atol": 0})
+    assert compare.tolerance(strict) == {"rtol": 0.0, "atol": 0.0}
+    assert compare.compare(strict, {"torch": ok(1.0), "paddle": ok(1.0 + 1e-12)})["groups"] == [["torch"], ["paddle"]]
+
+
+def test_compare_record_lists_pairs_and_the_expectation_verdict():
+    """Protects the comparison record: one pair per two ok results, in canonical order, and the verdict."""
+    case = make_case(expect={"groups": [["torch", "paddle"], ["tensorflow"]]})
+    results = {"tensorflow": ok(2.0), "paddle": ok(1.0), "torch": ok(1.0), "torch:nll": failed("unsupported", "x")}
+    record = compare.compare(case, results)
+    assert [(p["a"], p["b"], p["agree"]) for p in record["pairs"]] == [
+        ("torch", "paddle", True),
+        ("torch", "tensorflow", False),
+        ("paddle", "tensorflow", False),
+    ]
+    assert record["expectation"] == "met" and record["expectation_message"] is None
