@@ -83,6 +83,10 @@ class Expectation(BaseModel):
     when: dict[str, Any] | None = None
     groups: list[list[str]] | None = None
     status: dict[str, Literal["ok", "unsupported", "error", "crashed"]] | None = None
+    values: dict[str, Number | list[Any]] | None = Field(
+        default=None,
+        description="printed values a result must reproduce, to one unit of the last printed digit",
+    )
 
     @field_validator("when")
     @classmethod
@@ -511,15 +515,11 @@ def _effective_expectation(spec: CaseSpec, params: dict[str, Any]) -> Expectatio
     if spec.expect is None:
         return None
     entries = spec.expect
-    groups, status, matched = None, None, False
+    merged: dict[str, Any] = {}
     for item in entries:
         if item.matches(params):
-            matched = True
-            groups = item.groups if item.groups is not None else groups
-            status = item.status if item.status is not None else status
-    if not matched:
-        return None
-    return Expectation(groups=groups, status=status)
+            merged.update(item.model_dump(exclude_none=True, exclude={"when"}))
+    return Expectation(**merged) if merged else None
 
 
 # ---------------------------------------------------------------- error messages

@@ -46,6 +46,8 @@ class Knobs:
     clip_eps: the clip of the *clip* modes (Keras epsilon).
     logit_floor: shifted logits x - max(x) are clipped at -logit_floor (paddle CPU: 64), None: exact.
     ignore_smoothed: whether ignored positions still contribute when smoothing is on.
+    weights_as_sample_weights: class (or element) weights are handed to the API as its sample
+        weights, so they count in the applied_weight / nonzero_weight denominators (TensorFlow).
     log_clamp: binary cross-entropy on probabilities clamps each log at -log_clamp (torch, paddle: 100).
     last_axis_mean: binary cross-entropy averages the last axis into one value per sample before
         weighting and reducing (Keras), instead of reducing elements directly.
@@ -58,6 +60,7 @@ class Knobs:
     clip_eps: float = 1e-7
     logit_floor: float | None = None
     ignore_smoothed: bool = False
+    weights_as_sample_weights: bool = False
     log_clamp: float | None = None
     last_axis_mean: bool = False
 
@@ -138,10 +141,12 @@ def evaluate(case: Case, knobs: Knobs = TEXTBOOK) -> Outcome:
         coef = q
         sample = hard_weight
     per_sample = _per_position(case, len(q))
-    applied = mask * per_sample * (hard_weight if knobs.weight_mode == "from_hard_label" else 1.0)
+    applied = mask * per_sample
+    if knobs.weights_as_sample_weights:
+        applied = applied * (q @ weight if knobs.weight_mode == "from_label" else hard_weight)
     coef = coef * (sample * mask * per_sample)[:, None]
 
-    lp = _log_probs(flat, case.from_logits, knobs)
+    lp = _log_probs(flat, case.from_logits, knobs, _clip_bounds(case, knobs))
     with np.errstate(invalid="ignore", over="ignore"):
         per_position = np.where(coef != 0, coef * -lp, 0.0).sum(axis=1)
 
@@ -154,8 +159,14 @@ def evaluate(case: Case, knobs: Knobs = TEXTBOOK) -> Outcome:
             denom = _denominator(knobs.denominator, mask, hard_weight, q @ weight, applied, case)
         loss, factor = _reduce(per_position.sum(), denom, knobs)
         scale = np.full(len(q), factor)
-    grad = _grad(flat, coef * scale[:, None], case.from_logits, knobs).reshape(x.shape)
+    grad = _grad(flat, coef * scale[:, None], case.from_logits, knobs, _clip_bounds(case, knobs)).reshape(x.shape)
     return Outcome(loss=np.asarray(loss, dtype=np.float64), grad=np.moveaxis(grad, -1, 1))
+
+
+def _clip_bounds(case: Case, knobs: Knobs) -> tuple[float, float]:
+    """[eps, 1-eps] as the framework holds them: in the case dtype (float32: 1-1e-7 is 1-1.19e-7)."""
+    lo, hi = rounded(case, np.array([knobs.clip_eps, 1.0 - knobs.clip_eps]))
+    return float(lo), float(hi)
 
 
 def _reduce(total: float, denom: float, knobs: Knobs) -> tuple[np.ndarray, float]:
@@ -193,7 +204,7 @@ def _denominator(
     return float(len(mask))
 
 
-def _log_probs(flat: np.ndarray, from_logits: bool, knobs: Knobs) -> np.ndarray:
+def _log_probs(flat: np.ndarray, from_logits: bool, knobs: Knobs, bounds: tuple[float, float]) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         if from_logits:
             z = flat - flat.max(axis=1, keepdims=True)
@@ -201,7 +212,7 @@ def _log_probs(flat: np.ndarray, from_logits: bool, knobs: Knobs) -> np.ndarray:
                 z = np.maximum(z, -knobs.logit_floor)
             return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
         p = flat
-        lo, hi = knobs.clip_eps, 1.0 - knobs.clip_eps
+        lo, hi = bounds
         if knobs.probabilities == "none":
             return np.log(p)
         if knobs.probabilities == "renormalise":
@@ -212,15 +223,15 @@ def _log_probs(flat: np.ndarray, from_logits: bool, knobs: Knobs) -> np.ndarray:
         return np.log(c) - np.log(c.sum(axis=1, keepdims=True))
 
 
-def _grad(flat: np.ndarray, coef: np.ndarray, from_logits: bool, knobs: Knobs) -> np.ndarray:
+def _grad(flat: np.ndarray, coef: np.ndarray, from_logits: bool, knobs: Knobs, bounds: tuple[float, float]) -> np.ndarray:
     """d/dpred of sum A * (-lp), for each way lp is formed from the predictions."""
     total = coef.sum(axis=1, keepdims=True)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         if from_logits:
-            p = np.exp(_log_probs(flat, True, knobs))
+            p = np.exp(_log_probs(flat, True, knobs, bounds))
             return p * total - coef
         p = flat
-        lo, hi = knobs.clip_eps, 1.0 - knobs.clip_eps
+        lo, hi = bounds
         s = p.sum(axis=1, keepdims=True)
         own = np.where(coef != 0, -coef / np.where(coef != 0, p, 1.0), 0.0)  # a class with no weight adds 0
         if knobs.probabilities == "none":
@@ -254,7 +265,7 @@ def _binary(case: Case, knobs: Knobs) -> Outcome:
             element = (1.0 - z) * x + scale_pos * softplus
             d_element = scale_pos / (1.0 + np.exp(-x)) - pos * z
         elif knobs.probabilities == "clip":
-            lo, hi = knobs.clip_eps, 1.0 - knobs.clip_eps
+            lo, hi = _clip_bounds(case, knobs)
             p = np.clip(x, lo, hi)
             live = (x > lo) & (x < hi)
             element = -(pos * z * np.log(p) + (1.0 - z) * np.log(1.0 - p))
@@ -276,6 +287,8 @@ def _binary(case: Case, knobs: Knobs) -> Outcome:
         sample = d_sample = _batch_aligned(sw, x.shape)
     values = values * sample
     applied = sample
+    if knobs.weights_as_sample_weights and not knobs.last_axis_mean:
+        applied = sample * weight
     if case.reduction == "none":
         return Outcome(loss=np.asarray(values, dtype=np.float64), grad=np.asarray(d_values * d_sample))
     denom = 1.0

@@ -1,19 +1,41 @@
-"""TensorFlow adapter: Keras `SparseCategoricalCrossentropy` / `CategoricalCrossentropy` (default) and
-`tf.nn.softmax_cross_entropy_with_logits`.
+"""TensorFlow adapter: Keras losses (default), `tf.nn`, `tf.compat.v1.losses`.
 
-TensorFlow has no class-weight argument: the default variant passes `sample_weight = weight[label]`
-(what `model.fit(class_weight=...)` does; the argmax class for soft labels) and maps `mean` to Keras's
-`sum_over_batch_size`.
+TensorFlow has no class-weight argument: class weights become `sample_weight = weight[label]` (what
+`model.fit(class_weight=...)` does; the argmax class for soft labels), `mean` maps to Keras's
+`sum_over_batch_size`, and tf.compat.v1's `mean` is its default `SUM_BY_NONZERO_WEIGHTS`. Keras losses
+are given the case dtype (`dtype=`), since they otherwise compute in float32.
 """
 
 from __future__ import annotations
 
 from conformance.adapters import Unsupported, Variant, kwargs, moved
 from conformance.cases import Case
-from conformance.reference import Knobs
+from conformance.reference import Knobs, mean_denominator
 
 SETUP = "import numpy as np\nimport tensorflow as tf"
-REDUCTIONS = {"none": '"none"', "mean": '"sum_over_batch_size"', "sum": '"sum"'}
+CE, BCE = ("softmax_cross_entropy",), ("binary_cross_entropy",)
+KERAS_REDUCTIONS = {
+    "none": '"none"',
+    "mean": '"sum_over_batch_size"',
+    "sum": '"sum"',
+    "sum_over_batch_size": '"sum_over_batch_size"',
+    "mean_with_sample_weight": '"mean_with_sample_weight"',
+}
+V1_REDUCTIONS = {
+    "none": "NONE",
+    "sum": "SUM",
+    "mean": "SUM_BY_NONZERO_WEIGHTS",
+    "sum_over_batch_size": "SUM_OVER_BATCH_SIZE",
+    "mean_with_sample_weight": "MEAN",
+    "sum_by_nonzero_weights": "SUM_BY_NONZERO_WEIGHTS",
+}
+BY_HAND = {
+    "sum": "loss = tf.reduce_sum(loss)",
+    "mean": "loss = tf.reduce_mean(loss)",
+    "sum_over_batch_size": "loss = tf.reduce_sum(loss) / tf.cast(tf.size(loss), loss.dtype)",
+    "mean_with_sample_weight": "loss = tf.reduce_sum(loss) / tf.reduce_sum(weights)",
+    "sum_by_nonzero_weights": "loss = tf.reduce_sum(loss) / tf.cast(tf.math.count_nonzero(weights), loss.dtype)",
+}
 
 
 def version() -> dict[str, str]:
@@ -23,10 +45,20 @@ def version() -> dict[str, str]:
     return {"tensorflow": tf.__version__, "keras": keras.__version__}
 
 
+def to_numpy(value: object) -> tuple[object, str]:
+    import numpy as np
+
+    return np.asarray(value.numpy(), dtype=np.float64), value.dtype.name  # type: ignore[attr-defined]
+
+
 def _tensor(name: str, case: Case) -> str:
     if case.dtype == "bfloat16":
         return f"tf.cast(tf.constant({name}), tf.bfloat16)"
     return f"tf.constant({name})"
+
+
+def _leaf(case: Case) -> str:
+    return "logits" if case.from_logits else "probs"
 
 
 def _sparse(case: Case) -> bool:
@@ -34,115 +66,365 @@ def _sparse(case: Case) -> bool:
 
 
 def _head(case: Case) -> list[str]:
-    leaf = "logits" if case.from_logits else "probs"
-    lines = [f"{leaf} = {_tensor('x', case)}", "with tf.GradientTape() as tape:", f"    tape.watch({leaf})"]
-    if moved(case):
-        lines.append(f"    inputs = tf.experimental.numpy.moveaxis({leaf}, 1, -1)  # Keras wants classes last")
+    lines = [f"{_leaf(case)} = {_tensor('x', case)}", "with tf.GradientTape() as tape:", f"    tape.watch({_leaf(case)})"]
+    if moved(case) and not case.binary:
+        lines.append(f"    inputs = tf.experimental.numpy.moveaxis({_leaf(case)}, 1, -1)  # TensorFlow wants classes last")
     return lines
 
 
 def _inputs(case: Case) -> str:
-    return "inputs" if moved(case) else ("logits" if case.from_logits else "probs")
+    return "inputs" if moved(case) and not case.binary else _leaf(case)
 
 
 def _tail(case: Case) -> list[str]:
-    leaf = "logits" if case.from_logits else "probs"
-    return ["    total = tf.reduce_sum(loss)", f"grad = tape.gradient(total, {leaf})"]
-
-
-def _sample_weight(case: Case) -> str | None:
-    """weight[label] per position (argmax class for soft labels); ignored positions weigh 0."""
-    if case.labels is None:
-        return f"tf.gather({_tensor('w', case)}, tf.argmax({_soft(case)}, axis=-1))" if case.weight is not None else None
-    if case.ignore_index is None:
-        return f"tf.gather({_tensor('w', case)}, y)" if case.weight is not None else None
-    keep = f"y != {case.ignore_index}"
-    if _sparse(case):
-        return f"tf.gather({_tensor('w', case)}, np.where({keep}, y, 0))" if case.weight is not None else None
-    if case.weight is None:
-        return f"tf.cast({keep}, tf.{case.dtype})"
-    return f"tf.gather({_tensor('w', case)}, np.where({keep}, y, 0)) * tf.cast({keep}, tf.{case.dtype})"
+    return ["    total = tf.reduce_sum(loss)", f"grad = tape.gradient(total, {_leaf(case)})"]
 
 
 def _soft(case: Case) -> str:
-    return _tensor("np.moveaxis(t, 1, -1)" if moved(case) else "t", case)
+    return _tensor("np.moveaxis(t, 1, -1)" if moved(case) and not case.binary else "t", case)
+
+
+def _one_hot(case: Case) -> str:
+    return f"tf.one_hot(y, {case.num_classes}, dtype=tf.{case.dtype})"
+
+
+def _per_sample(case: Case) -> str:
+    """sw spread over a sample's per-position values ((N,) -> (N, 1, ...)); Keras would otherwise
+    broadcast it against the last axis."""
+    trailing = case.predictions.ndim - 2
+    return "sw" + ("[:, " + ", ".join(["None"] * trailing) + "]" if trailing > 0 else "")
+
+
+def _position_weights(case: Case, smoothed_label: bool = False, mask: bool = True) -> str | None:
+    """The per-position weight: sample weight x class weight (of the hard label, or w . q of the
+    smoothed label) x the non-ignored mask (left out where ignore_class masks). None when all are 1."""
+    factors = []
+    if case.sample_weight is not None:
+        factors.append(_tensor(_per_sample(case), case))
+    if case.weight is not None:
+        if smoothed_label:
+            factors.append(f"tf.linalg.matvec(labels, {_tensor('w', case)})")
+        elif case.labels is None:
+            factors.append(f"tf.gather({_tensor('w', case)}, tf.argmax({_soft(case)}, axis=-1))")
+        elif case.ignore_index is not None:
+            factors.append(f"tf.gather({_tensor('w', case)}, np.where(y != {case.ignore_index}, y, 0))")
+        else:
+            factors.append(f"tf.gather({_tensor('w', case)}, y)")
+    if mask and case.ignore_index is not None and case.labels is not None:
+        factors.append(f"tf.cast(y != {case.ignore_index}, tf.{case.dtype})")
+    return " * ".join(factors) or None
+
+
+def _smoothing(case: Case, soft: str) -> list[str]:
+    if not case.label_smoothing:
+        return [f"    labels = {soft}"]
+    eps = case.label_smoothing
+    return [f"    labels = {soft} * (1 - {eps!r}) + {eps!r} / {case.num_classes}  # smoothing by hand"]
+
+
+def _keras_dtype(case: Case) -> str | None:
+    return None if case.dtype == "float32" else repr(case.dtype)
+
+
+def _keras_call(case: Case, cls: str, options: str, target: str, weights: str | None, counted: str | None) -> list[str]:
+    """A Keras loss call with `weights` as sample_weight. Keras has no sum_by_nonzero_weights: that one
+    is reduction='none', then / the number of non-zero `counted` weights, by hand."""
+    lines = [f"    weights = {weights}"] if weights else []
+    lines.append(f"    loss_fn = tf.keras.losses.{cls}({options})")
+    lines.append(f"    loss = loss_fn({target}, {_inputs(case)}" + (", sample_weight=weights)" if weights else ")"))
+    if case.reduction == "sum_by_nonzero_weights":
+        nonzero = f"tf.math.count_nonzero(tf.ones_like(loss) * {counted})" if counted else "tf.size(loss)"
+        lines.append(f"    loss = tf.reduce_sum(loss) / tf.cast({nonzero}, loss.dtype)")
+    return lines
+
+
+def _keras_reduction(case: Case) -> str:
+    return '"none"' if case.reduction == "sum_by_nonzero_weights" else KERAS_REDUCTIONS[case.reduction]
+
+
+# ---------------------------------------------------------------- Keras
 
 
 def keras_api(case: Case) -> str:
-    dtype = None if case.dtype == "float32" else repr(case.dtype)
     if _sparse(case):
-        cls = "SparseCategoricalCrossentropy"
-        options = kwargs(
-            ("from_logits", repr(case.from_logits)),
-            ("ignore_class", case.ignore_index),
-            ("reduction", REDUCTIONS[case.reduction]),
-            ("dtype", dtype),
-        )
-        target = "y"
-    else:
-        cls = "CategoricalCrossentropy"
-        options = kwargs(
-            ("from_logits", repr(case.from_logits)),
-            ("label_smoothing", case.label_smoothing or None),
-            ("reduction", REDUCTIONS[case.reduction]),
-            ("dtype", dtype),
-        )
-        target = _soft(case) if case.labels is None else f"tf.one_hot(y, {case.num_classes}, dtype=tf.{case.dtype})"
-    weight = _sample_weight(case)
-    call = f"loss_fn({target}, {_inputs(case)}" + (f", sample_weight={weight})" if weight else ")")
-    return "\n".join(
-        _head(case) + [f"    loss_fn = tf.keras.losses.{cls}({options})", f"    loss = {call}"] + _tail(case)
+        return sparse_keras(case)
+    return categorical_keras(case)
+
+
+def sparse_keras(case: Case) -> str:
+    options = kwargs(
+        ("from_logits", repr(case.from_logits)),
+        ("ignore_class", case.ignore_index),
+        ("reduction", _keras_reduction(case)),
+        ("dtype", _keras_dtype(case)),
     )
+    weights = _position_weights(case, mask=False)
+    call = _keras_call(case, "SparseCategoricalCrossentropy", options, "y", weights, _position_weights(case))
+    return "\n".join(_head(case) + call + _tail(case))
 
 
-def nn_api(case: Case) -> str:
-    """tf.nn.softmax_cross_entropy_with_logits: per position only; reductions and weights by hand."""
-    if not case.from_logits:
-        raise Unsupported("tf.nn.softmax_cross_entropy_with_logits takes logits, not probabilities")
-    if case.weight is not None:
-        raise Unsupported("tf.nn.softmax_cross_entropy_with_logits has no class weights")
-    if case.ignore_index is not None:
-        raise Unsupported("tf.nn.softmax_cross_entropy_with_logits has no ignore_index")
+def categorical_keras(case: Case, smoothed_weight: bool = False) -> str:
+    options = kwargs(
+        ("from_logits", repr(case.from_logits)),
+        ("label_smoothing", case.label_smoothing or None),
+        ("reduction", _keras_reduction(case)),
+        ("dtype", _keras_dtype(case)),
+    )
+    target = _soft(case) if case.labels is None else _one_hot(case)
     lines = _head(case)
-    if case.labels is not None:
-        lines.append(f"    labels = tf.one_hot(y, {case.num_classes}, dtype=tf.{case.dtype})")
-    else:
-        lines.append(f"    labels = {_soft(case)}")
-    if case.label_smoothing:
+    if smoothed_weight:
         eps = case.label_smoothing
-        lines.append(f"    labels = labels * (1 - {eps!r}) + {eps!r} / {case.num_classes}  # tf.nn has no smoothing")
-    lines.append(f"    loss = tf.nn.softmax_cross_entropy_with_logits(labels=labels, logits={_inputs(case)})")
-    if case.reduction == "mean":
-        lines.append("    loss = tf.reduce_mean(loss)")
-    elif case.reduction == "sum":
-        lines.append("    loss = tf.reduce_sum(loss)")
-    return "\n".join(lines + _tail(case))
+        smooth = f" * (1 - {eps!r}) + {eps!r} / {case.num_classes}" if eps else ""
+        lines.append(f"    labels = {target}{smooth}  # the smoothed label, to weigh classes as paddle does")
+    weights = _position_weights(case, smoothed_label=smoothed_weight)
+    return "\n".join(lines + _keras_call(case, "CategoricalCrossentropy", options, target, weights, weights) + _tail(case))
 
 
-def documented(case: Case) -> Knobs:
-    """Keras docs: sample_weight multiplies each position's loss (here weight of the hard label);
+def cce_api(case: Case) -> str:
+    return categorical_keras(case)
+
+
+def smoothed_weight_api(case: Case) -> str:
+    """Class weights from the smoothed label (w . q), the recipe that reproduces paddle."""
+    if case.weight is None:
+        raise Unsupported("no class weights: weighing by the smoothed label only matters with `weight`")
+    return categorical_keras(case, smoothed_weight=True)
+
+
+def binary_keras(case: Case) -> str:
+    if case.pos_weight is not None:
+        raise Unsupported("Keras BinaryCrossentropy has no pos_weight (tf.nn.weighted_cross_entropy_with_logits has)")
+    if case.weight is not None:
+        raise Unsupported(
+            "Keras BinaryCrossentropy averages the last axis before sample_weight applies: no per-element weight"
+        )
+    if case.sample_weight is not None and case.predictions.ndim < 2:
+        raise Unsupported("Keras BinaryCrossentropy makes one value of a 1-D batch: no per-sample axis for sample_weight")
+    options = kwargs(
+        ("from_logits", repr(case.from_logits)),
+        ("label_smoothing", case.label_smoothing or None),
+        ("reduction", _keras_reduction(case)),
+        ("dtype", _keras_dtype(case)),
+    )
+    target = _tensor("y" if case.labels is not None else "t", case)
+    trailing = case.predictions.ndim - 2
+    weights = None
+    if case.sample_weight is not None:
+        weights = _tensor("sw" + ("[:, " + ", ".join(["None"] * trailing) + "]" if trailing > 0 else ""), case)
+    return "\n".join(_head(case) + _keras_call(case, "BinaryCrossentropy", options, target, weights, weights) + _tail(case))
+
+
+def _keras_own_mean(case: Case) -> str:
+    return "valid_count" if _sparse(case) and case.ignore_index is not None else "positions"
+
+
+def documented(case: Case) -> Knobs | None:
+    """Keras docs: sample_weight multiplies each position's loss (here the weight of the hard label);
     sum_over_batch_size divides by the number of positions, or by the unmasked ones with ignore_class;
     divide_no_nan -> 0; probabilities: CCE renormalises then clips to [1e-7, 1-1e-7], SCCE clips first."""
-    masked = _sparse(case) and case.ignore_index is not None
     return Knobs(
         weight_mode="from_hard_label",
-        denominator="valid_count" if masked else "positions",
+        weights_as_sample_weights=True,
+        denominator=mean_denominator(case, _keras_own_mean(case)),  # type: ignore[arg-type]
         empty_mean="zero",
         probabilities="clip_then_renormalise" if _sparse(case) else "renormalise_then_clip",
     )
 
 
+def cce_documented(case: Case) -> Knobs:
+    return Knobs(
+        weight_mode="from_hard_label",
+        weights_as_sample_weights=True,
+        denominator=mean_denominator(case, "positions"),  # type: ignore[arg-type]
+        empty_mean="zero",
+        probabilities="renormalise_then_clip",
+    )
+
+
+def smoothed_documented(case: Case) -> Knobs:
+    return Knobs(
+        weight_mode="from_label",
+        weights_as_sample_weights=True,
+        denominator=mean_denominator(case, "positions"),  # type: ignore[arg-type]
+        empty_mean="zero",
+        probabilities="renormalise_then_clip",
+    )
+
+
+def binary_documented(case: Case) -> Knobs:
+    """Keras docs: the elementwise loss is averaged over the last axis into one value per sample, then
+    sample_weight and the batch reduction; probabilities clipped to [1e-7, 1-1e-7]."""
+    return Knobs(
+        denominator=mean_denominator(case, "positions"),  # type: ignore[arg-type]
+        empty_mean="zero",
+        probabilities="clip",
+        last_axis_mean=True,
+    )
+
+
+# ---------------------------------------------------------------- tf.nn
+
+
+def _by_hand(case: Case, weights: str | None) -> list[str]:
+    """Weights and the reduction by hand, for APIs that return per-position values."""
+    lines = []
+    if weights:
+        lines += [f"    weights = tf.ones_like(loss) * {weights}", "    loss = loss * weights"]
+    else:
+        lines.append("    weights = tf.ones_like(loss)")
+    if case.reduction == "none":
+        return lines
+    if case.reduction == "mean" and case.ignore_index is not None and case.labels is not None:
+        mask = f"tf.cast(y != {case.ignore_index}, loss.dtype)"
+        return lines + [f"    loss = tf.reduce_sum(loss) / tf.reduce_sum({mask})  # mean over non-ignored positions"]
+    return lines + ["    " + BY_HAND[case.reduction]]
+
+
+def nn_api(case: Case) -> str:
+    """tf.nn.softmax_cross_entropy_with_logits: per position only; smoothing, weights, reduction by hand."""
+    if not case.from_logits:
+        raise Unsupported("tf.nn.softmax_cross_entropy_with_logits takes logits, not probabilities")
+    if case.labels is not None:
+        labels = _one_hot(case) if case.ignore_index is None else f"tf.one_hot(np.where(y != {case.ignore_index}, y, 0), {case.num_classes}, dtype=tf.{case.dtype})"
+    else:
+        labels = _soft(case)
+    lines = _head(case) + _smoothing(case, labels)
+    lines.append(f"    loss = tf.nn.softmax_cross_entropy_with_logits(labels=labels, logits={_inputs(case)})")
+    return "\n".join(lines + _by_hand(case, _position_weights(case)) + _tail(case))
+
+
+def nn_sparse_api(case: Case) -> str:
+    if not case.from_logits:
+        raise Unsupported("tf.nn.sparse_softmax_cross_entropy_with_logits takes logits, not probabilities")
+    if case.labels is None:
+        raise Unsupported("tf.nn.sparse_softmax_cross_entropy_with_logits takes class indices, not probabilities")
+    if case.label_smoothing:
+        raise Unsupported("class indices cannot carry smoothing: use tf.nn.softmax_cross_entropy_with_logits")
+    labels = "y" if case.ignore_index is None else f"np.where(y != {case.ignore_index}, y, 0)"
+    lines = _head(case) + [f"    loss = tf.nn.sparse_softmax_cross_entropy_with_logits(labels={labels}, logits={_inputs(case)})"]
+    return "\n".join(lines + _by_hand(case, _position_weights(case)) + _tail(case))
+
+
+def nn_sigmoid_api(case: Case) -> str:
+    if not case.from_logits:
+        raise Unsupported("tf.nn.sigmoid_cross_entropy_with_logits takes logits, not probabilities")
+    target = _tensor("y" if case.labels is not None else "t", case)
+    lines = _head(case) + [f"    labels = {target}"]
+    if case.label_smoothing:
+        eps = case.label_smoothing
+        lines.append(f"    labels = labels * (1 - {eps!r}) + 0.5 * {eps!r}  # smoothing by hand, as Keras does")
+    if case.pos_weight is not None:
+        lines.append(f"    loss = tf.nn.weighted_cross_entropy_with_logits(labels=labels, logits=logits, pos_weight={_tensor('pw', case)})")
+    else:
+        lines.append("    loss = tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=logits)")
+    weights = [f for f in (_tensor("w", case) if case.weight is not None else None, _binary_sample(case)) if f]
+    return "\n".join(lines + _by_hand(case, " * ".join(weights) or None) + _tail(case))
+
+
+def _binary_sample(case: Case) -> str | None:
+    if case.sample_weight is None:
+        return None
+    trailing = case.predictions.ndim - 1
+    return _tensor("sw" + ("[:, " + ", ".join(["None"] * trailing) + "]" if trailing > 0 else ""), case)
+
+
 def nn_documented(case: Case) -> Knobs:
-    return Knobs(denominator="positions")
+    """Per position -sum q log softmax; class weight of the hard label, mean by hand: over all positions,
+    or over the non-ignored ones."""
+    own = "valid_count" if case.ignore_index is not None and case.labels is not None else "positions"
+    return Knobs(weight_mode="from_hard_label", weights_as_sample_weights=True, denominator=mean_denominator(case, own), empty_mean="nan")  # type: ignore[arg-type]
+
+
+def nn_sigmoid_documented(case: Case) -> Knobs:
+    return Knobs(weights_as_sample_weights=True, denominator=mean_denominator(case, "positions"), empty_mean="nan")  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------- tf.compat.v1.losses
+
+
+def _v1_reduction(case: Case) -> str:
+    return f"tf.compat.v1.losses.Reduction.{V1_REDUCTIONS[case.reduction]}"
+
+
+def v1_api(case: Case) -> str:
+    if not case.from_logits:
+        raise Unsupported("tf.compat.v1.losses take logits, not probabilities")
+    labels = _soft(case) if case.labels is None else (
+        _one_hot(case) if case.ignore_index is None else f"tf.one_hot(np.where(y != {case.ignore_index}, y, 0), {case.num_classes}, dtype=tf.{case.dtype})"
+    )
+    weights = _position_weights(case) or "1.0"
+    options = kwargs(("weights", "weights"), ("label_smoothing", case.label_smoothing or None), ("reduction", _v1_reduction(case)))
+    return "\n".join(
+        _head(case)
+        + [f"    weights = {weights}", f"    loss = tf.compat.v1.losses.softmax_cross_entropy({labels}, {_inputs(case)}, {options})"]
+        + _tail(case)
+    )
+
+
+def v1_sparse_api(case: Case) -> str:
+    if not case.from_logits:
+        raise Unsupported("tf.compat.v1.losses take logits, not probabilities")
+    if case.labels is None:
+        raise Unsupported("sparse_softmax_cross_entropy takes class indices, not probabilities")
+    if case.label_smoothing:
+        raise Unsupported("tf.compat.v1.losses.sparse_softmax_cross_entropy has no label_smoothing")
+    labels = "y" if case.ignore_index is None else f"np.where(y != {case.ignore_index}, y, 0)"
+    weights = _position_weights(case) or "1.0"
+    options = kwargs(("weights", "weights"), ("reduction", _v1_reduction(case)))
+    return "\n".join(
+        _head(case)
+        + [f"    weights = {weights}", f"    loss = tf.compat.v1.losses.sparse_softmax_cross_entropy({labels}, {_inputs(case)}, {options})"]
+        + _tail(case)
+    )
+
+
+def v1_sigmoid(case: Case) -> str:
+    if not case.from_logits:
+        raise Unsupported("tf.compat.v1.losses take logits, not probabilities")
+    if case.pos_weight is not None:
+        raise Unsupported("tf.compat.v1.losses.sigmoid_cross_entropy has no pos_weight")
+    target = _tensor("y" if case.labels is not None else "t", case)
+    weights = " * ".join(f for f in (_tensor("w", case) if case.weight is not None else None, _binary_sample(case)) if f) or "1.0"
+    options = kwargs(("weights", "weights"), ("label_smoothing", case.label_smoothing or None), ("reduction", _v1_reduction(case)))
+    return "\n".join(
+        _head(case)
+        + [f"    weights = {weights}", f"    loss = tf.compat.v1.losses.sigmoid_cross_entropy({target}, logits, {options})"]
+        + _tail(case)
+    )
+
+
+def v1_documented(case: Case) -> Knobs:
+    """tf.compat.v1 docs: weights multiply each position's loss; the default reduction divides by the
+    number of non-zero weights; div_no_nan -> 0 (computed in float32 whatever the input dtype)."""
+    return Knobs(
+        weight_mode="from_hard_label",
+        weights_as_sample_weights=True,
+        denominator=mean_denominator(case, "nonzero_weight"),  # type: ignore[arg-type]
+        empty_mean="zero",
+    )
 
 
 VARIANTS = [
-    Variant("tensorflow", "tf.keras.losses.SparseCategoricalCrossentropy / CategoricalCrossentropy", keras_api, documented),
-    Variant("tensorflow:nn", "tf.nn.softmax_cross_entropy_with_logits", nn_api, nn_documented),
+    Variant("tensorflow", "tf.keras.losses.SparseCategoricalCrossentropy / CategoricalCrossentropy", keras_api, documented, CE),
+    Variant("tensorflow:cce", "tf.keras.losses.CategoricalCrossentropy (one-hot labels)", cce_api, cce_documented, CE),
+    Variant(
+        "tensorflow:smoothed_weight",
+        "tf.keras.losses.CategoricalCrossentropy, sample_weight = weight . smoothed label",
+        smoothed_weight_api,
+        smoothed_documented,
+        CE,
+    ),
+    Variant("tensorflow:nn", "tf.nn.softmax_cross_entropy_with_logits", nn_api, nn_documented, CE),
+    Variant("tensorflow:nn_sparse", "tf.nn.sparse_softmax_cross_entropy_with_logits", nn_sparse_api, nn_documented, CE),
+    Variant("tensorflow:v1", "tf.compat.v1.losses.softmax_cross_entropy", v1_api, v1_documented, CE),
+    Variant("tensorflow:v1_sparse", "tf.compat.v1.losses.sparse_softmax_cross_entropy", v1_sparse_api, v1_documented, CE),
+    Variant("tensorflow", "tf.keras.losses.BinaryCrossentropy", binary_keras, binary_documented, BCE),
+    Variant(
+        "tensorflow:nn",
+        "tf.nn.sigmoid_cross_entropy_with_logits / weighted_cross_entropy_with_logits",
+        nn_sigmoid_api,
+        nn_sigmoid_documented,
+        BCE,
+    ),
+    Variant("tensorflow:v1", "tf.compat.v1.losses.sigmoid_cross_entropy", v1_sigmoid, v1_documented, BCE),
 ]
-
-
-def to_numpy(value: object) -> tuple[object, str]:
-    import numpy as np
-
-    return np.asarray(value.numpy(), dtype=np.float64), value.dtype.name  # type: ignore[attr-defined]
