@@ -22,6 +22,7 @@ from conformance.cases import Case
 WeightMode = Literal["per_class", "from_label", "from_hard_label"]
 Denominator = Literal["target_weight", "label_weight", "valid_count", "positions", "applied_weight", "nonzero_weight"]
 EmptyMean = Literal["nan", "zero"]
+EmptyBatch = Literal["nan", "zero", "unreduced"]
 ProbHandling = Literal["renormalise", "none", "renormalise_then_clip", "clip_then_renormalise", "clip"]
 
 
@@ -39,7 +40,10 @@ class Knobs:
         positions: every position N * d1 * ... * dk, ignored ones included (Keras: every per-sample value);
         applied_weight: sum of the weights applied per position (sample weights, and class weights where
         they are passed as sample weights), non-ignored only; nonzero_weight: how many of those are != 0.
-    empty_mean: a mean whose denominator is 0 (all ignored, zero weights): 0/0 = NaN, or 0.
+    empty_mean: a mean whose denominator is 0 (all ignored, zero weights): 0/0 = NaN (its gradient NaN
+        on the positions that were not ignored, as autograd gives 0 * (1/0)), or 0.
+    empty_batch: a reduction over no positions at all: NaN (a mean; a sum is 0), 0, or the empty array
+        returned unreduced (Keras).
     probabilities: for probability inputs, how log p is formed (renormalise: log(p / sum p);
         none: log p; renormalise_then_clip: Keras CCE; clip_then_renormalise: Keras SCCE;
         clip: Keras BCE, p clipped to [eps, 1-eps]).
@@ -56,6 +60,7 @@ class Knobs:
     weight_mode: WeightMode = "per_class"
     denominator: Denominator = "target_weight"
     empty_mean: EmptyMean = "nan"
+    empty_batch: EmptyBatch = "nan"
     probabilities: ProbHandling = "renormalise"
     clip_eps: float = 1e-7
     logit_floor: float | None = None
@@ -153,12 +158,14 @@ def evaluate(case: Case, knobs: Knobs = TEXTBOOK) -> Outcome:
     if case.reduction == "none":
         scale = np.ones(len(q))
         loss = per_position.reshape(spatial)
+    elif len(q) == 0:
+        return Outcome(loss=_empty_batch(case, knobs), grad=np.zeros(case.predictions.shape))
     else:
         denom = 1.0
         if case.reduction != "sum":
             denom = _denominator(knobs.denominator, mask, hard_weight, q @ weight, applied, case)
         loss, factor = _reduce(per_position.sum(), denom, knobs)
-        scale = np.full(len(q), factor)
+        scale = np.where(mask > 0, factor, 0.0) if np.isnan(factor) else np.full(len(q), factor)
     grad = _grad(flat, coef * scale[:, None], case.from_logits, knobs, _clip_bounds(case, knobs)).reshape(x.shape)
     return Outcome(loss=np.asarray(loss, dtype=np.float64), grad=np.moveaxis(grad, -1, 1))
 
@@ -172,8 +179,16 @@ def _clip_bounds(case: Case, knobs: Knobs) -> tuple[float, float]:
 def _reduce(total: float, denom: float, knobs: Knobs) -> tuple[np.ndarray, float]:
     """A mean-like reduction and the factor its gradient carries; 0/0 follows `empty_mean`."""
     if denom == 0:
-        return np.array(np.nan if knobs.empty_mean == "nan" else 0.0), 0.0
+        return (np.array(np.nan), np.nan) if knobs.empty_mean == "nan" else (np.array(0.0), 0.0)
     return np.array(total / denom), 1.0 / denom
+
+
+def _empty_batch(case: Case, knobs: Knobs) -> np.ndarray:
+    if knobs.empty_batch == "unreduced":
+        return np.zeros((0,))
+    if case.reduction == "sum" or knobs.empty_batch == "zero":
+        return np.array(0.0)
+    return np.array(np.nan)
 
 
 def _per_position(case: Case, positions: int) -> np.ndarray:
@@ -268,11 +283,11 @@ def _binary(case: Case, knobs: Knobs) -> Outcome:
             lo, hi = _clip_bounds(case, knobs)
             p = np.clip(x, lo, hi)
             live = (x > lo) & (x < hi)
-            element = -(pos * z * np.log(p) + (1.0 - z) * np.log(1.0 - p))
+            element = -(_xlog(pos * z, p) + _xlog(1.0 - z, 1.0 - p))
             d_element = np.where(live, -pos * z / p + (1.0 - z) / (1.0 - p), 0.0)
         else:
             clamp = np.inf if knobs.log_clamp is None else knobs.log_clamp
-            element = -(pos * z * np.maximum(np.log(x), -clamp) + (1.0 - z) * np.maximum(np.log(1.0 - x), -clamp))
+            element = -(_xlog(pos * z, x, clamp) + _xlog(1.0 - z, 1.0 - x, clamp))
             d_element = (pos * z * (x - 1.0) + (1.0 - z) * x) / np.maximum(x * (1.0 - x), 1e-12)
     element = element * weight
     d_element = d_element * weight
@@ -291,6 +306,8 @@ def _binary(case: Case, knobs: Knobs) -> Outcome:
         applied = sample * weight
     if case.reduction == "none":
         return Outcome(loss=np.asarray(values, dtype=np.float64), grad=np.asarray(d_values * d_sample))
+    if x.size == 0:
+        return Outcome(loss=_empty_batch(case, knobs), grad=np.zeros(x.shape))
     denom = 1.0
     if case.reduction != "sum":
         kind = knobs.denominator
@@ -300,6 +317,12 @@ def _binary(case: Case, knobs: Knobs) -> Outcome:
         }.get(kind, float(np.size(values)))
     loss, factor = _reduce(float(np.sum(values)), denom, knobs)
     return Outcome(loss=loss, grad=np.asarray(d_values * d_sample * factor))
+
+
+def _xlog(coefficient: np.ndarray, p: np.ndarray, clamp: float = np.inf) -> np.ndarray:
+    """coefficient * max(log p, -clamp), with 0 * log 0 = 0 (the limit, as the formula means it)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(coefficient != 0, coefficient * np.maximum(np.log(p), -clamp), 0.0)
 
 
 def _batch_aligned(weights: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray:

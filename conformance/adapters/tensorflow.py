@@ -227,6 +227,7 @@ def documented(case: Case) -> Knobs | None:
         weights_as_sample_weights=True,
         denominator=mean_denominator(case, _keras_own_mean(case)),  # type: ignore[arg-type]
         empty_mean="zero",
+        empty_batch="unreduced",
         probabilities="clip_then_renormalise" if _sparse(case) else "renormalise_then_clip",
     )
 
@@ -237,6 +238,7 @@ def cce_documented(case: Case) -> Knobs:
         weights_as_sample_weights=True,
         denominator=mean_denominator(case, "positions"),  # type: ignore[arg-type]
         empty_mean="zero",
+        empty_batch="unreduced",
         probabilities="renormalise_then_clip",
     )
 
@@ -247,6 +249,7 @@ def smoothed_documented(case: Case) -> Knobs:
         weights_as_sample_weights=True,
         denominator=mean_denominator(case, "positions"),  # type: ignore[arg-type]
         empty_mean="zero",
+        empty_batch="unreduced",
         probabilities="renormalise_then_clip",
     )
 
@@ -257,6 +260,7 @@ def binary_documented(case: Case) -> Knobs:
     return Knobs(
         denominator=mean_denominator(case, "positions"),  # type: ignore[arg-type]
         empty_mean="zero",
+        empty_batch="unreduced",
         probabilities="clip",
         last_axis_mean=True,
     )
