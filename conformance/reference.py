@@ -89,6 +89,7 @@ class Outcome:
 
     loss: np.ndarray
     grad: np.ndarray
+    denominator: float | None = None
 
 
 def rounded(case: Case, array: np.ndarray) -> np.ndarray:
@@ -167,7 +168,8 @@ def evaluate(case: Case, knobs: Knobs = TEXTBOOK) -> Outcome:
         loss, factor = _reduce(per_position.sum(), denom, knobs)
         scale = np.where(mask > 0, factor, 0.0) if np.isnan(factor) else np.full(len(q), factor)
     grad = _grad(flat, coef * scale[:, None], case.from_logits, knobs, _clip_bounds(case, knobs)).reshape(x.shape)
-    return Outcome(loss=np.asarray(loss, dtype=np.float64), grad=np.moveaxis(grad, -1, 1))
+    denominator = None if case.reduction in ("none", "sum") else float(denom)
+    return Outcome(loss=np.asarray(loss, dtype=np.float64), grad=np.moveaxis(grad, -1, 1), denominator=denominator)
 
 
 def _clip_bounds(case: Case, knobs: Knobs) -> tuple[float, float]:
@@ -316,7 +318,7 @@ def _binary(case: Case, knobs: Knobs) -> Outcome:
             "nonzero_weight": float(np.count_nonzero(applied)),
         }.get(kind, float(np.size(values)))
     loss, factor = _reduce(float(np.sum(values)), denom, knobs)
-    return Outcome(loss=loss, grad=np.asarray(d_values * d_sample * factor))
+    return Outcome(loss=loss, grad=np.asarray(d_values * d_sample * factor), denominator=denom if case.reduction != "sum" else None)
 
 
 def _xlog(coefficient: np.ndarray, p: np.ndarray, clamp: float = np.inf) -> np.ndarray:
@@ -332,3 +334,55 @@ def _batch_aligned(weights: np.ndarray | None, shape: tuple[int, ...]) -> np.nda
     if not shape:
         raise ValueError("per-sample weights need a batch axis")
     return np.broadcast_to(weights.reshape((-1,) + (1,) * (len(shape) - 1)), shape)
+
+
+def recipe_source(case: Case, knobs: Knobs) -> list[str] | None:
+    """NumPy lines that build, for a softmax case, the target `T` (classes last) and the denominator `D`
+    of `knobs`' semantics, so any framework's soft-label cross-entropy, sum(T * -log_softmax) / D,
+    reproduces it. None where no such recipe exists (probabilities, binary, paddle's ignore quirk)."""
+    if case.binary or not case.from_logits or knobs.ignore_smoothed or case.predictions.size == 0:
+        return None
+    c = case.num_classes
+    hard = case.labels is not None
+    ignore = hard and case.ignore_index is not None
+    lines = []
+    if hard:
+        safe = f"np.where(y != {case.ignore_index}, y, 0)" if ignore else "y"
+        lines.append(f"q = np.eye({c})[{safe}]  # one-hot, classes last")
+    else:
+        lines.append("q = np.moveaxis(t, 1, -1)  # classes last")
+    lines.append("hard = q.argmax(-1)  # the class whose weight Keras-style sample weights use")
+    if case.label_smoothing:
+        lines.append(f"q = q * (1 - {case.label_smoothing!r}) + {case.label_smoothing!r} / {c}")
+    weight = "w" if case.weight is not None else f"np.ones({c})"
+    lines.append(f"mask = {'(y != ' + str(case.ignore_index) + ').astype(float)' if ignore else 'np.ones(q.shape[:-1])'}")
+    per_position = {
+        "per_class": f"T = q * {weight}  # each class's term weighed",
+        "from_label": f"T = q * (q @ {weight})[..., None]  # weight of the (smoothed) label",
+        "from_hard_label": f"T = q * {weight}[hard][..., None]  # weight of the hard label",
+    }[knobs.weight_mode]
+    lines.append(per_position)
+    sample = "np.ones(q.shape[:-1])"
+    if case.sample_weight is not None:
+        sample = "np.broadcast_to(sw.reshape((-1,) + (1,) * (q.ndim - 2)), q.shape[:-1])"
+    lines.append(f"s = {sample} * mask")
+    lines.append("T = T * s[..., None]")
+    if case.reduction in ("none", "sum"):
+        return lines
+    applied = "s"
+    if knobs.weights_as_sample_weights:
+        applied = "s * (q @ " + weight + ")" if knobs.weight_mode == "from_label" else f"s * {weight}[hard]"
+    denominator = {
+        "target_weight": f"(mask * {weight}[hard]).sum()" if hard and case.sample_weight is None else "mask.size",
+        "label_weight": f"(mask * (q @ {weight})).sum()",
+        "valid_count": "mask.sum()",
+        "positions": "mask.size",
+        "applied_weight": f"({applied}).sum()",
+        "nonzero_weight": f"np.count_nonzero({applied})",
+    }[knobs.denominator]
+    if knobs.denominator == "target_weight" and not hard:
+        denominator = "mask.size"
+    lines.append(f"D = {denominator}")
+    if knobs.empty_mean == "zero":
+        lines.append("D = D if D else np.inf  # 0/0 is taken as 0")
+    return lines

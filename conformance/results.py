@@ -14,6 +14,7 @@ import numpy as np
 
 from conformance.cases import Case
 from conformance.compare import compare, order
+from conformance.explain import explain
 
 SCHEMA_VERSION = 1
 
@@ -27,7 +28,7 @@ def record(case: Case, results: dict[str, dict[str, Any]]) -> dict[str, Any]:
     expected = None
     if case.expect is not None:
         expected = case.expect.model_dump(exclude_none=True, exclude={"when"})
-    return {
+    record = {
         "id": case.id,
         "file": case.file,
         "line": case.line,
@@ -37,6 +38,10 @@ def record(case: Case, results: dict[str, dict[str, Any]]) -> dict[str, Any]:
         **comparison,
         "expected": expected,
     }
+    record["explanation"] = _plain(explain(case, record)) if len(record["groups"]) > 1 else []
+    for result in record["results"].values():
+        result.pop("recipes", None)  # shown once, in the explanation
+    return record
 
 
 def _plain(value: Any) -> Any:

@@ -47,6 +47,8 @@ def main(framework: str) -> None:
             for v in adapters.for_case(module.VARIANTS, case)
             if keys is None or v.key in keys
         }
+        if framework in results and results[framework]["status"] == "ok":
+            results[framework]["recipes"] = run_recipes(framework, case, module, namespace)
         send(out, ("result", index, results))
 
 
@@ -85,6 +87,34 @@ def run_variant(variant: Variant, case: Case, module: Any, namespace: dict[str, 
         documented = evaluate(case, knobs)
         result["documented"] = {"knobs": knobs.as_dict(), "loss": documented.loss, "grad": documented.grad}
     return result
+
+
+def run_recipes(framework: str, case: Case, module: Any, namespace: dict[str, Any]) -> dict[str, Any]:
+    """This framework reproducing each other framework's documented semantics, where they differ from
+    its own: the native code, run here, and the loss it gives (compared with the target's in the parent)."""
+    own = next(v for v in adapters.for_case(module.VARIANTS, case) if v.key == framework).knobs(case)
+    recipes: dict[str, Any] = {}
+    if not hasattr(module, "recipe"):
+        return recipes
+    for other in adapters.FRAMEWORKS:
+        if other in (framework, "reference"):
+            continue
+        target = next((v for v in adapters.for_case(adapters.variants(other), case) if v.key == other), None)
+        knobs = target.knobs(case) if target else None
+        if knobs is None or knobs == own:
+            continue
+        body = module.recipe(case, knobs)
+        if body is None:
+            continue
+        scope = dict(namespace, **adapters.arrays(case))
+        entry: dict[str, Any] = {"code": f"{module.SETUP}\n\n{adapters.array_source(case)}\n\n{body}\n", "loss": None}
+        try:
+            exec(compile(body, f"<recipe {framework} as {other}>", "exec"), scope)
+            entry["loss"] = np.asarray(module.to_numpy(scope["loss"])[0], dtype=np.float64)
+        except Exception as exc:  # a recipe that fails is shown as failing, not hidden
+            entry["message"] = _error_message(exc)
+        recipes[other] = entry
+    return recipes
 
 
 def _error_message(exc: BaseException) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from conformance.adapters import Unsupported, Variant, batch_shape, kwargs, moved
 from conformance.cases import Case
-from conformance.reference import Knobs, mean_denominator
+from conformance.reference import Knobs, mean_denominator, recipe_source
 
 SETUP = "import numpy as np\nimport paddle"
 CE, BCE = ("softmax_cross_entropy",), ("binary_cross_entropy",)
@@ -246,6 +246,26 @@ def binary_documented(case: Case) -> Knobs:
 
 def no_formula(case: Case) -> None:
     return None
+
+
+def recipe(case: Case, knobs: Knobs) -> str | None:
+    """paddle reproducing another framework's semantics: sum(T * -log_softmax) per position with the
+    target T (classes last), divided by D by hand. Log-softmax is taken as x - logsumexp(x): paddle's
+    cross_entropy and log_softmax both clip shifted logits at -64 on CPU, logsumexp does not."""
+    source = recipe_source(case, knobs)
+    if source is None or case.dtype in ("float16", "bfloat16"):
+        return None
+    lines = source + ["logits = paddle.to_tensor(x)", "logits.stop_gradient = False"]
+    inputs = "paddle.moveaxis(logits, 1, -1)" if moved(case) else "logits"
+    if knobs.logit_floor:
+        lines.append(f"inputs = paddle.clip({inputs} - {inputs}.max(axis=-1, keepdim=True), min=-{knobs.logit_floor:g})")
+        inputs = "inputs"
+    lines.append(
+        f"log_p = {inputs} - paddle.logsumexp({inputs}, axis=-1, keepdim=True)  # exact, unlike log_softmax on CPU"
+    )
+    lines.append("loss = -(paddle.to_tensor(T.astype(x.dtype)) * log_p).sum(axis=-1)")
+    reduce = {"none": [], "sum": ["loss = loss.sum()"]}.get(case.reduction, ["loss = loss.sum() / D"])
+    return "\n".join(lines + reduce)
 
 
 VARIANTS = [

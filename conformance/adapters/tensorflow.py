@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from conformance.adapters import Unsupported, Variant, kwargs, moved
 from conformance.cases import Case
-from conformance.reference import Knobs, mean_denominator
+from conformance.reference import Knobs, mean_denominator, recipe_source
 
 SETUP = "import numpy as np\nimport tensorflow as tf"
 CE, BCE = ("softmax_cross_entropy",), ("binary_cross_entropy",)
@@ -406,6 +406,21 @@ def v1_documented(case: Case) -> Knobs:
         denominator=mean_denominator(case, "nonzero_weight"),  # type: ignore[arg-type]
         empty_mean="zero",
     )
+
+
+def recipe(case: Case, knobs: Knobs) -> str | None:
+    """TensorFlow reproducing another framework's semantics: the target T (classes last) through
+    tf.nn.softmax_cross_entropy_with_logits, summed and divided by D by hand."""
+    source = recipe_source(case, knobs)
+    if source is None or case.dtype == "bfloat16":
+        return None
+    lines = source + [f"logits = {_tensor('x', case)}"]
+    inputs = "tf.experimental.numpy.moveaxis(logits, 1, -1)" if moved(case) else "logits"
+    if knobs.logit_floor:
+        inputs = f"tf.maximum({inputs} - tf.reduce_max({inputs}, axis=-1, keepdims=True), -{knobs.logit_floor:g})"
+    lines.append(f"loss = tf.nn.softmax_cross_entropy_with_logits(labels=tf.constant(T, dtype=logits.dtype), logits={inputs})")
+    reduce = {"none": [], "sum": ["loss = tf.reduce_sum(loss)"]}.get(case.reduction, ["loss = tf.reduce_sum(loss) / D"])
+    return "\n".join(lines + reduce)
 
 
 VARIANTS = [

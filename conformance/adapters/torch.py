@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from conformance.adapters import Unsupported, Variant, batch_shape, kwargs
 from conformance.cases import Case
-from conformance.reference import Knobs, mean_denominator
+from conformance.reference import Knobs, mean_denominator, recipe_source
 
 SETUP = "import numpy as np\nimport torch"
 CE, BCE = ("softmax_cross_entropy",), ("binary_cross_entropy",)
@@ -218,6 +218,29 @@ def binary_documented(case: Case) -> Knobs:
 def sigmoid_documented(case: Case) -> None:
     """No formula of its own: a probability computed in float32 from a logit; the clamp shows at extremes."""
     return None
+
+
+def recipe(case: Case, knobs: Knobs) -> str | None:
+    """torch reproducing another framework's semantics: its target T and denominator D fed to
+    cross_entropy with probability targets (sum of T * -log_softmax per position)."""
+    source = recipe_source(case, knobs)
+    if source is None or case.dtype == "bfloat16":
+        return None
+    lines = source + ["logits = torch.tensor(x).requires_grad_()"]
+    inputs = "logits"
+    if knobs.logit_floor:
+        lines.append(f"shifted = torch.clamp(logits - logits.amax(dim=1, keepdim=True), min=-{knobs.logit_floor:g})  # paddle's softmax clip")
+        inputs = "shifted"
+    lines.append(f"loss = torch.nn.functional.cross_entropy({inputs}, torch.tensor(np.moveaxis(T, -1, 1), dtype=logits.dtype), reduction='none')")
+    return "\n".join(lines + _recipe_reduction(case))
+
+
+def _recipe_reduction(case: Case) -> list[str]:
+    if case.reduction == "none":
+        return []
+    if case.reduction == "sum":
+        return ["loss = loss.sum()"]
+    return ["loss = loss.sum() / D"]
 
 
 VARIANTS = [
