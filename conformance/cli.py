@@ -13,7 +13,7 @@ from typing import Any
 
 from rich.console import Console
 
-from conformance import adapters, baseline, cases, console, html, results, runner
+from conformance import adapters, baseline, cases, console, html, results, runner, summary
 from conformance.errors import CaseError, ConformanceError, UsageError
 
 EXIT_OK, EXIT_VIOLATED, EXIT_USAGE = 0, 1, 2
@@ -39,6 +39,12 @@ def parser() -> argparse.ArgumentParser:
     save.add_argument("--out", type=Path, default=None, help=f"default: {baseline.FOLDER}/<versions>.json")
     steps = base_sub.add_parser("table", help="print the Markdown table of replayed baselines (results.json files of runs with --baseline)")
     steps.add_argument("results", nargs="+", type=Path)
+    fuzz = sub.add_parser("fuzz", help="find divergences no case file covers yet, minimised, as YAML cases")
+    fuzz.add_argument("--budget", type=float, default=60.0, help="seconds to fuzz (default 60)")
+    fuzz.add_argument("--seed", type=int, default=0, help="makes a run reproducible (default 0)")
+    fuzz.add_argument("--out", type=Path, default=Path("reports/fuzz"), help="where to write the cases (default reports/fuzz)")
+    fuzz.add_argument("--cases", type=Path, default=Path("cases"), help="case files whose divergences count as covered")
+    fuzz.add_argument("--ignore-cases", action="store_true", help="count nothing as covered (find everything anew)")
     schema = sub.add_parser("schema", help="write the JSON schema of case files")
     schema.add_argument("--out", type=Path, default=Path("cases/schema.json"))
     return top
@@ -57,6 +63,8 @@ def main(argv: list[str] | None = None) -> int:
         args = parser().parse_args(argv)
         if args.command == "schema":
             return _schema(args.out)
+        if args.command == "fuzz":
+            return _fuzz(args)
         if args.command == "baseline" and args.action == "table":
             return _baseline_table(args.results)
         if args.command == "baseline":
@@ -149,11 +157,29 @@ def _run(args: argparse.Namespace) -> int:
         doc["baseline"] = baseline.replay(doc, old, str(args.baseline))
     results.write(args.json, doc)
     html.write(args.html, doc)
+    summary.write(args.json.parent / "summary.md", doc, args.html)
     console.print_summary(doc, out, [str(args.json), str(args.html)])
     if doc.get("interrupted"):
         return 130
     moved = old is not None and baseline.has_changes(doc["baseline"])
     return EXIT_VIOLATED if doc["summary"]["expectations"]["violated"] or moved else EXIT_OK
+
+
+def _fuzz(args: argparse.Namespace) -> int:
+    from conformance import fuzz
+
+    known = set() if args.ignore_cases else fuzz.covered(cases.load_paths([args.cases]))
+    summary = fuzz.run(args.budget, args.seed, args.out, known)
+    print(
+        f"fuzz seed {summary['seed']}: {summary['evaluations']} cases evaluated in {summary['seconds']} s "
+        f"({summary['per_second']:.1f} cases/s); {len(known)} divergence kinds covered by the case files, "
+        f"{len(summary['new_signatures'])} new"
+    )
+    for signature in summary["new_signatures"]:
+        print(f"  new: {signature[1]} vs {signature[0]}: {signature[2]}")
+    for path in summary["written"]:
+        print(f"wrote {path}")
+    return EXIT_OK
 
 
 def _baseline_table(paths: list[Path]) -> int:

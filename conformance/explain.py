@@ -73,16 +73,35 @@ def _pair(case: Case, a: str, b: str, results: dict[str, Any], tol: dict[str, fl
         return entry
     base = reference.evaluate(case, knobs_a)
     other = reference.evaluate(case, knobs_b)
-    for knob in (f.name for f in fields(reference.Knobs)):
-        if getattr(knobs_a, knob) != getattr(knobs_b, knob):
-            switched = reference.evaluate(case, reference.Knobs(**{**knobs_a.as_dict(), knob: getattr(knobs_b, knob)}))
-            entry["knobs"].append(
-                {"knob": knob, "a": getattr(knobs_a, knob), "b": getattr(knobs_b, knob), "effect": _effect(base.loss, switched.loss)}
-            )
+    entry["knobs"] = knob_differences(case, knobs_a, knobs_b, base)
     moving = [k for k in entry["knobs"] if k["effect"] is None or k["effect"] > 0]
     entry["knobs"] = moving or entry["knobs"]
     entry["text"] = _text(a, b, moving, base, other, results)
     return entry
+
+
+def knob_differences(
+    case: Case, knobs_a: reference.Knobs, knobs_b: reference.Knobs, base: reference.Outcome | None = None
+) -> list[dict[str, Any]]:
+    """Each knob on which a and b differ, with its effect: the largest change of a's loss when only
+    that knob takes b's value (None where not finite)."""
+    base = base or reference.evaluate(case, knobs_a)
+    out = []
+    for knob in (f.name for f in fields(reference.Knobs)):
+        if getattr(knobs_a, knob) != getattr(knobs_b, knob):
+            switched = reference.evaluate(case, reference.Knobs(**{**knobs_a.as_dict(), knob: getattr(knobs_b, knob)}))
+            out.append({"knob": knob, "a": getattr(knobs_a, knob), "b": getattr(knobs_b, knob), "effect": _effect(base.loss, switched.loss)})
+    return out
+
+
+def signature(record: dict[str, Any]) -> set[tuple[str, str, str]]:
+    """What kind of divergence a case shows: (a, b, knob) for each knob that moves a diverging pair,
+    (a, b, "unexplained") for a pair no knob explains."""
+    out = set()
+    for entry in record.get("explanation", []):
+        moving = [k["knob"] for k in entry["knobs"] if k["effect"] is None or k["effect"] > 0]
+        out.update((entry["a"], entry["b"], knob) for knob in moving or ["unexplained"])
+    return out
 
 
 def _knobs(result: dict[str, Any]) -> reference.Knobs | None:
@@ -106,7 +125,8 @@ def _text(a: str, b: str, moving: list[dict[str, Any]], base: reference.Outcome,
     if not moving:
         off = [k for k in (a, b) if results[k].get("documented", {}).get("agrees") is False]
         if off:
-            return f"{b} vs {a}: same documented semantics; {' and '.join(off)} differ(s) from its own documented formula (a numerical or implementation effect, not a semantic choice)."
+            who = " and ".join(off) + (" differ from their" if len(off) > 1 else " differs from its")
+            return f"{b} vs {a}: same documented semantics; {who} own documented formula here (an implementation or numerical effect, not a semantic choice)."
         return f"{b} vs {a}: same documented semantics; the difference is numerical (precision), not a semantic choice."
     parts = []
     for k in moving:

@@ -137,7 +137,7 @@ def evaluate(case: Case, knobs: Knobs = TEXTBOOK) -> Outcome:
     if eps > 0 and knobs.ignore_smoothed:
         mask = np.ones_like(mask)
 
-    if knobs.weight_mode == "per_class":
+    if knobs.weight_mode == "per_class" or case.weight is None:  # without weights nothing is weighed
         coef = q * weight
         sample = np.ones(len(q))
     elif knobs.weight_mode == "from_label":
@@ -148,7 +148,7 @@ def evaluate(case: Case, knobs: Knobs = TEXTBOOK) -> Outcome:
         sample = hard_weight
     per_sample = _per_position(case, len(q))
     applied = mask * per_sample
-    if knobs.weights_as_sample_weights:
+    if knobs.weights_as_sample_weights and case.weight is not None:
         applied = applied * (q @ weight if knobs.weight_mode == "from_label" else hard_weight)
     coef = coef * (sample * mask * per_sample)[:, None]
 

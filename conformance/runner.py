@@ -110,7 +110,7 @@ def _drive(
         stats.startup_seconds.append(ready[2])
         try:
             while index < len(cases):
-                worker.send((index, cases[index], wanted))
+                worker.send((index, cases[index], wanted, False))
                 answer = worker.receive(timeout)
                 if answer is None:
                     reason = f"the {framework} worker {worker.failure(timeout)} while running this case"
@@ -191,3 +191,64 @@ class _Worker:
                 self.process.kill()
                 self.process.wait()
         self.stderr.close()
+
+
+class Pool:
+    """One started worker per framework, kept for many single cases (the fuzzer asks one at a time).
+
+    All frameworks work on a case at once: the case is sent to every worker before any answer is read.
+    A worker that dies or hangs marks that case `crashed` and is replaced for the next one.
+    """
+
+    def __init__(self, keys: dict[str, set[str] | None], timeout: float = 120.0, lean: bool = False) -> None:
+        self.keys = keys
+        self.timeout = timeout
+        self.lean = lean
+        self.workers: dict[str, _Worker] = {}
+        self.versions: dict[str, str] = {}
+
+    def _worker(self, framework: str) -> _Worker | str:
+        worker = self.workers.get(framework)
+        if worker is not None:
+            return worker
+        worker = _Worker(framework)
+        ready = worker.receive(START_TIMEOUT)
+        if ready is None or ready[0] != "ready":
+            reason = f"the {framework} worker did not start: {worker.failure(START_TIMEOUT)}"
+            worker.stop()
+            return reason
+        self.versions.update(ready[1])
+        self.workers[framework] = worker
+        return worker
+
+    def evaluate(self, case: Case) -> dict[str, dict[str, Any]]:
+        """The results of one case, by result key."""
+        started: dict[str, _Worker | str] = {}
+        for framework, wanted in self.keys.items():
+            worker = started[framework] = self._worker(framework)
+            if isinstance(worker, _Worker):
+                worker.send((0, case, wanted, self.lean))
+        results: dict[str, dict[str, Any]] = {}
+        for framework, worker in started.items():
+            variants = [v for v in adapters.for_case(adapters.variants(framework), case) if self.keys[framework] is None or v.key in self.keys[framework]]  # type: ignore[operator]
+            answer = worker.receive(self.timeout) if isinstance(worker, _Worker) else None
+            if answer is None:
+                reason = worker if isinstance(worker, str) else f"the {framework} worker {worker.failure(self.timeout)} while running this case"
+                if isinstance(worker, _Worker):
+                    worker.stop()
+                    self.workers.pop(framework, None)
+                results.update({v.key: _crashed(v.api, reason) for v in variants})
+            else:
+                results.update(answer[2])
+        return results
+
+    def close(self) -> None:
+        for worker in self.workers.values():
+            worker.stop()
+        self.workers.clear()
+
+    def __enter__(self) -> Pool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

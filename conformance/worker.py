@@ -41,15 +41,46 @@ def main(framework: str) -> None:
             return
         if message is None:
             return
-        index, case, keys = message
+        index, case, keys, lean = message
+        per_case = _PerCase(case, lean)
         results = {
-            v.key: run_variant(v, case, module, namespace, compiled)
+            v.key: run_variant(v, case, module, namespace, compiled, per_case)
             for v in adapters.for_case(module.VARIANTS, case)
             if keys is None or v.key in keys
         }
-        if framework in results and results[framework]["status"] == "ok":
-            results[framework]["recipes"] = run_recipes(framework, case, module, namespace)
+        if framework in results and results[framework]["status"] == "ok" and not lean:
+            results[framework]["recipes"] = run_recipes(framework, case, module, namespace, compiled, per_case)
         send(out, ("result", index, results))
+
+
+class _PerCase:
+    """What every variant of one case shares: its arrays, their literal text, the model's values.
+    Lean (the fuzzer): no code snippets and no recipes, only values and documented knobs."""
+
+    def __init__(self, case: Case, lean: bool = False) -> None:
+        self.case = case
+        self.lean = lean
+        self.arrays = adapters.arrays(case)
+        self._source: str | None = None
+        self._documented: dict[Any, Any] = {}
+
+    @property
+    def source(self) -> str:
+        if self._source is None:
+            self._source = adapters.array_source(self.case)
+        return self._source
+
+    def documented(self, knobs: Any) -> Any:
+        if knobs not in self._documented:
+            self._documented[knobs] = evaluate(self.case, knobs)
+        return self._documented[knobs]
+
+
+def _compiled(compiled: dict[str, Any], body: str, name: str) -> Any:
+    code = compiled.get(body)
+    if code is None:
+        code = compiled[body] = compile(body, name, "exec")
+    return code
 
 
 def send(out: BinaryIO, message: object) -> None:
@@ -57,19 +88,21 @@ def send(out: BinaryIO, message: object) -> None:
     out.flush()
 
 
-def run_variant(variant: Variant, case: Case, module: Any, namespace: dict[str, Any], compiled: dict[str, Any]) -> dict[str, Any]:
+def run_variant(
+    variant: Variant, case: Case, module: Any, namespace: dict[str, Any], compiled: dict[str, Any], per_case: _PerCase | None = None
+) -> dict[str, Any]:
     """One native call; its outcome as plain data (status ok / unsupported / error)."""
+    per_case = per_case or _PerCase(case)
     result: dict[str, Any] = {"api": variant.api, "status": "ok", "code": None, "message": None, "loss": None, "grad": None}
     try:
         body = variant.build(case)
     except Unsupported as exc:
         result.update(status="unsupported", message=str(exc))
         return result
-    result["code"] = f"{module.SETUP}\n\n{adapters.array_source(case)}\n\n{body}\n"
-    code = compiled.get(body)
-    if code is None:
-        code = compiled[body] = compile(body, f"<{variant.key}>", "exec")
-    scope = dict(namespace, case=case, **adapters.arrays(case))
+    if not per_case.lean:
+        result["code"] = f"{module.SETUP}\n\n{per_case.source}\n\n{body}\n"
+    code = _compiled(compiled, body, f"<{variant.key}>")
+    scope = dict(namespace, case=case, **per_case.arrays)
     started = time.perf_counter()
     try:
         exec(code, scope)
@@ -84,12 +117,14 @@ def run_variant(variant: Variant, case: Case, module: Any, namespace: dict[str, 
     result.update(loss=np.asarray(loss, dtype=np.float64), dtype=dtype)
     knobs = variant.knobs(case)
     if knobs is not None:
-        documented = evaluate(case, knobs)
+        documented = per_case.documented(knobs)
         result["documented"] = {"knobs": knobs.as_dict(), "loss": documented.loss, "grad": documented.grad}
     return result
 
 
-def run_recipes(framework: str, case: Case, module: Any, namespace: dict[str, Any]) -> dict[str, Any]:
+def run_recipes(
+    framework: str, case: Case, module: Any, namespace: dict[str, Any], compiled: dict[str, Any], per_case: _PerCase
+) -> dict[str, Any]:
     """This framework reproducing each other framework's documented semantics, where they differ from
     its own: the native code, run here, and the loss it gives (compared with the target's in the parent)."""
     own = next(v for v in adapters.for_case(module.VARIANTS, case) if v.key == framework).knobs(case)
@@ -106,10 +141,10 @@ def run_recipes(framework: str, case: Case, module: Any, namespace: dict[str, An
         body = module.recipe(case, knobs)
         if body is None:
             continue
-        scope = dict(namespace, **adapters.arrays(case))
-        entry: dict[str, Any] = {"code": f"{module.SETUP}\n\n{adapters.array_source(case)}\n\n{body}\n", "loss": None}
+        scope = dict(namespace, **per_case.arrays)
+        entry: dict[str, Any] = {"code": f"{module.SETUP}\n\n{per_case.source}\n\n{body}\n", "loss": None}
         try:
-            exec(compile(body, f"<recipe {framework} as {other}>", "exec"), scope)
+            exec(_compiled(compiled, body, f"<recipe {framework} as {other}>"), scope)
             entry["loss"] = np.asarray(module.to_numpy(scope["loss"])[0], dtype=np.float64)
         except Exception as exc:  # a recipe that fails is shown as failing, not hidden
             entry["message"] = _error_message(exc)
