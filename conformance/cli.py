@@ -169,15 +169,15 @@ def _fuzz(args: argparse.Namespace) -> int:
     from conformance import fuzz
 
     known = set() if args.ignore_cases else fuzz.covered(cases.load_paths([args.cases]))
-    summary = fuzz.run(args.budget, args.seed, args.out, known)
+    outcome = fuzz.run(args.budget, args.seed, args.out, known)
     print(
-        f"fuzz seed {summary['seed']}: {summary['evaluations']} cases evaluated in {summary['seconds']} s "
-        f"({summary['per_second']:.1f} cases/s); {len(known)} divergence kinds covered by the case files, "
-        f"{len(summary['new_signatures'])} new"
+        f"fuzz seed {outcome['seed']}: {outcome['evaluations']} cases evaluated in {outcome['seconds']} s "
+        f"({outcome['per_second']:.1f} cases/s); {len(known)} divergence kinds covered by the case files, "
+        f"{len(outcome['new_signatures'])} new"
     )
-    for signature in summary["new_signatures"]:
+    for signature in outcome["new_signatures"]:
         print(f"  new: {signature[1]} vs {signature[0]}: {signature[2]}")
-    for path in summary["written"]:
+    for path in outcome["written"]:
         print(f"wrote {path}")
     return EXIT_OK
 

@@ -1,16 +1,34 @@
 """The self-contained HTML report, rendered from the same document as results.json.
 
-Markup lives in `templates/report.html.j2` (autoescape on); CSS and JS are inlined so the file opens
-from disk with no network.
+Python computes what the page shows: the pair agreement heat map, the geometry of the sweep charts and,
+per case, its values already formatted. The templates in `templates/` hold all markup (autoescape on);
+CSS and JS are included inline, so the file opens from disk with no network.
+
+The case list must stay usable at 10,000 cases, where one server-rendered block per case makes a 70 MB
+page that takes half a minute to open. So the cases travel as one JSON document (repeated texts such as
+code lines stored once) and the script builds a case's rows from `<template>` elements in the page when
+they are shown: text is only ever set as text, never parsed as markup.
 """
 
 from __future__ import annotations
 
+import json
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
+from markupsafe import Markup
+
+from conformance import summary
+
+LARGE_INPUT = 30
+MESSAGE_CHARS = 300
+MAX_SWEEPS = 40
+STATUS_FILTERS = ("ok", "error", "crashed", "unsupported", "off-doc", "differs")
+PALETTE = ("#d62728", "#1f5fd6", "#e08a00", "#2a9d4b", "#8e44ad", "#555555")
+CHART = {"width": 560, "height": 270, "left": 70, "right": 16, "top": 14, "bottom": 42}
 
 
 def _fmt(value: Any, digits: int = 8) -> str:
@@ -34,6 +52,327 @@ def _flatten(value: Any) -> Any:
             yield v
 
 
+def _literal(value: Any) -> str:
+    """A parameter as written in a case file (compact JSON for lists and mappings, NaN spelled out)."""
+    if isinstance(value, str):
+        return value
+    if value is None or isinstance(value, bool):
+        return {None: "null", True: "true", False: "false"}[value]
+    if isinstance(value, (int, float)) and math.isfinite(value):
+        return repr(value)
+    return json.dumps(value, allow_nan=True)
+
+
+def _count(value: Any) -> int:
+    """How many numbers a (nested) list holds."""
+    if not isinstance(value, list):
+        return 0
+    return sum(_count(v) for v in value) if value and isinstance(value[0], list) else len(value)
+
+
+def _shape(value: Any) -> str:
+    dims = []
+    while isinstance(value, list):
+        dims.append(len(value))
+        value = value[0] if value else None
+    return "×".join(map(str, dims))
+
+
+def script_json(value: Any) -> Markup:
+    """JSON safe inside a <script> element: NaN/±inf as the strings "NaN"/"Infinity"/"-Infinity"
+    (JSON.parse rejects the bare words), and no `<`, `>` or `&`, so no `</script>` ends it early."""
+    try:
+        text = json.dumps(value, separators=(",", ":"), allow_nan=False)
+    except ValueError:
+        text = json.dumps(_finite(value), separators=(",", ":"), allow_nan=False)
+    for char, escaped in (
+        ("<", "\\u003c"),
+        (">", "\\u003e"),
+        ("&", "\\u0026"),
+        ("\u2028", "\\u2028"),
+        ("\u2029", "\\u2029"),
+    ):
+        text = text.replace(char, escaped)
+    return Markup(text)
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+class _Strings:
+    """Each distinct text stored once (code lines, knobs, APIs, descriptions, inputs): the variants of
+    thousands of cases share most of them."""
+
+    def __init__(self) -> None:
+        self.table: list[str] = []
+        self._index: dict[str, int] = {}
+
+    def add(self, text: str) -> int:
+        if text not in self._index:
+            self._index[text] = len(self.table)
+            self.table.append(text)
+        return self._index[text]
+
+    def lines(self, code: str) -> list[int]:
+        return [self.add(line) for line in code.split("\n")]
+
+
+def _anchor(case: dict[str, Any]) -> str | None:
+    """The result every other one is measured against: the reference if it is ok, else the first ok result."""
+    ok = [key for key, r in case["results"].items() if r["status"] == "ok"]
+    return "reference" if "reference" in ok else (ok[0] if ok else None)
+
+
+def _compact(record: dict[str, Any]) -> dict[str, Any]:
+    """Leave out what is absent: at 10,000 cases every omitted key counts."""
+    return {k: v for k, v in record.items() if v is not None and v is not False and v != ""}
+
+
+def _case_data(case: dict[str, Any], strings: _Strings) -> dict[str, Any]:
+    """One case as the page's script shows it: numbers already formatted (so NaN and inf are words),
+    repeated texts as indexes into `strings`, and the tokens the filters match on."""
+    group_of = {key: i for i, group in enumerate(case["groups"]) for key in group}
+    pairs = {(p["a"], p["b"]): p for p in case.get("pairs", [])}
+    anchor = _anchor(case)
+    results, statuses = [], []
+    for key, r in case["results"].items():
+        differs = r["status"] == "ok" and anchor is not None and group_of.get(key) != group_of.get(anchor)
+        off_doc = (r.get("documented") or {}).get("agrees") is False
+        statuses += [f"{key}={r['status']}"] + [f"{key}=off-doc"] * off_doc + [f"{key}=differs"] * differs
+        diff = None if key == anchor else pairs.get((anchor, key)) or pairs.get((key, anchor))
+        results.append(_result_data(key, r, group_of.get(key), differs, diff, strings))
+    params = [(n, v) for n, v in case["params"].items() if n != "id"]
+    expected = case.get("expected") or {}
+    return _compact(
+        {
+            "id": case["id"],
+            "file": case["file"],
+            "line": case.get("line"),
+            "expect": case["expectation"],
+            "message": case.get("expectation_message"),
+            "groups": case["groups"],
+            "anchor": anchor,
+            "spread": max((_nan_high(p.get("loss_max_abs")) for p in case.get("pairs", [])), default=None),
+            "description": strings.add(case["description"]) if case.get("description") else None,
+            "expected": _groups_text(expected.get("groups")),
+            "expected_status": ", ".join(f"{k}={v}" for k, v in (expected.get("status") or {}).items()),
+            "tolerance": ", ".join(f"{k} {v}" for k, v in (case.get("tolerance") or {}).items()),
+            "loss": str(case["params"].get("loss", "")),
+            "params": [_param_data(n, v, strings) for n, v in params],
+            "tokens": " ".join(f"{n}={_literal(v)}" for n, v in params if not isinstance(v, (list, dict))),
+            "statuses": " ".join(statuses),
+            "results": results,
+            "explanation": [_explanation_data(e, strings) for e in case.get("explanation") or []] or None,
+        }
+    )
+
+
+def _result_data(
+    key: str, r: dict[str, Any], group: int | None, differs: bool, diff: dict[str, Any] | None, strings: _Strings
+) -> dict[str, Any]:
+    documented = r.get("documented") or {}
+    knobs = "\n".join(f"{k} = {_literal(v)}" for k, v in (documented.get("knobs") or {}).items())
+    grad, count = r.get("grad"), _count(r.get("grad"))
+    return _compact(
+        {
+            "key": key,
+            "status": r["status"],
+            "group": group,
+            "differs": differs,
+            "dtype": r.get("dtype"),
+            "message": strings.add(r["message"][:MESSAGE_CHARS]) if r.get("message") else None,
+            "loss": _fmt(r.get("loss")),
+            "grad": f"{count} values" if count > 12 else _fmt(grad, 5),
+            "dloss": _fmt(diff.get("loss_max_abs"), 3) if diff else None,
+            "dgrad": _fmt(diff.get("grad_max_abs"), 3) if diff else None,
+            "disagree": diff is not None and not diff.get("agree"),
+            "documented": None if documented.get("agrees") is None else ("yes" if documented["agrees"] else "no"),
+            "documented_loss": _fmt(documented.get("loss")) if documented.get("agrees") is False else None,
+            "knobs": strings.add(knobs) if knobs else None,
+            "api": strings.add(r.get("api") or ""),
+            "code": strings.lines(r["code"]) if r.get("code") else None,
+        }
+    )
+
+
+def _param_data(name: str, value: Any, strings: _Strings) -> dict[str, Any]:
+    count = _count(value)
+    large = count > LARGE_INPUT
+    return _compact(
+        {
+            "name": name,
+            "text": strings.add(_literal(value)),
+            "large": large,
+            "summary": f"{_shape(value)} ({count} numbers)" if large else None,
+        }
+    )
+
+
+def _explanation_data(item: dict[str, Any], strings: _Strings) -> dict[str, Any]:
+    """A diverging pair's explanation with its values as text: the knobs that differ and the recipe
+    (its code stored line by line, since recipes of a matrix share most lines)."""
+    recipe = item.get("recipe")
+    return _compact(
+        {
+            "a": item.get("a"),
+            "b": item.get("b"),
+            "text": strings.add(item["text"]) if item.get("text") else None,
+            "knobs": [
+                [str(k.get("knob")), _literal(k.get("a")), _literal(k.get("b")), _fmt(k.get("effect"), 4)]
+                for k in item.get("knobs") or []
+            ]
+            or None,
+            "recipe": _compact(
+                {
+                    "code": strings.lines(recipe.get("code") or ""),
+                    "result": _fmt(recipe.get("result")),
+                    "target": _fmt(recipe["target"]) if "target" in recipe else None,
+                    "reproduces": bool(recipe.get("reproduces")),
+                    "message": strings.add(recipe["message"][:MESSAGE_CHARS]) if recipe.get("message") else None,
+                }
+            )
+            if recipe
+            else None,
+        }
+    )
+
+
+def _groups_text(groups: list[list[str]] | None) -> str | None:
+    return " ".join("[" + ", ".join(g) + "]" for g in groups) if groups else None
+
+
+def _nan_high(value: float | None) -> float:
+    """Sort key for a difference: NaN ranks above every number (it is the worst disagreement)."""
+    return -1.0 if value is None else (math.inf if math.isnan(value) else value)
+
+
+def _heat(rows: list[list[dict[str, Any]]]) -> list[list[dict[str, Any]]]:
+    """Cells with a background from red (0) through orange and yellow to green (1), on a square scale so
+    that 60% agreement already looks like a problem; grey where no case ran both."""
+    for row in rows:
+        for cell in row:
+            f = cell["fraction"]
+            cell["color"] = "#eceff1" if f is None else f"hsl({f * f * 120:.0f}, 70%, {86 - 8 * f:.0f}%)"
+    return rows
+
+
+def _filters(cases: list[dict[str, Any]], keys: list[str]) -> dict[str, Any]:
+    """The choices of the filter bar: losses, `name=value` of scalar parameters with few values, keys."""
+    values: dict[str, set[str]] = {}
+    for case in cases:
+        for name, value in case["params"].items():
+            if name not in ("id", "loss") and not isinstance(value, (list, dict)):
+                values.setdefault(name, set()).add(_literal(value))
+    params = [f"{n}={v}" for n in sorted(values) if 1 < len(values[n]) <= 40 for v in sorted(values[n])]
+    losses = sorted({str(c["params"].get("loss", "")) for c in cases} - {""})
+    return {"losses": losses, "params": params, "results": keys, "statuses": STATUS_FILTERS}
+
+
+def _base_id(case: dict[str, Any]) -> str:
+    return str(case["params"].get("id") or case["id"].split("[")[0])
+
+
+def _numeric(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def sweeps(cases: list[dict[str, Any]], keys: list[str]) -> list[dict[str, Any]]:
+    """Diverging parameter sweeps: cases of one file and base id equal but for one numeric parameter that
+    takes at least 3 values, one of them diverging. Each becomes a chart of the scalar loss of `keys`."""
+    found: dict[tuple[str, str, str, str], list[tuple[float, dict[str, Any]]]] = {}
+    varying: dict[tuple[str, str], dict[str, set[str]]] = {}
+    for case in cases:
+        params, where = case["params"], (case["file"], _base_id(case))
+        for name, value in params.items():
+            varying.setdefault(where, {}).setdefault(name, set()).add(_literal(value))
+            if _numeric(value) and name != "id":
+                rest = json.dumps({k: v for k, v in params.items() if k != name}, sort_keys=True, default=str)
+                found.setdefault((*where, name, rest), []).append((float(value), case))
+    charts = []
+    for (file, base, name, _), members in found.items():
+        if len({x for x, _ in members}) < 3 or not any(len(c["groups"]) > 1 for _, c in members):
+            continue
+        fixed = [n for n, seen in varying[(file, base)].items() if len(seen) > 1 and n != name]
+        label = ", ".join(f"{n}={_literal(members[0][1]['params'][n])}" for n in fixed)
+        chart = _chart(sorted(members, key=lambda m: m[0]), name, keys)
+        if chart:
+            charts.append({"file": file, "base": base, "param": name, "label": label, **chart})
+    return charts[:MAX_SWEEPS]
+
+
+def _chart(members: list[tuple[float, dict[str, Any]]], name: str, keys: list[str]) -> dict[str, Any] | None:
+    """SVG geometry of one sweep: one line per distinct curve (keys with the same values share a line)."""
+    curves: list[dict[str, Any]] = []
+    for i, key in enumerate(keys):
+        points = [(x, y, c) for x, c in members if (y := _scalar(c["results"].get(key))) is not None]
+        if not points:
+            continue
+        same = next((cv for cv in curves if _same_curve(cv["points"], points)), None)
+        if same:
+            same["keys"].append(key)
+        else:
+            curves.append({"keys": [key], "points": points, "color": PALETTE[i % len(PALETTE)]})
+    if not curves:
+        return None
+    xs = [x for x, _ in members]
+    ys = [y for cv in curves for _, y, _ in cv["points"]]
+    x_ticks, y_ticks = _ticks(min(xs), max(xs)), _ticks(min(ys), max(ys))
+    sx = _scale(x_ticks[0], x_ticks[-1], CHART["left"], CHART["width"] - CHART["right"])
+    sy = _scale(y_ticks[0], y_ticks[-1], CHART["height"] - CHART["bottom"], CHART["top"])
+    for cv in curves:
+        cv["label"] = " = ".join(cv["keys"])
+        cv["dots"] = [
+            {
+                "x": sx(x),
+                "y": sy(y),
+                "title": f"{cv['label']}: {name}={x:g}, loss {_fmt(y)}",
+                "href": f"#{c['file']}::{c['id']}",
+            }
+            for x, y, c in cv["points"]
+        ]
+        cv["polyline"] = " ".join(f"{d['x']:.1f},{d['y']:.1f}" for d in cv["dots"])
+    return {
+        "curves": curves,
+        **CHART,
+        "x_ticks": [{"at": sx(v), "label": f"{v:.4g}"} for v in x_ticks],
+        "y_ticks": [{"at": sy(v), "label": f"{v:.4g}"} for v in y_ticks],
+    }
+
+
+def _scalar(result: dict[str, Any] | None) -> float | None:
+    if not result or result["status"] != "ok" or not _numeric(result.get("loss")):
+        return None
+    return float(result["loss"]) if math.isfinite(result["loss"]) else None
+
+
+def _same_curve(a: list[tuple[float, float, Any]], b: list[tuple[float, float, Any]]) -> bool:
+    return len(a) == len(b) and all(
+        xa == xb and abs(ya - yb) <= 1e-6 * max(1.0, abs(ya)) for (xa, ya, _), (xb, yb, _) in zip(a, b)
+    )
+
+
+def _ticks(lo: float, hi: float, count: int = 5) -> list[float]:
+    """Round tick values covering [lo, hi] (1, 2 or 5 times a power of ten apart)."""
+    if hi - lo < 1e-12 * max(1.0, abs(hi)):
+        lo, hi = lo - max(abs(lo) * 0.1, 0.5), hi + max(abs(hi) * 0.1, 0.5)
+    raw = (hi - lo) / count
+    power = 10 ** math.floor(math.log10(raw))
+    step = next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
+    start = math.floor(lo / step + 1e-9) * step
+    return [start + i * step for i in range(math.ceil((hi - start) / step - 1e-9) + 1)]
+
+
+def _scale(lo: float, hi: float, out_lo: float, out_hi: float) -> Callable[[float], float]:
+    return lambda v: out_lo + (v - lo) * (out_hi - out_lo) / (hi - lo)
+
+
 def _environment() -> Environment:
     env = Environment(
         loader=PackageLoader("conformance", "templates"),
@@ -41,13 +380,32 @@ def _environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters["fmt"] = _fmt
+    env.filters.update(fmt=_fmt, percent=summary.percent, script_json=script_json)
     return env
 
 
 def render(doc: dict[str, Any]) -> str:
-    cases = sorted(doc["cases"], key=lambda c: (c["expectation"] != "violated", len(c["groups"]) <= 1, c["file"], c["id"]))
-    return _environment().get_template("report.html.j2").render(doc=doc, cases=cases)
+    """The report as one HTML string: summary, heat map, sweeps, baseline, then the cases (failures first)."""
+    cases = sorted(
+        doc["cases"], key=lambda c: (c["expectation"] != "violated", len(c["groups"]) <= 1, c["file"], c["id"])
+    )
+    strings = _Strings()
+    data = [_case_data(case, strings) for case in cases]
+    keys = summary.result_keys(cases)
+    defaults = summary.default_keys(keys)
+    return (
+        _environment()
+        .get_template("report.html.j2")
+        .render(
+            doc=doc,
+            violated=[c for c in cases if c["expectation"] == "violated"],
+            matrix=_heat(summary.pair_agreement(cases, defaults)),
+            matrix_all=_heat(summary.pair_agreement(cases, keys)) if len(keys) > len(defaults) else None,
+            sweeps=sweeps(cases, defaults),
+            filters=_filters(cases, keys),
+            data={"keys": keys, "strings": strings.table, "cases": data},
+        )
+    )
 
 
 def write(path: Path, doc: dict[str, Any]) -> None:

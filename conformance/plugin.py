@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from conformance import adapters, baseline, cases, html, results, runner
+from conformance import adapters, baseline, cases, html, results, runner, summary
 from conformance.cli import check_keys, selection
 from conformance.errors import ConformanceError
 
@@ -202,3 +202,4 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         results.write(root / json_path, doc)
     if html_path:
         html.write(root / html_path, doc)
+        summary.write((root / (json_path or html_path)).parent / "summary.md", doc, root / html_path)

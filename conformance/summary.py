@@ -7,8 +7,10 @@ since a baseline, and a link to the HTML report that has everything else.
 
 from __future__ import annotations
 
+import math
 import os
 import re
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -35,22 +37,36 @@ def pair_agreement(cases: list[dict[str, Any]], keys: list[str]) -> list[list[di
     A cell counts `cases` (both keys have a result), `both_ok` and `agree`; `fraction` is agree/cases
     (None without cases). On the diagonal a key agrees with itself exactly when it is ok.
     """
-    agree: dict[tuple[str, str], int] = {}
+    agree: Counter[tuple[str, str]] = Counter()
+    patterns: Counter[tuple[frozenset[str], frozenset[str]]] = Counter()
     for case in cases:
-        for pair in case.get("pairs", []):
-            if pair.get("agree"):
-                agree[(pair["a"], pair["b"])] = agree.get((pair["a"], pair["b"]), 0) + 1
+        results = case["results"]
+        patterns[(frozenset(results), frozenset(k for k, r in results.items() if r["status"] == "ok"))] += 1
+        agree.update((p["a"], p["b"]) for p in case.get("pairs", []) if p.get("agree"))
     rows = []
     for a in keys:
         row = []
         for b in keys:
-            ran = [c["results"] for c in cases if a in c["results"] and b in c["results"]]
-            both_ok = sum(1 for r in ran if r[a]["status"] == "ok" and r[b]["status"] == "ok")
-            agreeing = both_ok if a == b else agree.get((a, b), 0) + agree.get((b, a), 0)
-            row.append({"a": a, "b": b, "cases": len(ran), "both_ok": both_ok, "agree": agreeing,
-                        "fraction": agreeing / len(ran) if ran else None})
+            ran = sum(n for (present, _), n in patterns.items() if a in present and b in present)
+            both_ok = sum(n for (_, ok), n in patterns.items() if a in ok and b in ok)
+            agreeing = both_ok if a == b else agree[(a, b)] + agree[(b, a)]
+            row.append(
+                {
+                    "a": a,
+                    "b": b,
+                    "cases": ran,
+                    "both_ok": both_ok,
+                    "agree": agreeing,
+                    "fraction": agreeing / ran if ran else None,
+                }
+            )
         rows.append(row)
     return rows
+
+
+def percent(fraction: float) -> str:
+    """Rounded down, so 100% means every case and never 99.6%."""
+    return f"{math.floor(fraction * 100 + 1e-9):d}%"
 
 
 def markdown(doc: dict[str, Any], report_link: str | None = None) -> str:
@@ -58,15 +74,21 @@ def markdown(doc: dict[str, Any], report_link: str | None = None) -> str:
     s, cases = doc["summary"], doc["cases"]
     e = s["expectations"]
     lines = [
-        f"## Conformance: {s['cases']} cases, {s['diverge']} diverge, "
-        f"{e['violated']} expectation{'' if e['violated'] == 1 else 's'} violated",
+        (
+            f"## Conformance: {s['cases']} cases, {s['diverge']} diverge, "
+            f"{e['violated']} expectation{'' if e['violated'] == 1 else 's'} violated"
+        ),
         "",
         _escape(" · ".join(f"{name} {version}" for name, version in doc.get("versions", {}).items())),
         "",
         "| cases | all agree | diverge | expectations met | violated | no expectation | off documented formula |",
         "|---:|---:|---:|---:|---:|---:|---:|",
-        f"| {s['cases']} | {s['agree']} | {s['diverge']} | {e['met']} | {e['violated']} | {e['none']} | "
-        f"{s.get('off_documented_formula', 0)} |",
+        (
+            f"| {s['cases']} | {s['agree']} | {s['diverge']} | {e['met']} | {e['violated']} | {e['none']} | "
+            f"{s.get('off_documented_formula', 0)} |"
+        ),
+        "",
+        "Results by status: " + ", ".join(f"{k} {v}" for k, v in sorted(s.get("statuses", {}).items())),
         "",
     ]
     lines += _failures(cases)
@@ -74,7 +96,9 @@ def markdown(doc: dict[str, Any], report_link: str | None = None) -> str:
     if doc.get("baseline"):
         lines += _baseline(doc["baseline"])
     if report_link:
-        lines.append(f"Full report (every case, its values, native code and plots): [{_escape(report_link)}](<{report_link}>)")
+        lines.append(
+            f"Full report (every case, its values, native code and plots): [{_escape(report_link)}](<{report_link}>)"
+        )
     return "\n".join(lines).rstrip() + "\n"
 
 
@@ -95,10 +119,16 @@ def _matrix(cases: list[dict[str, Any]]) -> list[str]:
     keys = default_keys(result_keys(cases))
     if not keys:
         return []
-    out = ["### Pair agreement (share of cases where both are ok and agree)", "",
-           "| | " + " | ".join(keys) + " |", "|---|" + "---:|" * len(keys)]
+    out = [
+        "### Pair agreement (share of cases where both are ok and agree)",
+        "",
+        "| | " + " | ".join(keys) + " |",
+        "|---|" + "---:|" * len(keys),
+    ]
     for row in pair_agreement(cases, keys):
-        cells = [f"{c['fraction']:.0%} ({c['agree']}/{c['cases']})" if c["fraction"] is not None else "–" for c in row]
+        cells = [
+            f"{percent(c['fraction'])} ({c['agree']}/{c['cases']})" if c["fraction"] is not None else "–" for c in row
+        ]
         out.append(f"| **{row[0]['a']}** | " + " | ".join(cells) + " |")
     return out + [""]
 
@@ -108,16 +138,21 @@ def _baseline(report: dict[str, Any]) -> list[str]:
     out = [
         "### Since the baseline",
         "",
-        f"{_escape(str(report.get('file')))}: {report.get('compared', 0)} values compared, **{len(moved)}** moved beyond "
-        f"tolerance, {report.get('within_tolerance', 0)} within tolerance, **{len(changes)}** status changes.",
+        (
+            f"{_escape(str(report.get('file')))}: {report.get('compared', 0)} values compared, "
+            f"**{len(moved)}** moved beyond tolerance, {report.get('within_tolerance', 0)} within tolerance, "
+            f"**{len(changes)}** status changes."
+        ),
         "",
     ]
     rows = changes + moved
     if rows:
         out += ["| case | result | what | baseline | this run |", "|---|---|---|---|---|"]
         for row in rows[:MAX_LISTED]:
-            out.append(f"| {_escape(row['case'])} | {_escape(row['key'])} | {row['what']} | "
-                       f"{_escape(_short(row['old']))} | {_escape(_short(row['new']))} |")
+            out.append(
+                f"| {_escape(row['case'])} | {_escape(row['key'])} | {row['what']} | "
+                f"{_escape(_short(row['old']))} | {_escape(_short(row['new']))} |"
+            )
         if len(rows) > MAX_LISTED:
             out.append(f"| … {len(rows) - MAX_LISTED} more | | | | |")
         out.append("")

@@ -828,7 +828,7 @@ def test_bad_reduction_value_is_rejected():
         """
     )
     assert (err.line, err.key) == (5, "reduction")
-    assert "'none', 'mean' or 'sum'" in err.message
+    assert "'none', 'mean', 'sum'" in err.message
     assert "'average'" in err.message
 
 

@@ -196,7 +196,7 @@ def test_word_that_is_not_a_number_is_rejected():
     "line, key",
     [
         ("label_smoothing: no", "label_smoothing"),
-        ("weight: [1, off, 3]", "weight.1"),
+        ("weight: [1, off, 3]", "weight"),
         ("tolerance: {rtol: yes}", "tolerance.rtol"),
     ],
     ids=["scalar", "in-list", "nested"],

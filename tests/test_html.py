@@ -1,0 +1,293 @@
+"""`conformance.html`: escaping, self-containment, NaN/inf, the pair agreement heat map, sweeps, explanations.
+
+Documents are hand-made (tests/browser/documents.py), so no framework runs. The case list is drawn by the
+page's script from the embedded JSON, so tests read that JSON back the way the browser does: strictly,
+with no NaN or Infinity constants.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+
+import pytest
+from browser.documents import DEFAULT, HOSTILE, case, matrix_cases, pair, result, sample_doc, sweep_cases
+
+from conformance import html, summary
+
+DATA = re.compile(r'<script type="application/json" id="report-data">(.*?)</script>', re.DOTALL)
+
+
+def strict_json(text: str):
+    """JSON as JavaScript's JSON.parse reads it: NaN and Infinity are not JSON."""
+
+    def refuse(name: str):
+        raise AssertionError(f"bare {name} in JSON meant for JSON.parse")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def page_data(page: str) -> dict:
+    found = DATA.search(page)
+    assert found, "the page embeds its case data"
+    return strict_json(found.group(1))
+
+
+@pytest.fixture(scope="module")
+def page() -> str:
+    return html.render(sample_doc())
+
+
+# ---------------------------------------------------------------- escaping
+
+
+def test_markup_from_case_files_stays_text(page):
+    assert "<script>alert" not in page
+    assert "<b>markup" not in page and "<b>reasons" not in page
+    assert page.count("<script") == 2  # the JSON data and the page's own script, nothing else
+    # server-rendered places: the failures list shows the id and the message, escaped
+    assert "hostile[reduction=&lt;script&gt;alert(1)&lt;/script&gt;]" in page
+    assert "found &lt;script&gt;alert(1)&lt;/script&gt;" in page
+
+
+def test_case_data_round_trips_the_hostile_text(page):
+    data = page_data(page)
+    first = data["cases"][0]
+    assert first["id"] == f"hostile[reduction={HOSTILE}]"
+    assert data["strings"][first["description"]] == f"A description with {HOSTILE} & <b>markup</b>."
+    messages = [data["strings"][r["message"]] for c in data["cases"] for r in c["results"] if "message" in r]
+    assert "error: because <b>reasons</b>" in messages
+
+
+def test_script_json_cannot_close_its_element():
+    text = str(html.script_json({"code": "</script><!-- & \u2028", "nested": ["</SCRIPT>"]}))
+    assert "<" not in text and ">" not in text and "&" not in text and "\u2028" not in text
+    assert strict_json(text) == {"code": "</script><!-- & \u2028", "nested": ["</SCRIPT>"]}
+
+
+# ---------------------------------------------------------------- self-contained
+
+
+def test_page_needs_no_network(page):
+    assert not re.search(r"""(src|href|action)\s*=\s*["']?\s*(https?:)?//""", page, re.IGNORECASE)
+    assert not re.search(r"url\(\s*['\"]?(https?:)?//|@import", page, re.IGNORECASE)
+    assert '<link rel="stylesheet"' not in page and not re.search(r"<script[^>]*\bsrc=", page)
+    assert "<style>" in page and "function clone(" in page  # CSS and JS are inline
+
+
+# ---------------------------------------------------------------- NaN and infinities
+
+
+def test_script_json_spells_non_finite_numbers():
+    text = str(html.script_json({"nan": math.nan, "inf": [math.inf, -math.inf], "ok": 1.5}))
+    assert strict_json(text) == {"nan": "NaN", "inf": ["Infinity", "-Infinity"], "ok": 1.5}
+
+
+def test_nan_and_inf_values_are_spelled(page):
+    data = page_data(page)
+    two = next(c for c in data["cases"] if c["id"] == "two_keys")
+    torch = next(r for r in two["results"] if r["key"] == "torch")
+    assert torch["loss"] == "nan"
+    assert torch["grad"] == "[inf, -inf, 0]"
+    assert two["spread"] == "Infinity"  # a NaN difference sorts as the largest
+    assert html._fmt(math.nan) == "nan" and html._fmt([[math.inf, 1.0]]) == "[inf, 1]"
+    assert html._fmt(1.0674613714218140) == "1.0674614"
+
+
+# ---------------------------------------------------------------- pair agreement matrix
+
+# By hand, from matrix_cases(): cases where both ran / cases where both are ok and agree.
+#   hostile: all ok; agree torch-paddle, torch-reference, paddle-reference (tensorflow alone)
+#   unsupported_tf: tensorflow unsupported; torch, paddle, reference agree
+#   paddle_error: paddle error; torch, tensorflow, reference agree
+#   two_keys: only torch and reference ran, both ok, they disagree
+EXPECTED = {
+    ("torch", "paddle"): (2, 3),
+    ("torch", "tensorflow"): (1, 3),
+    ("torch", "reference"): (3, 4),
+    ("paddle", "tensorflow"): (0, 3),
+    ("paddle", "reference"): (2, 3),
+    ("tensorflow", "reference"): (1, 3),
+    ("torch", "torch"): (4, 4),
+    ("paddle", "paddle"): (2, 3),
+    ("tensorflow", "tensorflow"): (2, 3),
+    ("reference", "reference"): (4, 4),
+}
+
+
+def test_pair_agreement_counts_by_hand():
+    rows = summary.pair_agreement(matrix_cases(), list(DEFAULT))
+    cells = {(c["a"], c["b"]): c for row in rows for c in row}
+    for (a, b), (agree, ran) in EXPECTED.items():
+        for cell in (cells[(a, b)], cells[(b, a)]):
+            assert (cell["agree"], cell["cases"]) == (agree, ran), (a, b)
+            assert cell["fraction"] == pytest.approx(agree / ran)
+    assert cells[("paddle", "tensorflow")]["both_ok"] == 1
+
+
+def test_heat_map_shows_the_fractions():
+    page = html.render(sample_doc(matrix_cases()))
+    default = page[page.index('id="matrix-default"') : page.index("</table>", page.index('id="matrix-default"'))]
+    shown = {
+        (a, b): float(f)
+        for a, b, f in re.findall(r'data-a="([^"]+)" data-b="([^"]+)" data-fraction="([^"]*)"', default)
+    }
+    assert len(shown) == 16
+    for (a, b), (agree, ran) in EXPECTED.items():
+        assert shown[(a, b)] == pytest.approx(agree / ran)
+    assert "<b>66%</b><small>2/3</small>" in default  # rounded down: 100% only when every case agrees
+    assert "<b>75%</b><small>3/4</small>" in default
+
+
+def test_all_variants_table_only_when_there_are_variants():
+    assert 'id="matrix-all"' not in html.render(sample_doc(matrix_cases()))
+    extra = case("with_variant", {"torch": result(), "torch:functional": result()}, {pair("torch", "torch:functional")})
+    assert 'id="matrix-all"' in html.render(sample_doc(matrix_cases() + [extra]))
+
+
+# ---------------------------------------------------------------- sweeps
+
+
+def test_sweep_detected_and_drawn():
+    charts = html.sweeps(sweep_cases() + matrix_cases(), list(DEFAULT))
+    assert len(charts) == 1
+    chart = charts[0]
+    assert (chart["base"], chart["param"]) == ("smooth", "label_smoothing")
+    labels = sorted(c["label"] for c in chart["curves"])
+    assert labels == ["tensorflow", "torch = paddle = reference"]  # equal values share one line
+    assert all(len(c["dots"]) == 3 for c in chart["curves"])
+    assert [t["label"] for t in chart["x_ticks"]][:3] == ["0", "0.05", "0.1"]
+    page = html.render(sample_doc())
+    assert page.count('<figure class="chart"') == 1 and "<polyline points=" in page
+
+
+def test_no_sweep_without_three_values_divergence_or_scalar_loss():
+    two = sweep_cases()[:2]
+    assert html.sweeps(two, list(DEFAULT)) == []
+    agreeing = [
+        case(
+            c["id"],
+            c["results"],
+            {pair(a, b) for a in DEFAULT for b in DEFAULT if a != b},
+            label_smoothing=c["params"]["label_smoothing"],
+        )
+        for c in sweep_cases()
+    ]
+    assert html.sweeps(agreeing, list(DEFAULT)) == []
+    per_sample = sweep_cases()
+    for c in per_sample:
+        for r in c["results"].values():
+            r["loss"] = [r["loss"], r["loss"]]
+    assert html.sweeps(per_sample, list(DEFAULT)) == []
+
+
+def test_sweep_keeps_other_parameters_apart():
+    mixed = sweep_cases()
+    mixed[2]["params"]["reduction"] = "sum"  # now two sweeps of 2 and 1 values: neither has 3
+    assert html.sweeps(mixed, list(DEFAULT)) == []
+
+
+# ---------------------------------------------------------------- explanations, documented formulas, inputs
+
+
+def test_explanation_rendered_when_present(page):
+    data = page_data(page)
+    first, others = data["cases"][0], data["cases"][1:]
+    text = data["strings"]
+    reproduced, failed = first["explanation"]
+    assert (reproduced["a"], reproduced["b"]) == ("torch", "tensorflow")
+    assert text[reproduced["text"]] == "Keras divides the weighted sum by N, torch by the sum of the target weights."
+    assert reproduced["knobs"] == [
+        ["denominator", "target_weight", "positions", "1.601"],
+        ["clip_eps", "1e-07", "null", "–"],
+    ]
+    recipe = reproduced["recipe"]
+    assert "\n".join(text[i] for i in recipe["code"]) == "import numpy as np\nprint('recipe <ok>')\n"
+    assert (recipe["result"], recipe["target"], recipe["reproduces"]) == ("1.0674614", "1.0674614", True)
+    assert "text" not in failed and "knobs" not in failed
+    assert failed["recipe"]["result"] == "–" and "reproduces" not in failed["recipe"]
+    assert text[failed["recipe"]["message"]] == "TypeError: <no>"
+    assert all("explanation" not in c for c in others)
+    assert 'id="t-explanation"' in page
+
+
+def test_documented_formula_and_knobs(page):
+    data = page_data(page)
+    two = next(c for c in data["cases"] if c["id"] == "two_keys")
+    reference = next(r for r in two["results"] if r["key"] == "reference")
+    assert reference["documented"] == "no" and reference["documented_loss"] == "0.75"
+    assert data["strings"][reference["knobs"]] == "denominator = positions"
+    assert "reference=off-doc" in two["statuses"]
+    torch = next(r for r in data["cases"][0]["results"] if r["key"] == "torch")
+    assert torch["documented"] == "yes"
+    assert data["strings"][torch["knobs"]] == "denominator = target_weight\nclip_eps = 1e-07"
+
+
+def test_large_inputs_are_collapsed():
+    big = case(
+        "big",
+        {"torch": result(), "reference": result()},
+        {pair("torch", "reference")},
+        logits=[[0.5] * 8 for _ in range(4)],
+    )
+    data = page_data(html.render(sample_doc([big])))
+    params = {p["name"]: p for p in data["cases"][0]["params"]}
+    assert params["logits"]["large"] is True and params["logits"]["summary"] == "4×8 (32 numbers)"
+    assert "large" not in params["labels"]
+
+
+def test_code_is_stored_once_per_line(page):
+    data = page_data(page)
+    torch = data["cases"][0]["results"][0]
+    assert "\n".join(data["strings"][i] for i in torch["code"]) == result()["code"]
+    assert len(data["strings"]) < 40  # 25 results share their code lines
+
+
+def test_case_where_nothing_ran_keeps_its_empty_groups(page):
+    (nothing,) = [c for c in page_data(page)["cases"] if c["id"] == "nothing_ran"]
+    assert nothing["groups"] == [] and "anchor" not in nothing and len(nothing["results"]) == 2
+
+
+def test_filters_and_failures_first(page):
+    data = page_data(page)
+    assert data["cases"][0]["expect"] == "violated"
+    statuses = {c["id"]: c["statuses"] for c in data["cases"]}
+    assert "paddle=error" in statuses["paddle_error"].split()
+    assert "tensorflow=differs" in statuses[f"hostile[reduction={HOSTILE}]"].split()
+    assert "<option>label_smoothing=0.1</option>" in page
+
+
+def test_baseline_section():
+    doc = sample_doc(matrix_cases())
+    doc["baseline"] = {
+        "file": "cases/baselines/old.json",
+        "old_versions": {"torch": "2.12.0", "numpy": "2.4.6"},
+        "new_versions": {"torch": "2.13.0+cpu", "numpy": "2.4.6", "keras": "3.15.1"},
+        "compared": 10,
+        "within_tolerance": 2,
+        "moved": [
+            {
+                "case": "cases/sample.yaml::paddle_error",
+                "key": "torch",
+                "what": "loss",
+                "old": 1.0,
+                "new": math.nan,
+                "max_abs": math.inf,
+            }
+        ],
+        "status_changes": [
+            {"case": "cases/sample.yaml::two_keys", "key": "reference", "what": "status", "old": "ok", "new": "error"}
+        ],
+    }
+    page = html.render(doc)
+    section = page[page.index('id="baseline"') : page.index("</section>", page.index('id="baseline"'))]
+    assert 'class="changed">2.12.0' in section and 'class="changed">2.13.0+cpu' in section
+    assert section.count('class="changed"') == 2  # numpy did not change; keras is not in the baseline
+    assert 'href="#cases/sample.yaml::paddle_error"' in section and ">nan<" in section and ">inf<" in section
+
+
+def test_write_creates_the_folder(tmp_path):
+    target = tmp_path / "deep" / "index.html"
+    html.write(target, sample_doc())
+    assert target.read_text(encoding="utf-8").startswith("<!doctype html>")
