@@ -136,3 +136,30 @@ def table(reports: list[tuple[str, dict[str, Any]]]) -> str:
 
 def _versions(versions: dict[str, str]) -> str:
     return ", ".join(f"{k} {v}" for k, v in versions.items() if k != "numpy")
+
+
+def timeline(doc: dict[str, Any], folder: Path) -> None:
+    """Each case's loss under every baseline saved in `folder`, oldest versions first, then this run:
+    stored per case as `timeline` = [{"versions", "results": {key: loss}}]."""
+    saved = []
+    for path in sorted(folder.glob("*.json")):
+        try:
+            saved.append(load(path))
+        except UsageError:
+            continue
+    saved.sort(key=lambda b: tuple(_version_key(v) for _, v in sorted(b["versions"].items())))
+    for case in doc["cases"]:
+        name = f"{case['file']}::{case['id']}"
+        points = []
+        for old in saved:
+            before = old["values"].get(name)
+            if before:
+                losses = {k: r.get("loss") if r["status"] == "ok" else r["status"] for k, r in before["results"].items()}
+                points.append({"versions": old["versions"], "results": losses})
+        if points:
+            now = {k: r.get("loss") if r["status"] == "ok" else r["status"] for k, r in case["results"].items()}
+            case["timeline"] = points + [{"versions": doc["versions"], "results": now, "current": True}]
+
+
+def _version_key(version: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in re.findall(r"\d+", version)[:3])

@@ -155,6 +155,8 @@ def _run(args: argparse.Namespace) -> int:
     doc = execute(loaded, keys, args.timeout, out)
     if old is not None:
         doc["baseline"] = baseline.replay(doc, old, str(args.baseline))
+        _attribute_moves(doc["baseline"], loaded, doc)
+        baseline.timeline(doc, args.baseline.parent)
     results.write(args.json, doc)
     html.write(args.html, doc)
     summary.write(args.json.parent / "summary.md", doc, args.html)
@@ -191,6 +193,20 @@ def _baseline_table(paths: list[Path]) -> int:
         reports.append((path.stem, doc["baseline"]))
     print(baseline.table(reports))
     return EXIT_OK
+
+
+def _attribute_moves(report: dict[str, Any], loaded: list[cases.Case], doc: dict[str, Any]) -> None:
+    """Say, for each moved loss, which knob of the result's documented point explains the old value."""
+    from conformance import explain
+    from conformance.reference import Knobs
+
+    by_name = {c.nodeid: c for c in loaded}
+    records = {f"{r['file']}::{r['id']}": r for r in doc["cases"]}
+    for move in report["moved"]:
+        record, case = records.get(move["case"]), by_name.get(move["case"])
+        documented = (record or {}).get("results", {}).get(move["key"], {}).get("documented")
+        if move["what"] == "loss" and case is not None and documented and "knobs" in documented:
+            move["knobs"] = explain.attribute(case, Knobs(**documented["knobs"]), move["old"], record["tolerance"])
 
 
 def _save_baseline(args: argparse.Namespace) -> int:

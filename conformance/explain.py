@@ -162,3 +162,34 @@ def _recipe(a: str, b: str, results: dict[str, Any], tol: dict[str, float]) -> d
     else:
         shown["reproduces"] = difference(recipe["loss"], results[a]["loss"], **tol).agree
     return shown
+
+
+def attribute(case: Case, knobs: reference.Knobs, old_loss: Any, tol: dict[str, float]) -> list[str]:
+    """Which single knob, set otherwise, makes the documented model give a baseline's old value: how a
+    moved value says what moved (e.g. "denominator was positions")."""
+    found = []
+    for f in fields(reference.Knobs):
+        for value in _alternatives(f.name, getattr(knobs, f.name)):
+            try:
+                outcome = reference.evaluate(case, reference.Knobs(**{**knobs.as_dict(), f.name: value}))
+            except (ValueError, TypeError):
+                continue
+            if difference(outcome.loss, old_loss, **tol).agree:
+                found.append(f"{f.name} was {value!r} (now {getattr(knobs, f.name)!r}): {_phrase(f.name, value)}")
+    return found
+
+
+def _alternatives(name: str, current: Any) -> list[Any]:
+    options: dict[str, list[Any]] = {
+        "weight_mode": ["per_class", "from_label", "from_hard_label"],
+        "denominator": ["target_weight", "label_weight", "valid_count", "positions", "applied_weight", "nonzero_weight"],
+        "empty_mean": ["nan", "zero"],
+        "empty_batch": ["nan", "zero", "unreduced"],
+        "probabilities": ["renormalise", "none", "renormalise_then_clip", "clip_then_renormalise", "clip"],
+        "logit_floor": [None, 64.0],
+        "log_clamp": [None, 100.0],
+        "ignore_smoothed": [False, True],
+        "weights_as_sample_weights": [False, True],
+        "last_axis_mean": [False, True],
+    }
+    return [v for v in options.get(name, []) if v != current]

@@ -170,8 +170,22 @@ def _case_data(case: dict[str, Any], strings: _Strings) -> dict[str, Any]:
             "statuses": " ".join(statuses),
             "results": results,
             "explanation": [_explanation_data(e, strings) for e in case.get("explanation") or []] or None,
+            "timeline": _timeline_data(case.get("timeline")),
         }
     )
+
+
+def _timeline_data(points: list[dict[str, Any]] | None) -> dict[str, Any] | None:
+    """The case's losses under each saved baseline, oldest first, then this run: a table as text."""
+    if not points:
+        return None
+    keys = sorted({k for p in points for k in p["results"]})
+    rows = []
+    for point in points:
+        versions = ", ".join(f"{k} {v}" for k, v in point["versions"].items() if k != "numpy")
+        label = ("this run: " if point.get("current") else "") + versions
+        rows.append([label] + [_fmt(point["results"].get(k)) for k in keys])
+    return {"keys": keys, "rows": rows}
 
 
 def _result_data(
