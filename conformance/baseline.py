@@ -32,10 +32,7 @@ def snapshot(doc: dict[str, Any]) -> dict[str, Any]:
     for case in doc["cases"]:
         values[f"{case['file']}::{case['id']}"] = {
             "tolerance": case["tolerance"],
-            "results": {
-                key: {k: r.get(k) for k in ("status", "loss", "grad", "dtype", "message")}
-                for key, r in case["results"].items()
-            },
+            "results": {key: {k: r.get(k) for k in ("status", "loss", "grad", "dtype", "message")} for key, r in case["results"].items()},
         }
     return {"schema_version": SCHEMA_VERSION, "versions": doc["versions"], "values": values}
 
@@ -89,7 +86,9 @@ def replay(doc: dict[str, Any], old: dict[str, Any], source: str) -> dict[str, A
                 compared += 1
                 found = difference(then[what], now[what], **tol)
                 if not found.agree:
-                    moved.append({**base, "what": what, "old": then[what], "new": now[what], "max_abs": found.max_abs, "max_rel": found.max_rel})
+                    moved.append(
+                        {**base, "what": what, "old": then[what], "new": now[what], "max_abs": found.max_abs, "max_rel": found.max_rel}
+                    )
                 elif found.max_abs > 0:
                     within += 1
     return {

@@ -125,9 +125,7 @@ class CaseSpec(BaseModel):
     sample_weight: list[Number] | None = None
     label_smoothing: Number = Field(default=0.0, ge=0.0, lt=1.0)
     ignore_index: Integer | None = None
-    reduction: Literal[
-        "none", "mean", "sum", "sum_over_batch_size", "mean_with_sample_weight", "sum_by_nonzero_weights"
-    ] = "mean"
+    reduction: Literal["none", "mean", "sum", "sum_over_batch_size", "mean_with_sample_weight", "sum_by_nonzero_weights"] = "mean"
     dtype: Literal["float16", "bfloat16", "float32", "float64"] = "float32"
     tolerance: Tolerance | None = None
     matrix: dict[str, list[Any]] | None = None
@@ -261,9 +259,7 @@ def load_text(text: str, name: str) -> list[Case]:
     return out
 
 
-def _expand(
-    merged: dict[str, Any], origin: dict[str, tuple[Any, ...]], where: tuple[Any, ...], lines: dict, name: str
-) -> list[Case]:
+def _expand(merged: dict[str, Any], origin: dict[str, tuple[Any, ...]], where: tuple[Any, ...], lines: dict, name: str) -> list[Case]:
     matrix = merged.get("matrix")
     if "id" not in merged:
         raise CaseError(name, "each case needs an 'id' (letters, digits, '_', '.', '-')", lines.get(where), "id")
@@ -288,11 +284,11 @@ def _expand(
     for i, combo in enumerate(itertools.product(*(matrix[k] for k in keys))):
         entry = dict(merged)
         entry_origin = dict(origin)
-        label = ",".join(f"{k}={_format_value(v)}" for k, v in zip(keys, combo))
-        for key, value, j in zip(keys, combo, _indices(matrix, keys, i)):
+        label = ",".join(f"{k}={_format_value(v)}" for k, v in zip(keys, combo, strict=True))
+        for key, value, j in zip(keys, combo, _indices(matrix, keys, i), strict=True):
             entry[key] = value
             entry_origin[key] = origin["matrix"] + (key, j)
-        cases.append(_build(entry, entry_origin, where, lines, name, dict(zip(keys, combo)), f"[{label}]"))
+        cases.append(_build(entry, entry_origin, where, lines, name, dict(zip(keys, combo, strict=True)), f"[{label}]"))
     return cases
 
 
@@ -530,9 +526,7 @@ def _line(lines: dict, origin: dict[str, tuple[Any, ...]], key: str) -> int | No
     return lines.get(path) if path is not None else None
 
 
-def _from_validation(
-    exc: ValidationError, origin: dict[str, tuple[Any, ...]], where: tuple[Any, ...], lines: dict, name: str
-) -> CaseError:
+def _from_validation(exc: ValidationError, origin: dict[str, tuple[Any, ...]], where: tuple[Any, ...], lines: dict, name: str) -> CaseError:
     err = exc.errors()[0]
     loc = [str(p) for p in err["loc"]]
     key = loc[0] if loc else None
@@ -557,7 +551,7 @@ def _from_validation(
 
 
 def _sub_fields(loc: list[str]) -> dict[str, Any]:
-    models = {"tolerance": Tolerance, "random": RandomSpec, "expect": Expectation}
+    models: dict[str, type[BaseModel]] = {"tolerance": Tolerance, "random": RandomSpec, "expect": Expectation}
     model = models.get(loc[0])
     return model.model_fields if model else {}
 
@@ -604,5 +598,3 @@ def schema() -> dict[str, Any]:
         },
         "$defs": defs,
     }
-
-

@@ -9,7 +9,7 @@ import argparse
 import difflib
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from rich.console import Console
 
@@ -20,7 +20,7 @@ EXIT_OK, EXIT_VIOLATED, EXIT_USAGE = 0, 1, 2
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # argparse exits 2 itself; keep its one-line message
+    def error(self, message: str) -> NoReturn:  # argparse would exit 2 itself; we keep one message path
         raise UsageError(f"{self.prog}: {message}")
 
 
@@ -114,7 +114,9 @@ def check_keys(loaded: list[cases.Case]) -> None:
         named = [k for g in case.expect.groups or [] for k in g] + list(case.expect.status or {})
         for key in named:
             if key not in known:
-                raise CaseError(case.file, f"case '{case.id}': expect names unknown result key '{key}'{_suggest(key, known)}", case.line, "expect")
+                raise CaseError(
+                    case.file, f"case '{case.id}': expect names unknown result key '{key}'{_suggest(key, known)}", case.line, "expect"
+                )
 
 
 def _suggest(name: str, known: Any) -> str:
@@ -133,7 +135,7 @@ def execute(loaded: list[cases.Case], keys: dict[str, set[str] | None], timeout:
     except KeyboardInterrupt:
         interrupted = True
     versions = {k: v for s in stats.values() for k, v in s.versions.items()}
-    extra = {"workers": {f: {"startup_seconds": s.startup_seconds, "restarts": s.restarts} for f, s in stats.items()}}
+    extra: dict[str, Any] = {"workers": {f: {"startup_seconds": s.startup_seconds, "restarts": s.restarts} for f, s in stats.items()}}
     if interrupted:
         extra["interrupted"] = True
     return results.document(records, versions, extra)
@@ -205,7 +207,7 @@ def _attribute_moves(report: dict[str, Any], loaded: list[cases.Case], doc: dict
     for move in report["moved"]:
         record, case = records.get(move["case"]), by_name.get(move["case"])
         documented = (record or {}).get("results", {}).get(move["key"], {}).get("documented")
-        if move["what"] == "loss" and case is not None and documented and "knobs" in documented:
+        if move["what"] == "loss" and record is not None and case is not None and documented and "knobs" in documented:
             move["knobs"] = explain.attribute(case, Knobs(**documented["knobs"]), move["old"], record["tolerance"])
 
 
@@ -218,7 +220,10 @@ def _save_baseline(args: argparse.Namespace) -> int:
     path = args.out or baseline.default_path(doc["versions"])
     baseline.save(doc, path)
     values = sum(1 for c in doc["cases"] for r in c["results"].values() for k in ("loss", "grad") if r.get(k) is not None)
-    out.print(f"saved {values} values of {len(doc['cases'])} cases ({', '.join(f'{k} {v}' for k, v in doc['versions'].items())}) to {path}", highlight=False)
+    out.print(
+        f"saved {values} values of {len(doc['cases'])} cases ({', '.join(f'{k} {v}' for k, v in doc['versions'].items())}) to {path}",
+        highlight=False,
+    )
     return EXIT_OK
 
 

@@ -26,13 +26,20 @@ def progress(items: Iterable[T], total: int, console: Console) -> Iterator[T]:
 
 def print_summary(doc: dict[str, Any], console: Console, outputs: list[str]) -> None:
     s = doc["summary"]
-    table = Table(title="conformance", caption="met/violated/unchecked: case expectations; off-doc: results that differ from their documented formula")
+    table = Table(
+        title="conformance", caption="met/violated/unchecked: case expectations; off-doc: results that differ from their documented formula"
+    )
     for column in ("cases", "agree", "diverge", "met", "violated", "unchecked", "off-doc"):
         table.add_column(column, justify="right")
     e = s["expectations"]
     table.add_row(
-        str(s["cases"]), str(s["agree"]), str(s["diverge"]), str(e["met"]),
-        f"[red]{e['violated']}[/red]" if e["violated"] else "0", str(e["none"]), str(s["off_documented_formula"]),
+        str(s["cases"]),
+        str(s["agree"]),
+        str(s["diverge"]),
+        str(e["met"]),
+        f"[red]{e['violated']}[/red]" if e["violated"] else "0",
+        str(e["none"]),
+        str(s["off_documented_formula"]),
     )
     console.print(table)
     console.print("versions: " + ", ".join(f"{k} {v}" for k, v in doc["versions"].items()))

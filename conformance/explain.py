@@ -33,7 +33,11 @@ PHRASES: dict[str, dict[Any, str]] = {
         "nonzero_weight": "divides by the number of non-zero weights",
     },
     "empty_mean": {"nan": "gives NaN for 0/0", "zero": "gives 0 for 0/0"},
-    "empty_batch": {"nan": "gives NaN for an empty batch", "zero": "gives 0 for an empty batch", "unreduced": "returns an empty batch unreduced"},
+    "empty_batch": {
+        "nan": "gives NaN for an empty batch",
+        "zero": "gives 0 for an empty batch",
+        "unreduced": "returns an empty batch unreduced",
+    },
     "probabilities": {
         "renormalise": "renormalises probabilities",
         "none": "takes log p as given",
@@ -90,14 +94,16 @@ def knob_differences(
     for knob in (f.name for f in fields(reference.Knobs)):
         if getattr(knobs_a, knob) != getattr(knobs_b, knob):
             switched = reference.evaluate(case, reference.Knobs(**{**knobs_a.as_dict(), knob: getattr(knobs_b, knob)}))
-            out.append({"knob": knob, "a": getattr(knobs_a, knob), "b": getattr(knobs_b, knob), "effect": _effect(base.loss, switched.loss)})
+            out.append(
+                {"knob": knob, "a": getattr(knobs_a, knob), "b": getattr(knobs_b, knob), "effect": _effect(base.loss, switched.loss)}
+            )
     return out
 
 
 def signature(record: dict[str, Any]) -> set[tuple[str, str, str]]:
     """What kind of divergence a case shows: (a, b, knob) for each knob that moves a diverging pair,
     (a, b, "unexplained") for a pair no knob explains."""
-    out = set()
+    out: set[tuple[str, str, str]] = set()
     for entry in record.get("explanation", []):
         moving = [k["knob"] for k in entry["knobs"] if k["effect"] is None or k["effect"] > 0]
         out.update((entry["a"], entry["b"], knob) for knob in moving or ["unexplained"])
@@ -126,7 +132,10 @@ def _text(a: str, b: str, moving: list[dict[str, Any]], base: reference.Outcome,
         off = [k for k in (a, b) if results[k].get("documented", {}).get("agrees") is False]
         if off:
             who = " and ".join(off) + (" differ from their" if len(off) > 1 else " differs from its")
-            return f"{b} vs {a}: same documented semantics; {who} own documented formula here (an implementation or numerical effect, not a semantic choice)."
+            return (
+                f"{b} vs {a}: same documented semantics; {who} own documented formula here "
+                "(an implementation or numerical effect, not a semantic choice)."
+            )
         return f"{b} vs {a}: same documented semantics; the difference is numerical (precision), not a semantic choice."
     parts = []
     for k in moving:

@@ -104,9 +104,10 @@ def covered(loaded: list[cases.Case]) -> set[tuple[str, str, str]]:
             variant = next((v for v in variants if case.loss in v.losses), None)
             knobs[name] = variant.knobs(case) if variant else None
         for a, b in combinations(("torch", "paddle", "tensorflow"), 2):
-            if knobs[a] is None or knobs[b] is None or knobs[a] == knobs[b]:
+            knobs_a, knobs_b = knobs[a], knobs[b]
+            if knobs_a is None or knobs_b is None or knobs_a == knobs_b:
                 continue
-            for diff in explain.knob_differences(case, knobs[a], knobs[b]):
+            for diff in explain.knob_differences(case, knobs_a, knobs_b):
                 if diff["effect"] is None or diff["effect"] > 0:
                     out.add((a, b, diff["knob"]))
     return out

@@ -239,8 +239,7 @@ def _explanation_data(item: dict[str, Any], strings: _Strings) -> dict[str, Any]
             "b": item.get("b"),
             "text": strings.add(item["text"]) if item.get("text") else None,
             "knobs": [
-                [str(k.get("knob")), _literal(k.get("a")), _literal(k.get("b")), _fmt(k.get("effect"), 4)]
-                for k in item.get("knobs") or []
+                [str(k.get("knob")), _literal(k.get("a")), _literal(k.get("b")), _fmt(k.get("effect"), 4)] for k in item.get("knobs") or []
             ]
             or None,
             "recipe": _compact(
@@ -368,7 +367,7 @@ def _scalar(result: dict[str, Any] | None) -> float | None:
 
 def _same_curve(a: list[tuple[float, float, Any]], b: list[tuple[float, float, Any]]) -> bool:
     return len(a) == len(b) and all(
-        xa == xb and abs(ya - yb) <= 1e-6 * max(1.0, abs(ya)) for (xa, ya, _), (xb, yb, _) in zip(a, b)
+        xa == xb and abs(ya - yb) <= 1e-6 * max(1.0, abs(ya)) for (xa, ya, _), (xb, yb, _) in zip(a, b, strict=True)
     )
 
 
@@ -400,9 +399,7 @@ def _environment() -> Environment:
 
 def render(doc: dict[str, Any]) -> str:
     """The report as one HTML string: summary, heat map, sweeps, baseline, then the cases (failures first)."""
-    cases = sorted(
-        doc["cases"], key=lambda c: (c["expectation"] != "violated", len(c["groups"]) <= 1, c["file"], c["id"])
-    )
+    cases = sorted(doc["cases"], key=lambda c: (c["expectation"] != "violated", len(c["groups"]) <= 1, c["file"], c["id"]))
     strings = _Strings()
     data = [_case_data(case, strings) for case in cases]
     keys = summary.result_keys(cases)

@@ -121,7 +121,9 @@ def failure_table(record: dict[str, Any]) -> str:
     lines += ["", f"  groups found:    {record['groups']}", f"  groups expected: {expected}"]
     worst = max(record["pairs"], key=lambda p: p["loss_max_abs"], default=None)
     if worst is not None:
-        lines.append(f"  largest loss difference: {worst['a']} vs {worst['b']}: {worst['loss_max_abs']:.6g} abs, {worst['loss_max_rel']:.3g} rel")
+        lines.append(
+            f"  largest loss difference: {worst['a']} vs {worst['b']}: {worst['loss_max_abs']:.6g} abs, {worst['loss_max_rel']:.3g} rel"
+        )
     groups = record["groups"]
     if len(groups) > 1:
         for group in groups:
@@ -186,7 +188,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     if state is None:
         return
     if hasattr(config, "workerinput"):
-        config.workeroutput["conformance"] = json.dumps({"records": state.records, "versions": state.versions()})
+        config.workeroutput["conformance"] = json.dumps({"records": state.records, "versions": state.versions()})  # type: ignore[attr-defined]
         return
     if not state.records:
         return

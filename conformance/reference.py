@@ -129,7 +129,7 @@ def evaluate(case: Case, knobs: Knobs = TEXTBOOK) -> Outcome:
         onehot[np.flatnonzero(inside), labels[inside]] = 1.0
         hard_weight = np.where(inside, weight[np.clip(labels, 0, num_classes - 1)], 0.0)
     else:
-        onehot = _channels_last(rounded(case, case.soft_labels)).reshape(-1, num_classes)
+        onehot = _channels_last(rounded(case, case.targets)).reshape(-1, num_classes)
         valid = np.ones(onehot.shape[0], bool)
         hard_weight = weight[onehot.argmax(axis=1)]
     q = onehot * (1.0 - eps) + eps / num_classes

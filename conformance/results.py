@@ -63,9 +63,7 @@ def summary(records: list[dict[str, Any]]) -> dict[str, Any]:
     for r in records:
         for res in r["results"].values():
             statuses[res["status"]] = statuses.get(res["status"], 0) + 1
-    undocumented = sum(
-        1 for r in records for res in r["results"].values() if res.get("documented", {}).get("agrees") is False
-    )
+    undocumented = sum(1 for r in records for res in r["results"].values() if res.get("documented", {}).get("agrees") is False)
     return {
         "cases": len(records),
         "agree": len(records) - len(diverging),

@@ -230,10 +230,13 @@ class Pool:
                 worker.send((0, case, wanted, self.lean))
         results: dict[str, dict[str, Any]] = {}
         for framework, worker in started.items():
-            variants = [v for v in adapters.for_case(adapters.variants(framework), case) if self.keys[framework] is None or v.key in self.keys[framework]]  # type: ignore[operator]
+            wanted = self.keys[framework]
+            variants = [v for v in adapters.for_case(adapters.variants(framework), case) if wanted is None or v.key in wanted]
             answer = worker.receive(self.timeout) if isinstance(worker, _Worker) else None
             if answer is None:
-                reason = worker if isinstance(worker, str) else f"the {framework} worker {worker.failure(self.timeout)} while running this case"
+                reason = (
+                    worker if isinstance(worker, str) else f"the {framework} worker {worker.failure(self.timeout)} while running this case"
+                )
                 if isinstance(worker, _Worker):
                     worker.stop()
                     self.workers.pop(framework, None)

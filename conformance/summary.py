@@ -96,9 +96,7 @@ def markdown(doc: dict[str, Any], report_link: str | None = None) -> str:
     if doc.get("baseline"):
         lines += _baseline(doc["baseline"])
     if report_link:
-        lines.append(
-            f"Full report (every case, its values, native code and plots): [{_escape(report_link)}](<{report_link}>)"
-        )
+        lines.append(f"Full report (every case, its values, native code and plots): [{_escape(report_link)}](<{report_link}>)")
     return "\n".join(lines).rstrip() + "\n"
 
 
@@ -126,9 +124,7 @@ def _matrix(cases: list[dict[str, Any]]) -> list[str]:
         "|---|" + "---:|" * len(keys),
     ]
     for row in pair_agreement(cases, keys):
-        cells = [
-            f"{percent(c['fraction'])} ({c['agree']}/{c['cases']})" if c["fraction"] is not None else "–" for c in row
-        ]
+        cells = [f"{percent(c['fraction'])} ({c['agree']}/{c['cases']})" if c["fraction"] is not None else "–" for c in row]
         out.append(f"| **{row[0]['a']}** | " + " | ".join(cells) + " |")
     return out + [""]
 

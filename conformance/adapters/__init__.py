@@ -8,8 +8,8 @@ report shows is what ran. A variant that has no native way to express a case rai
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
@@ -77,9 +77,9 @@ def arrays(case: Case) -> dict[str, np.ndarray]:
     dtype = storage_dtype(case)
     out = {"x": rounded(case, case.predictions).astype(dtype)}
     if case.labels is not None:
-        out["y"] = rounded(case, case.labels).astype(dtype) if case.binary else case.labels.astype(np.int64)
+        out["y"] = rounded(case, case.targets).astype(dtype) if case.binary else case.targets.astype(np.int64)
     else:
-        out["t"] = rounded(case, case.soft_labels).astype(dtype)
+        out["t"] = rounded(case, case.targets).astype(dtype)
     for name, value in (("w", case.weight), ("pw", case.pos_weight), ("sw", case.sample_weight)):
         if value is not None:
             out[name] = rounded(case, value).astype(dtype)
@@ -123,6 +123,6 @@ def _literal(value: np.ndarray) -> str:
     return "[" + ", ".join(_literal(v) for v in value) + "]"
 
 
-def _number(value: np.generic) -> str:
+def _number(value: np.ndarray | np.generic) -> str:
     text = str(value)
     return {"nan": "np.nan", "inf": "np.inf", "-inf": "-np.inf"}.get(text, text)

@@ -7,7 +7,7 @@ Softmax: `nn.CrossEntropyLoss` (default), the `one_hot` + `label_smooth` + `soft
 
 from __future__ import annotations
 
-from conformance.adapters import Unsupported, Variant, batch_shape, kwargs, moved
+from conformance.adapters import Unsupported, Variant, kwargs, moved
 from conformance.cases import Case
 from conformance.reference import Knobs, mean_denominator, recipe_source
 
@@ -101,9 +101,7 @@ def module_api(case: Case) -> str:
     )
     target = _soft_target(case) if soft else "paddle.to_tensor(y)"
     return "\n".join(
-        _head(case)
-        + [f"loss_fn = paddle.nn.CrossEntropyLoss({options})", f"loss = loss_fn({_inputs(case)}, {target})"]
-        + _tail(case)
+        _head(case) + [f"loss_fn = paddle.nn.CrossEntropyLoss({options})", f"loss = loss_fn({_inputs(case)}, {target})"] + _tail(case)
     )
 
 
@@ -232,11 +230,7 @@ def sigmoid_then_bce(case: Case) -> str:
     if case.pos_weight is not None:
         raise Unsupported("paddle.nn.BCELoss has no pos_weight")
     options = kwargs(("weight", _tensor("w", case) if case.weight is not None else None), ("reduction", repr(_native_reduction(case))))
-    return "\n".join(
-        _bce_head(case)
-        + [f"loss = paddle.nn.BCELoss({options})(paddle.nn.functional.sigmoid(logits), target)"]
-        + _tail(case)
-    )
+    return "\n".join(_bce_head(case) + [f"loss = paddle.nn.BCELoss({options})(paddle.nn.functional.sigmoid(logits), target)"] + _tail(case))
 
 
 def binary_documented(case: Case) -> Knobs:
@@ -260,9 +254,7 @@ def recipe(case: Case, knobs: Knobs) -> str | None:
     if knobs.logit_floor:
         lines.append(f"inputs = paddle.clip({inputs} - {inputs}.max(axis=-1, keepdim=True), min=-{knobs.logit_floor:g})")
         inputs = "inputs"
-    lines.append(
-        f"log_p = {inputs} - paddle.logsumexp({inputs}, axis=-1, keepdim=True)  # exact, unlike log_softmax on CPU"
-    )
+    lines.append(f"log_p = {inputs} - paddle.logsumexp({inputs}, axis=-1, keepdim=True)  # exact, unlike log_softmax on CPU")
     lines.append("loss = -(paddle.to_tensor(T.astype(x.dtype)) * log_p).sum(axis=-1)")
     reduce = {"none": [], "sum": ["loss = loss.sum()"]}.get(case.reduction, ["loss = loss.sum() / D"])
     return "\n".join(lines + reduce)

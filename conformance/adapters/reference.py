@@ -7,7 +7,8 @@ import json
 
 from conformance.adapters import Variant
 from conformance.cases import Case
-from conformance.reference import Knobs, textbook as textbook_knobs
+from conformance.reference import Knobs
+from conformance.reference import textbook as textbook_knobs
 
 SETUP = "import numpy as np\nfrom conformance import cases, reference"
 

@@ -195,9 +195,7 @@ def binary_keras(case: Case) -> str:
     if case.pos_weight is not None:
         raise Unsupported("Keras BinaryCrossentropy has no pos_weight (tf.nn.weighted_cross_entropy_with_logits has)")
     if case.weight is not None:
-        raise Unsupported(
-            "Keras BinaryCrossentropy averages the last axis before sample_weight applies: no per-element weight"
-        )
+        raise Unsupported("Keras BinaryCrossentropy averages the last axis before sample_weight applies: no per-element weight")
     if case.sample_weight is not None and case.predictions.ndim < 2:
         raise Unsupported("Keras BinaryCrossentropy makes one value of a 1-D batch: no per-sample axis for sample_weight")
     options = kwargs(
@@ -289,7 +287,11 @@ def nn_api(case: Case) -> str:
     if not case.from_logits:
         raise Unsupported("tf.nn.softmax_cross_entropy_with_logits takes logits, not probabilities")
     if case.labels is not None:
-        labels = _one_hot(case) if case.ignore_index is None else f"tf.one_hot(np.where(y != {case.ignore_index}, y, 0), {case.num_classes}, dtype=tf.{case.dtype})"
+        labels = (
+            _one_hot(case)
+            if case.ignore_index is None
+            else f"tf.one_hot(np.where(y != {case.ignore_index}, y, 0), {case.num_classes}, dtype=tf.{case.dtype})"
+        )
     else:
         labels = _soft(case)
     lines = _head(case) + _smoothing(case, labels)
@@ -353,8 +355,14 @@ def _v1_reduction(case: Case) -> str:
 def v1_api(case: Case) -> str:
     if not case.from_logits:
         raise Unsupported("tf.compat.v1.losses take logits, not probabilities")
-    labels = _soft(case) if case.labels is None else (
-        _one_hot(case) if case.ignore_index is None else f"tf.one_hot(np.where(y != {case.ignore_index}, y, 0), {case.num_classes}, dtype=tf.{case.dtype})"
+    labels = (
+        _soft(case)
+        if case.labels is None
+        else (
+            _one_hot(case)
+            if case.ignore_index is None
+            else f"tf.one_hot(np.where(y != {case.ignore_index}, y, 0), {case.num_classes}, dtype=tf.{case.dtype})"
+        )
     )
     weights = _position_weights(case) or "1.0"
     options = kwargs(("weights", "weights"), ("label_smoothing", case.label_smoothing or None), ("reduction", _v1_reduction(case)))

@@ -129,9 +129,7 @@ def nll_api(case: Case) -> str:
         ("reduction", repr(_native_reduction(case))),
     )
     log_probs = "torch.log_softmax(logits, dim=1)" if case.from_logits else "torch.log(probs)"
-    return "\n".join(
-        _head(case, log_of_probs=False) + [f"loss = torch.nn.NLLLoss({options})({log_probs}, {_target(case)})"] + _tail(case)
-    )
+    return "\n".join(_head(case, log_of_probs=False) + [f"loss = torch.nn.NLLLoss({options})({log_probs}, {_target(case)})"] + _tail(case))
 
 
 def _own_mean(case: Case) -> str:
@@ -176,16 +174,12 @@ def _bce_head(case: Case) -> list[str]:
 
 def binary_module_api(case: Case) -> str:
     cls = "BCEWithLogitsLoss" if case.from_logits else "BCELoss"
-    return "\n".join(
-        _bce_head(case) + [f"loss = torch.nn.{cls}({_bce_options(case)})({_leaf(case)}, target)"] + _tail(case)
-    )
+    return "\n".join(_bce_head(case) + [f"loss = torch.nn.{cls}({_bce_options(case)})({_leaf(case)}, target)"] + _tail(case))
 
 
 def binary_functional_api(case: Case) -> str:
     fn = "binary_cross_entropy_with_logits" if case.from_logits else "binary_cross_entropy"
-    return "\n".join(
-        _bce_head(case) + [f"loss = torch.nn.functional.{fn}({_leaf(case)}, target, {_bce_options(case)})"] + _tail(case)
-    )
+    return "\n".join(_bce_head(case) + [f"loss = torch.nn.functional.{fn}({_leaf(case)}, target, {_bce_options(case)})"] + _tail(case))
 
 
 def sigmoid_then_bce(case: Case) -> str:
@@ -229,9 +223,13 @@ def recipe(case: Case, knobs: Knobs) -> str | None:
     lines = source + ["logits = torch.tensor(x).requires_grad_()"]
     inputs = "logits"
     if knobs.logit_floor:
-        lines.append(f"shifted = torch.clamp(logits - logits.amax(dim=1, keepdim=True), min=-{knobs.logit_floor:g})  # paddle's softmax clip")
+        lines.append(
+            f"shifted = torch.clamp(logits - logits.amax(dim=1, keepdim=True), min=-{knobs.logit_floor:g})  # paddle's softmax clip"
+        )
         inputs = "shifted"
-    lines.append(f"loss = torch.nn.functional.cross_entropy({inputs}, torch.tensor(np.moveaxis(T, -1, 1), dtype=logits.dtype), reduction='none')")
+    lines.append(
+        f"loss = torch.nn.functional.cross_entropy({inputs}, torch.tensor(np.moveaxis(T, -1, 1), dtype=logits.dtype), reduction='none')"
+    )
     return "\n".join(lines + _recipe_reduction(case))
 
 
