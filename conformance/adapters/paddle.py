@@ -173,7 +173,7 @@ def documented(case: Case) -> Knobs | None:
     return Knobs(
         weight_mode="from_label",
         denominator=mean_denominator(case, _own_mean(case)),  # type: ignore[arg-type]
-        empty_mean="zero",
+        empty_mean="zero" if _native_reduction(case) != "none" else "nan",  # a by-hand recipe divides 0 by 0
         probabilities="none",
         logit_floor=64.0,
     )
@@ -186,7 +186,7 @@ def recipe_documented(case: Case) -> Knobs | None:
     return Knobs(
         weight_mode="from_label",
         denominator=mean_denominator(case, own),  # type: ignore[arg-type]
-        empty_mean="zero",
+        empty_mean="zero" if _native_reduction(case) != "none" else "nan",  # a by-hand recipe divides 0 by 0
         probabilities="none",
         logit_floor=64.0,
     )

@@ -29,12 +29,13 @@ V1_REDUCTIONS = {
     "mean_with_sample_weight": "MEAN",
     "sum_by_nonzero_weights": "SUM_BY_NONZERO_WEIGHTS",
 }
+# Reductions by hand divide with divide_no_nan, as Keras and tf.compat.v1 do: 0/0 is 0.
 BY_HAND = {
     "sum": "loss = tf.reduce_sum(loss)",
-    "mean": "loss = tf.reduce_mean(loss)",
-    "sum_over_batch_size": "loss = tf.reduce_sum(loss) / tf.cast(tf.size(loss), loss.dtype)",
-    "mean_with_sample_weight": "loss = tf.reduce_sum(loss) / tf.reduce_sum(weights)",
-    "sum_by_nonzero_weights": "loss = tf.reduce_sum(loss) / tf.cast(tf.math.count_nonzero(weights), loss.dtype)",
+    "mean": "loss = tf.math.divide_no_nan(tf.reduce_sum(loss), tf.cast(tf.size(loss), loss.dtype))",
+    "sum_over_batch_size": "loss = tf.math.divide_no_nan(tf.reduce_sum(loss), tf.cast(tf.size(loss), loss.dtype))",
+    "mean_with_sample_weight": "loss = tf.math.divide_no_nan(tf.reduce_sum(loss), tf.reduce_sum(weights))",
+    "sum_by_nonzero_weights": "loss = tf.math.divide_no_nan(tf.reduce_sum(loss), tf.cast(tf.math.count_nonzero(weights), loss.dtype))",
 }
 
 
@@ -100,7 +101,8 @@ def _position_weights(case: Case, smoothed_label: bool = False, mask: bool = Tru
     smoothed label) x the non-ignored mask (left out where ignore_class masks). None when all are 1."""
     factors = []
     if case.sample_weight is not None:
-        factors.append(_tensor(_per_sample(case), case))
+        positions = (case.predictions.shape[0],) + case.predictions.shape[2:]
+        factors.append(f"tf.broadcast_to({_tensor(_per_sample(case), case)}, {positions})")
     if case.weight is not None:
         if smoothed_label:
             factors.append(f"tf.linalg.matvec(labels, {_tensor('w', case)})")
@@ -134,7 +136,7 @@ def _keras_call(case: Case, cls: str, options: str, target: str, weights: str | 
     lines.append(f"    loss = loss_fn({target}, {_inputs(case)}" + (", sample_weight=weights)" if weights else ")"))
     if case.reduction == "sum_by_nonzero_weights":
         nonzero = f"tf.math.count_nonzero(tf.ones_like(loss) * {counted})" if counted else "tf.size(loss)"
-        lines.append(f"    loss = tf.reduce_sum(loss) / tf.cast({nonzero}, loss.dtype)")
+        lines.append(f"    loss = tf.math.divide_no_nan(tf.reduce_sum(loss), tf.cast({nonzero}, loss.dtype))")
     return lines
 
 
@@ -208,7 +210,8 @@ def binary_keras(case: Case) -> str:
     trailing = case.predictions.ndim - 2
     weights = None
     if case.sample_weight is not None:
-        weights = _tensor("sw" + ("[:, " + ", ".join(["None"] * trailing) + "]" if trailing > 0 else ""), case)
+        per_sample = _tensor("sw" + ("[:, " + ", ".join(["None"] * trailing) + "]" if trailing > 0 else ""), case)
+        weights = f"tf.broadcast_to({per_sample}, {case.predictions.shape[:-1]})"
     return "\n".join(_head(case) + _keras_call(case, "BinaryCrossentropy", options, target, weights, weights) + _tail(case))
 
 
@@ -220,14 +223,20 @@ def documented(case: Case) -> Knobs | None:
     """Keras docs: sample_weight multiplies each position's loss (here the weight of the hard label);
     sum_over_batch_size divides by the number of positions, or by the unmasked ones with ignore_class;
     divide_no_nan -> 0; probabilities: CCE renormalises then clips to [1e-7, 1-1e-7], SCCE clips first."""
+    own = _keras_own_mean(case)
     return Knobs(
         weight_mode="from_hard_label",
         weights_as_sample_weights=True,
-        denominator=mean_denominator(case, _keras_own_mean(case)),  # type: ignore[arg-type]
+        denominator=own if case.reduction == "sum_over_batch_size" else mean_denominator(case, own),  # type: ignore[arg-type]
         empty_mean="zero",
-        empty_batch="unreduced",
+        empty_batch=_keras_empty_batch(case),  # type: ignore[arg-type]
         probabilities="clip_then_renormalise" if _sparse(case) else "renormalise_then_clip",
     )
+
+
+def _keras_empty_batch(case: Case) -> str:
+    """Keras returns an empty batch unreduced; the sum_by_nonzero_weights recipe divides 0 by 0 -> 0."""
+    return "zero" if case.reduction == "sum_by_nonzero_weights" else "unreduced"
 
 
 def cce_documented(case: Case) -> Knobs:
@@ -236,7 +245,7 @@ def cce_documented(case: Case) -> Knobs:
         weights_as_sample_weights=True,
         denominator=mean_denominator(case, "positions"),  # type: ignore[arg-type]
         empty_mean="zero",
-        empty_batch="unreduced",
+        empty_batch=_keras_empty_batch(case),  # type: ignore[arg-type]
         probabilities="renormalise_then_clip",
     )
 
@@ -247,7 +256,7 @@ def smoothed_documented(case: Case) -> Knobs:
         weights_as_sample_weights=True,
         denominator=mean_denominator(case, "positions"),  # type: ignore[arg-type]
         empty_mean="zero",
-        empty_batch="unreduced",
+        empty_batch=_keras_empty_batch(case),  # type: ignore[arg-type]
         probabilities="renormalise_then_clip",
     )
 
@@ -258,7 +267,7 @@ def binary_documented(case: Case) -> Knobs:
     return Knobs(
         denominator=mean_denominator(case, "positions"),  # type: ignore[arg-type]
         empty_mean="zero",
-        empty_batch="unreduced",
+        empty_batch=_keras_empty_batch(case),  # type: ignore[arg-type]
         probabilities="clip",
         last_axis_mean=True,
     )
@@ -278,7 +287,7 @@ def _by_hand(case: Case, weights: str | None) -> list[str]:
         return lines
     if case.reduction == "mean" and case.ignore_index is not None and case.labels is not None:
         mask = f"tf.cast(y != {case.ignore_index}, loss.dtype)"
-        return lines + [f"    loss = tf.reduce_sum(loss) / tf.reduce_sum({mask})  # mean over non-ignored positions"]
+        return lines + [f"    loss = tf.math.divide_no_nan(tf.reduce_sum(loss), tf.reduce_sum({mask}))  # mean over non-ignored positions"]
     return lines + ["    " + BY_HAND[case.reduction]]
 
 
@@ -338,11 +347,22 @@ def nn_documented(case: Case) -> Knobs:
     """Per position -sum q log softmax; class weight of the hard label, mean by hand: over all positions,
     or over the non-ignored ones."""
     own = "valid_count" if case.ignore_index is not None and case.labels is not None else "positions"
-    return Knobs(weight_mode="from_hard_label", weights_as_sample_weights=True, denominator=mean_denominator(case, own), empty_mean="nan")  # type: ignore[arg-type]
+    return Knobs(
+        weight_mode="from_hard_label",
+        weights_as_sample_weights=True,
+        denominator=mean_denominator(case, own),  # type: ignore[arg-type]
+        empty_mean="zero",
+        empty_batch="zero",
+    )
 
 
 def nn_sigmoid_documented(case: Case) -> Knobs:
-    return Knobs(weights_as_sample_weights=True, denominator=mean_denominator(case, "positions"), empty_mean="nan")  # type: ignore[arg-type]
+    return Knobs(
+        weights_as_sample_weights=True,
+        denominator=mean_denominator(case, "positions"),  # type: ignore[arg-type]
+        empty_mean="zero",
+        empty_batch="zero",
+    )
 
 
 # ---------------------------------------------------------------- tf.compat.v1.losses
@@ -396,7 +416,8 @@ def v1_sigmoid(case: Case) -> str:
     if case.pos_weight is not None:
         raise Unsupported("tf.compat.v1.losses.sigmoid_cross_entropy has no pos_weight")
     target = _tensor("y" if case.labels is not None else "t", case)
-    weights = " * ".join(f for f in (_tensor("w", case) if case.weight is not None else None, _binary_sample(case)) if f) or "1.0"
+    factors = [f for f in (_tensor("w", case) if case.weight is not None else None, _binary_sample(case)) if f]
+    weights = " * ".join(["tf.ones_like(logits)", *factors]) if factors else "1.0"  # v1 needs the losses' rank
     options = kwargs(("weights", "weights"), ("label_smoothing", case.label_smoothing or None), ("reduction", _v1_reduction(case)))
     return "\n".join(
         _head(case)
@@ -413,6 +434,7 @@ def v1_documented(case: Case) -> Knobs:
         weights_as_sample_weights=True,
         denominator=mean_denominator(case, "nonzero_weight"),  # type: ignore[arg-type]
         empty_mean="zero",
+        empty_batch="zero",
     )
 
 
