@@ -111,7 +111,7 @@ def check_keys(loaded: list[cases.Case]) -> None:
     for case in loaded:
         if case.expect is None:
             continue
-        named = [k for g in case.expect.groups or [] for k in g] + list(case.expect.status or {})
+        named = [k for g in case.expect.groups or [] for k in g] + list(case.expect.status or {}) + list(case.expect.values or {})
         for key in named:
             if key not in known:
                 raise CaseError(

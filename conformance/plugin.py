@@ -71,7 +71,7 @@ class CaseFile(pytest.File):
 def _named_keys(case: cases.Case) -> set[str]:
     if case.expect is None:
         return set()
-    return {k for g in case.expect.groups or [] for k in g} | set(case.expect.status or {})
+    return {k for g in case.expect.groups or [] for k in g} | set(case.expect.status or {}) | set(case.expect.values or {})
 
 
 class ExpectationViolated(Exception):
@@ -141,7 +141,12 @@ def moved_table(report: dict[str, Any]) -> str:
 
 
 class _State:
-    """Runs this process's items in one streamed batch and collects records for the reports."""
+    """Runs this process's items and collects records for the reports.
+
+    Without xdist, all items run as one streamed batch (each framework worker goes at its own pace).
+    Under xdist every worker collects every item but runs only those it is sent, which it cannot know in
+    advance: there each item evaluates its own case on this process's worker pool, started once.
+    """
 
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
@@ -149,15 +154,23 @@ class _State:
         self.ready: dict[str, dict[str, Any]] = {}
         self.records: list[dict[str, Any]] = []
         self.stats: dict[str, runner.WorkerStats] = {}
+        self.pool: runner.Pool | None = None
         path = config.getoption("conformance_baseline")
         self.baseline_path = path
         self.baseline = baseline.load(Path(path)) if path else None
 
     def record_for(self, item: CaseItem) -> dict[str, Any]:
+        keys = selection(self.config.getoption("conformance_frameworks"), self.config.getoption("conformance_only"))
+        timeout = self.config.getoption("conformance_timeout")
+        if hasattr(self.config, "workerinput"):
+            if self.pool is None:
+                self.pool = runner.Pool(keys, timeout)
+            record = results.record(item.case, self.pool.evaluate(item.case))
+            self.records.append(record)
+            return record
         if self.stream is None:
             batch = [i.case for i in item.session.items if isinstance(i, CaseItem)]
-            keys = selection(self.config.getoption("conformance_frameworks"), self.config.getoption("conformance_only"))
-            self.stream = runner.run(batch, keys, self.config.getoption("conformance_timeout"), self.stats)
+            self.stream = runner.run(batch, keys, timeout, self.stats)
         while item.case.nodeid not in self.ready:
             case, found = next(self.stream)
             self.ready[case.nodeid] = results.record(case, found)
@@ -166,12 +179,18 @@ class _State:
         return record
 
     def versions(self) -> dict[str, str]:
-        return {k: v for s in self.stats.values() for k, v in s.versions.items()}
+        found = {k: v for s in self.stats.values() for k, v in s.versions.items()}
+        return {**found, **(self.pool.versions if self.pool else {})}
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.close()
 
 
 _STATE = pytest.StashKey[_State]()
 
 
+@pytest.hookimpl(optionalhook=True)
 def pytest_testnodedown(node: Any, error: Any) -> None:
     """xdist controller: gather the records an xdist worker ran."""
     shipped = getattr(node, "workeroutput", {}).get("conformance")
@@ -187,6 +206,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     state = config.stash.get(_STATE, None)
     if state is None:
         return
+    state.close()
     if hasattr(config, "workerinput"):
         config.workeroutput["conformance"] = json.dumps({"records": state.records, "versions": state.versions()})  # type: ignore[attr-defined]
         return

@@ -18,7 +18,7 @@ CE, BCE = ("softmax_cross_entropy",), ("binary_cross_entropy",)
 def version() -> dict[str, str]:
     import paddle
 
-    return {"paddlepaddle": paddle.__version__}
+    return {"paddlepaddle": str(paddle.__version__)}
 
 
 def to_numpy(value: object) -> tuple[object, str]:

@@ -43,7 +43,7 @@ def version() -> dict[str, str]:
     import keras
     import tensorflow as tf
 
-    return {"tensorflow": tf.__version__, "keras": keras.__version__}
+    return {"tensorflow": str(tf.__version__), "keras": str(keras.__version__)}
 
 
 def to_numpy(value: object) -> tuple[object, str]:

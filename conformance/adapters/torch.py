@@ -19,7 +19,7 @@ CE, BCE = ("softmax_cross_entropy",), ("binary_cross_entropy",)
 def version() -> dict[str, str]:
     import torch
 
-    return {"torch": torch.__version__}
+    return {"torch": str(torch.__version__)}  # TorchVersion would make the parent import torch to unpickle it
 
 
 def to_numpy(value: object) -> tuple[object, str]:

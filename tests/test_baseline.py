@@ -1,0 +1,195 @@
+"""Baselines through the `conformance` command: save, replay, what moved, the version-step table.
+
+One baseline is saved from a reference-only run (module fixture); each scenario edits a copy of it the
+way a framework upgrade would move a value, replays it with `conformance run --baseline`, and keeps the
+exit code, the printed output and results.json. Only the NumPy `reference` runs, so no framework starts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import io
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from conformance import cli
+
+CASES = """\
+defaults:
+  logits: [[0.05, 0.95, 0], [0.1, 0.8, 0.1]]
+  labels: [1, 2]
+cases:
+  - id: weighted
+    weight: [1, 2, 3]
+    matrix: {reduction: [mean, sum]}
+  - id: plain
+"""
+MEAN, SUM, PLAIN = "cases.yaml::weighted[reduction=mean]", "cases.yaml::weighted[reduction=sum]", "cases.yaml::plain"
+OLD_VERSIONS = {"paddlepaddle": "2.6.2", "numpy": "1.26.0"}
+
+
+def main(root: Path, *argv: str) -> tuple[int, str]:
+    """`conformance ARGV` run in `root` (so case files are named `cases.yaml`), wide enough that rich
+    tables do not fold names; its exit code and everything it printed."""
+    printed = io.StringIO()
+    with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed):
+        mp.chdir(root)
+        mp.setenv("COLUMNS", "250")
+        code = cli.main(list(argv))
+    return code, printed.getvalue()
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory) -> tuple[Path, dict]:
+    root = tmp_path_factory.mktemp("baseline")
+    (root / "cases.yaml").write_text(CASES, encoding="utf-8")
+    code, printed = main(root, "baseline", "save", "--frameworks", "reference", "--out", "saved.json", "cases.yaml")
+    assert code == 0, printed
+    assert "saved 6 values of 3 cases" in printed
+    return root, json.loads((root / "saved.json").read_text(encoding="utf-8"))
+
+
+Edit = Callable[[dict], None]
+
+
+def reference_of(data: dict, case: str) -> dict:
+    return data["values"][case]["results"]["reference"]
+
+
+def move_mean(data: dict) -> None:
+    data["versions"] = OLD_VERSIONS
+    reference_of(data, MEAN)["loss"] += 0.5
+
+
+def change_status_and_dtype(data: dict) -> None:
+    reference_of(data, SUM).update(status="error", loss=None, grad=None, message="RuntimeError: boom")
+    reference_of(data, PLAIN)["dtype"] = "float32"
+
+
+def move_within_tolerance(data: dict) -> None:
+    reference_of(data, SUM)["loss"] *= 1 + 1e-6  # float32 cases: rtol 1e-5
+
+
+SCENARIOS: dict[str, Edit] = {
+    "unchanged": lambda data: None,
+    "moved": move_mean,
+    "status": change_status_and_dtype,
+    "within": move_within_tolerance,
+}
+
+
+@pytest.fixture(scope="module")
+def replay(saved) -> Callable[[str], tuple[int, str, dict]]:
+    """Scenario name -> (exit code, printed output, results.json) of `run --baseline` on the edited
+    baseline; each scenario runs once per module."""
+    root, data = saved
+    done: dict[str, tuple[int, str, dict]] = {}
+
+    def get(name: str) -> tuple[int, str, dict]:
+        if name not in done:
+            edited = copy.deepcopy(data)
+            SCENARIOS[name](edited)
+            (root / f"{name}-baseline.json").write_text(json.dumps(edited), encoding="utf-8")
+            code, printed = main(
+                root, "run", "cases.yaml", "--frameworks", "reference", "--baseline", f"{name}-baseline.json",
+                "--json", f"{name}.json", "--html", f"{name}.html",
+            )  # fmt: skip
+            done[name] = code, printed, json.loads((root / f"{name}.json").read_text(encoding="utf-8"))
+        return done[name]
+
+    return get
+
+
+def test_replaying_an_unchanged_baseline_exits_0_with_nothing_moved(replay):
+    code, printed, doc = replay("unchanged")
+    assert code == 0, printed
+    report = doc["baseline"]
+    assert (report["compared"], report["moved"], report["within_tolerance"], report["status_changes"]) == (6, [], 0, [])
+    assert "6 values compared, 0 moved beyond tolerance" in printed
+
+
+def test_a_moved_value_exits_1_naming_the_case_and_the_result_key(replay, saved):
+    code, printed, doc = replay("moved")
+    assert code == 1
+    assert "1 moved beyond tolerance" in printed
+    row = next(line for line in printed.splitlines() if MEAN in line)
+    assert "reference" in row and "loss" in row
+    assert SUM not in printed and PLAIN not in printed
+
+
+def test_results_json_lists_the_moved_value_with_old_and_new_values_and_versions(replay, saved):
+    _, data = saved
+    code, _, doc = replay("moved")
+    report = doc["baseline"]
+    old = reference_of(data, MEAN)["loss"] + 0.5
+    new = next(c for c in doc["cases"] if c["id"] == "weighted[reduction=mean]")["results"]["reference"]["loss"]
+    assert [(m["case"], m["key"], m["what"]) for m in report["moved"]] == [(MEAN, "reference", "loss")]
+    moved = report["moved"][0]
+    assert (moved["old"], moved["new"]) == (old, new)
+    assert moved["max_abs"] == pytest.approx(0.5)
+    assert report["old_versions"] == OLD_VERSIONS
+    assert report["new_versions"] == doc["versions"] == data["versions"]
+    assert report["file"] == "moved-baseline.json"
+
+
+def test_a_status_change_and_an_output_dtype_change_are_listed_as_status_changes(replay):
+    code, printed, doc = replay("status")
+    assert code == 1
+    changes = {(c["case"], c["key"], c["what"]): (c["old"], c["new"]) for c in doc["baseline"]["status_changes"]}
+    assert changes == {
+        (SUM, "reference", "status"): ("error", "ok"),
+        (PLAIN, "reference", "dtype"): ("float32", "float64"),
+    }
+    assert doc["baseline"]["moved"] == []
+    assert "2 status changes" in printed
+
+
+def test_a_value_moved_less_than_the_tolerance_is_counted_and_does_not_fail(replay):
+    code, printed, doc = replay("within")
+    assert code == 0, printed
+    report = doc["baseline"]
+    assert (report["within_tolerance"], report["moved"], report["status_changes"]) == (1, [], [])
+    assert "1 moved within tolerance" in printed
+
+
+def test_baseline_table_prints_one_markdown_row_per_results_file_with_the_counts(replay, saved):
+    root, _ = saved
+    replay("moved")
+    replay("status")
+    code, printed = main(root, "baseline", "table", "moved.json", "status.json")
+    assert code == 0, printed
+    rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in printed.splitlines() if line.startswith("| ")]
+    assert rows[0][3:] == ["values compared", "moved beyond tolerance", "moved within tolerance", "status changes"]
+    by_step = {row[0]: row for row in rows[1:]}
+    assert set(by_step) == {"moved", "status"}
+    assert by_step["moved"][1:] == ["paddlepaddle 2.6.2", "", "6", "1", "0", "0"]  # numpy is never a step
+    assert by_step["status"][3:] == ["4", "0", "0", "2"]
+    assert f"- moved: `reference` loss moved: {MEAN}" in printed
+    assert f"- status: `reference` status error -> ok: {SUM}" in printed
+
+
+def error_message(code: int, printed: str) -> str:
+    assert code == 2
+    assert "Traceback" not in printed
+    assert printed.startswith("error: ")
+    return printed
+
+
+def test_replaying_a_file_that_is_not_a_baseline_is_a_usage_error(saved):
+    root, _ = saved
+    (root / "not-a-baseline.json").write_text(json.dumps({"cases": []}), encoding="utf-8")
+    message = error_message(*main(root, "run", "cases.yaml", "--frameworks", "reference", "--baseline", "not-a-baseline.json"))
+    assert "baseline not-a-baseline.json: not a baseline file" in message
+    message = error_message(*main(root, "run", "cases.yaml", "--frameworks", "reference", "--baseline", "cases.yaml"))
+    assert "baseline cases.yaml: cannot read a baseline there" in message
+
+
+def test_baseline_table_of_a_run_without_baseline_is_a_usage_error(saved):
+    root, _ = saved
+    (root / "plain-results.json").write_text(json.dumps({"cases": []}), encoding="utf-8")
+    message = error_message(*main(root, "baseline", "table", "plain-results.json"))
+    assert "plain-results.json: not a results.json of a run with --baseline" in message

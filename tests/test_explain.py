@@ -1,0 +1,228 @@
+"""Explanations of divergences and the recipes that reproduce one framework in another.
+
+The article's two divergent mean cases run once through the real workers (module fixture, one batch;
+this process never imports a framework). Their explanations must name the knob that separates each pair
+with the numbers a reader can check, and every recipe must reproduce the published loss, also when its
+code is run on its own. `knob_differences` and `signature` are checked on hand-made knobs and records,
+with effects computed here from the formula in a few lines of NumPy.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conformance import cases, explain, fuzz, results, runner
+from conformance.reference import Knobs
+
+X = np.array([[0.05, 0.95, 0.0], [0.1, 0.8, 0.1]])
+LABELS = np.array([1, 2])
+WEIGHT = np.array([1.0, 2.0, 3.0])
+SMOOTHING = 0.1
+ARTICLE = f"""\
+defaults:
+  logits: {X.tolist()}
+  labels: {LABELS.tolist()}
+  weight: {WEIGHT.tolist()}
+cases:
+  - id: weighted_smoothing
+    label_smoothing: {SMOOTHING}
+  - id: weighted
+"""
+# Published values of the cross-framework article (float32 prints), mean reduction.
+PUBLISHED = {
+    "weighted_smoothing": {"torch": 1.0553335, "paddle": 1.0722452, "tensorflow": 2.6953201},
+    "weighted": {"torch": 1.0674614, "paddle": 1.0674614, "tensorflow": 2.6686535},
+}
+FLOAT32_PRINT = 1e-6  # relative: a float32 value printed to 8 significant digits, within a few ulps
+
+
+@pytest.fixture(scope="module")
+def ran() -> tuple[dict[str, dict], dict[str, runner.WorkerStats]]:
+    """case id -> record, from one run of the three frameworks' workers, and the workers' stats."""
+    loaded = cases.load_text(ARTICLE, "article.yaml")
+    stats: dict[str, runner.WorkerStats] = {}
+    found = runner.run(loaded, runner.plan(["torch", "paddle", "tensorflow"], None), stats=stats)
+    return {case.id: results.record(case, results_by_key) for case, results_by_key in found}, stats
+
+
+@pytest.fixture(scope="module")
+def records(ran) -> dict[str, dict]:
+    return ran[0]
+
+
+def pair(record: dict, a: str, b: str) -> dict:
+    (entry,) = [e for e in record["explanation"] if (e["a"], e["b"]) == (a, b)]
+    return entry
+
+
+def log_softmax(x: np.ndarray) -> np.ndarray:
+    x = x.astype(np.float32).astype(np.float64)  # the case is float32: the model sees rounded inputs
+    return x - np.log(np.exp(x).sum(axis=1, keepdims=True))
+
+
+def smoothed() -> np.ndarray:
+    return np.eye(3)[LABELS] * (1 - SMOOTHING) + SMOOTHING / 3
+
+
+# ---------------------------------------------------------------- explanations of real runs
+
+
+def test_the_published_values_are_what_ran(records):
+    for case_id, published in PUBLISHED.items():
+        for key, value in published.items():
+            assert records[case_id]["results"][key]["loss"] == pytest.approx(value, rel=FLOAT32_PRINT), (case_id, key)
+
+
+def test_paddle_vs_torch_is_explained_by_how_class_weights_meet_smoothing(records):
+    entry = pair(records["weighted_smoothing"], "torch", "paddle")
+    knobs = {k["knob"]: (k["a"], k["b"]) for k in entry["knobs"]}
+    assert knobs["weight_mode"] == ("per_class", "from_label")
+    assert entry["text"].startswith("paddle vs torch: paddle weighs the loss by w.q of the smoothed (or soft) label")
+    label_weight = float((smoothed() @ WEIGHT).sum())  # paddle divides by sum_n w.q_n = 2.0 + 2.9
+    target_weight = float(WEIGHT[LABELS].sum())
+    assert f"= {label_weight:g} in paddle" in entry["text"]
+    assert f"= {target_weight:g} in torch" in entry["text"]
+
+
+def test_tensorflow_vs_torch_is_explained_by_the_means_denominator_with_its_numbers(records):
+    entry = pair(records["weighted"], "torch", "tensorflow")
+    assert [(k["knob"], k["a"], k["b"]) for k in entry["knobs"]] == [("denominator", "target_weight", "positions")]
+    positions, target_weight = len(LABELS), float(WEIGHT[LABELS].sum())  # Keras: N = 2; torch: 2 + 3 = 5
+    assert entry["text"] == (
+        f"tensorflow vs torch: the mean's denominator is the number of positions = {positions:g} in tensorflow, "
+        f"the sum of target weights = {target_weight:g} in torch."
+    )
+    assert ("torch", "paddle") not in {(e["a"], e["b"]) for e in records["weighted"]["explanation"]}
+
+
+def test_the_signature_names_the_moving_knobs_and_the_knob_model_predicts_it(records):
+    assert explain.signature(records["weighted"]) == {("torch", "tensorflow", "denominator"), ("paddle", "tensorflow", "denominator")}
+    loaded = {c.id: c for c in cases.load_text(ARTICLE, "article.yaml")}
+    for case_id, record in records.items():
+        assert fuzz.covered([loaded[case_id]]) == explain.signature(record), case_id
+
+
+def test_what_workers_report_is_plain_data_so_this_process_never_imports_a_framework(ran):
+    _, stats = ran
+    versions = {name: value for s in stats.values() for name, value in s.versions.items()}
+    assert {"torch", "paddlepaddle", "tensorflow"} <= set(versions)
+    assert {name: type(value).__name__ for name, value in versions.items()} == {name: "str" for name in versions}
+
+
+# ---------------------------------------------------------------- recipes
+
+
+def all_recipes(records: dict[str, dict]) -> list[tuple[str, dict, dict]]:
+    return [(case_id, entry, entry["recipe"]) for case_id, record in records.items() for entry in record["explanation"]]
+
+
+def test_every_recipe_reproduces_the_published_loss_of_the_framework_it_imitates(records):
+    recipes = all_recipes(records)
+    assert len(recipes) == 5  # three pairs with smoothing, two without
+    for case_id, entry, recipe in recipes:
+        assert recipe is not None, entry
+        assert recipe["reproduces"] is True, (case_id, entry["a"], entry["b"])
+        published = PUBLISHED[case_id][entry["a"]]
+        assert recipe["target"] == pytest.approx(published, rel=FLOAT32_PRINT)
+        assert recipe["result"] == pytest.approx(published, rel=FLOAT32_PRINT), (case_id, entry["b"], "as", entry["a"])
+
+
+RUN_ALONE = """\
+import runpy, sys
+for path in sys.argv[1:]:
+    runpy.run_path(path, run_name="__main__")
+"""
+
+
+def test_each_recipes_code_run_on_its_own_prints_the_loss_it_reproduces(records, tmp_path):
+    """What a user pastes: each snippet in a fresh interpreter (one per framework, each snippet in its own
+    namespace), with only a print of the loss added."""
+    scripts: dict[str, list[tuple[str, float]]] = {}
+    for index, (_, entry, recipe) in enumerate(all_recipes(records)):
+        path = tmp_path / f"recipe_{index}_{entry['b']}_as_{entry['a']}.py"
+        path.write_text(recipe["code"] + "\nprint('loss =', repr(float(loss)))\n", encoding="utf-8")
+        scripts.setdefault(entry["b"], []).append((str(path), recipe["result"]))
+    env = {**os.environ, **runner.WORKER_ENV}
+    started = {
+        framework: subprocess.Popen(
+            [sys.executable, "-c", RUN_ALONE, *(p for p, _ in runs)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+        )
+        for framework, runs in scripts.items()
+    }
+    assert set(started) == {"paddle", "tensorflow"}
+    for framework, process in started.items():
+        out, err = process.communicate(timeout=300)
+        assert process.returncode == 0, err[-2000:]
+        printed = [float(line.removeprefix("loss = ")) for line in out.splitlines() if line.startswith("loss = ")]
+        expected = [value for _, value in scripts[framework]]
+        assert printed == pytest.approx(expected, rel=FLOAT32_PRINT), framework
+
+
+# ---------------------------------------------------------------- knob_differences and signature, no frameworks
+
+
+WEIGHTED_MEAN = cases.load_text(ARTICLE, "article.yaml")[1]
+WEIGHTED_SMOOTHING_MEAN = cases.load_text(ARTICLE, "article.yaml")[0]
+
+
+def test_knob_differences_lists_only_the_differing_knob_with_its_effect_on_the_loss():
+    lp = log_softmax(X)
+    total = float(-(WEIGHT[LABELS] * lp[[0, 1], LABELS]).sum())
+    effect = abs(total / WEIGHT[LABELS].sum() - total / len(LABELS))
+    found = explain.knob_differences(WEIGHTED_MEAN, Knobs(), Knobs(denominator="positions"))
+    assert [(d["knob"], d["a"], d["b"]) for d in found] == [("denominator", "target_weight", "positions")]
+    assert found[0]["effect"] == pytest.approx(effect, rel=1e-12)
+
+
+def test_each_knobs_effect_switches_that_knob_alone():
+    lp = log_softmax(X)
+    q = smoothed()
+    total_per_class = float(-(q * WEIGHT * lp).sum())
+    total_from_label = float(-((q @ WEIGHT)[:, None] * q * lp).sum())
+    target_weight, positions = WEIGHT[LABELS].sum(), len(LABELS)
+    found = explain.knob_differences(WEIGHTED_SMOOTHING_MEAN, Knobs(), Knobs(weight_mode="from_label", denominator="positions"))
+    assert [d["knob"] for d in found] == ["weight_mode", "denominator"]  # in the order Knobs declares them
+    effects = {d["knob"]: d["effect"] for d in found}
+    assert effects["weight_mode"] == pytest.approx(abs(total_from_label - total_per_class) / target_weight, rel=1e-12)
+    assert effects["denominator"] == pytest.approx(abs(total_per_class / positions - total_per_class / target_weight), rel=1e-12)
+
+
+def test_a_differing_knob_without_effect_is_listed_with_effect_zero_and_equal_knobs_give_nothing():
+    (unweighted,) = cases.load_text("cases:\n  - id: plain\n    logits: [[0.05, 0.95, 0]]\n    labels: [1]\n", "plain.yaml")
+    found = explain.knob_differences(unweighted, Knobs(), Knobs(weight_mode="from_hard_label"))
+    assert found == [{"knob": "weight_mode", "a": "per_class", "b": "from_hard_label", "effect": 0.0}]
+    assert explain.knob_differences(WEIGHTED_MEAN, Knobs(), Knobs()) == []
+
+
+def test_an_effect_that_is_not_finite_is_none():
+    (empty,) = cases.load_text(
+        "cases:\n  - id: all_ignored\n    logits: [[0.05, 0.95, 0]]\n    labels: [-100]\n    ignore_index: -100\n", "empty.yaml"
+    )
+    found = explain.knob_differences(empty, Knobs(empty_mean="nan"), Knobs(empty_mean="zero"))
+    assert found == [{"knob": "empty_mean", "a": "nan", "b": "zero", "effect": None}]
+
+
+def test_signature_keeps_knobs_that_move_the_loss_and_calls_a_pair_without_one_unexplained():
+    record = {
+        "explanation": [
+            {
+                "a": "torch",
+                "b": "tensorflow",
+                "knobs": [{"knob": "denominator", "effect": 1.6}, {"knob": "weights_as_sample_weights", "effect": 0.0}],
+            },
+            {"a": "torch", "b": "paddle", "knobs": [{"knob": "empty_mean", "effect": None}]},
+            {"a": "paddle", "b": "tensorflow", "knobs": [{"knob": "weight_mode", "effect": 0.0}]},
+        ]
+    }
+    assert explain.signature(record) == {
+        ("torch", "tensorflow", "denominator"),
+        ("torch", "paddle", "empty_mean"),
+        ("paddle", "tensorflow", "unexplained"),
+    }
+    assert explain.signature({"explanation": []}) == set()
+    assert explain.signature({}) == set()

@@ -1,0 +1,288 @@
+"""The pytest plugin, as a user meets it: `pytest cases/FILE.yaml` in a fresh process.
+
+Every test writes case files into a pytester folder and runs pytest there in a subprocess, so the plugin
+comes from its `pytest11` entry point exactly as in a user's checkout. The frameworks run only where the
+behaviour needs two result keys (one torch run); everything else uses the NumPy-only `reference`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import xml.etree.ElementTree as ET
+
+import numpy as np
+import pytest
+
+from conformance import cli
+
+pytest_plugins = ["pytester"]
+
+ARTICLE = "[[0.05, 0.95, 0], [0.1, 0.8, 0.1]]"
+CASES = f"""\
+defaults:
+  logits: {ARTICLE}
+  labels: [1, 2]
+cases:
+  - id: weighted
+    weight: [1, 2, 3]
+    matrix: {{reduction: [mean, sum]}}
+    expect:
+      groups: [[torch, reference]]
+  - id: smoothing
+    label_smoothing: 0.1
+    expect:
+      status: {{reference: ok}}
+  - id: plain
+"""
+NODE_IDS = [
+    "cases.yaml::weighted[reduction=mean]",
+    "cases.yaml::weighted[reduction=sum]",
+    "cases.yaml::smoothing",
+    "cases.yaml::plain",
+]
+MALFORMED = """\
+cases:
+  - id: broken
+    logits: [[1, 2, 3]
+    labels: [0]
+"""
+WRITE_LOG = """\
+import os
+from pathlib import Path
+
+from conformance import html, results
+
+LOG = Path(__file__).with_name("writes.log")
+
+
+def logged(kind, write):
+    def wrapper(path, doc):
+        with LOG.open("a", encoding="utf-8") as log:
+            log.write(f"{kind} {os.getpid()} {path}\\n")
+        return write(path, doc)
+
+    return wrapper
+
+
+def counted(record):
+    def wrapper(case, found):
+        with LOG.open("a", encoding="utf-8") as log:
+            log.write(f"record {os.getpid()} {case.nodeid}\\n")
+        return record(case, found)
+
+    return wrapper
+
+
+results.write = logged("json", results.write)
+html.write = logged("html", html.write)
+results.record = counted(results.record)
+"""
+
+
+QUIET = ("-p", "no:cacheprovider", "-p", "no:hypothesispytest", "-p", "no:anyio")
+
+
+def run(pytester: pytest.Pytester, *args: str, frameworks: str = "reference") -> pytest.RunResult:
+    """pytest in a fresh process, reports inside the pytester folder; no cache, and no plugin the run
+    does not use (hypothesis's alone doubles a subprocess's start-up)."""
+    return pytester.runpytest_subprocess(
+        *QUIET,
+        "--conformance-frameworks",
+        frameworks,
+        "--conformance-json",
+        str(pytester.path / "out" / "results.json"),
+        "--conformance-html",
+        str(pytester.path / "out" / "index.html"),
+        *args,
+    )
+
+
+def logged(pytester: pytest.Pytester) -> dict[str, list[tuple[str, str]]]:
+    """What the conftest WRITE_LOG saw: kind -> [(process id, path or case)]."""
+    out: dict[str, list[tuple[str, str]]] = {}
+    for line in (pytester.path / "writes.log").read_text(encoding="utf-8").splitlines():
+        kind, pid, what = line.split(" ", 2)
+        out.setdefault(kind, []).append((pid, what))
+    return out
+
+
+def collected(result: pytest.RunResult) -> list[str]:
+    return [line for line in result.outlines if "::" in line]
+
+
+def output(result: pytest.RunResult) -> str:
+    return result.stdout.str() + result.stderr.str()
+
+
+def assert_no_traceback(text: str) -> None:
+    assert "Traceback" not in text
+    assert "conformance/plugin.py" not in text
+    assert "raise " not in text
+
+
+def weighted_sum() -> float:
+    """The weighted sum of the article case, from the formula (torch and reference both give it)."""
+    x = np.array([[0.05, 0.95, 0.0], [0.1, 0.8, 0.1]])
+    log_p = x - np.log(np.exp(x).sum(axis=1, keepdims=True))
+    labels, weight = np.array([1, 2]), np.array([1.0, 2.0, 3.0])
+    return float(-(weight[labels] * log_p[[0, 1], labels]).sum())
+
+
+def test_each_expanded_case_is_one_item_named_file_id_and_parameters(pytester):
+    pytester.makefile(".yaml", cases=CASES)
+    result = run(pytester, "--collect-only", "-q")
+    assert result.ret == 0
+    assert collected(result) == NODE_IDS
+
+
+@pytest.mark.parametrize(
+    "selection, selected",
+    [
+        (["-k", "sum"], ["cases.yaml::weighted[reduction=sum]"]),
+        (["-m", "reference"], NODE_IDS[:3]),
+    ],
+    ids=["k-parameter-value", "m-reference"],
+)
+def test_k_and_m_select_cases_by_name_and_by_the_keys_their_expectation_names(pytester, selection, selected):
+    pytester.makefile(".yaml", cases=CASES)
+    result = run(pytester, "--collect-only", "-q", *selection)
+    assert collected(result) == selected
+
+
+def test_editing_one_expected_group_fails_exactly_that_item_with_a_readable_table(pytester):
+    pytester.makefile(
+        ".yaml",
+        cases=f"""\
+cases:
+  - id: weighted
+    logits: {ARTICLE}
+    labels: [1, 2]
+    weight: [1, 2, 3]
+    matrix: {{reduction: [none, mean, sum]}}
+    expect:
+      - groups: [[torch, reference]]
+      - when: {{reduction: sum}}
+        groups: [[torch], [reference]]
+""",
+    )
+    result = run(pytester, "-v", "--conformance-only", "torch,reference", frameworks="torch,reference")
+    result.assert_outcomes(passed=2, failed=1)
+    result.stdout.fnmatch_lines(["*cases.yaml::weighted?reduction=sum? FAILED*"])
+    text = output(result)
+    assert "expected groups [[torch], [reference]], found [[torch, reference]]" in text
+    assert "groups found:    [['torch', 'reference']]" in text
+    assert "groups expected: [['torch'], ['reference']]" in text
+    value = f"{weighted_sum():.6f}"[:-1]
+    assert re.search(rf"^\s+torch\s+ok\s+{re.escape(value)}", text, re.MULTILINE), text
+    assert re.search(rf"^\s+reference\s+ok\s+{re.escape(value)}", text, re.MULTILINE), text
+    assert "largest loss difference: torch vs reference" in text
+    assert_no_traceback(text)
+
+
+def test_a_malformed_case_file_is_one_collection_error_and_the_other_files_still_run(pytester):
+    """With pytest's --continue-on-collection-errors; without it pytest stops after any collection error."""
+    pytester.makefile(".yaml", cases=CASES, broken=MALFORMED)
+    result = run(pytester, "--continue-on-collection-errors")
+    result.assert_outcomes(passed=4, errors=1)
+    text = output(result)
+    assert text.count("ERROR collecting") == 1
+    assert "broken.yaml:4: not valid YAML" in text
+    assert_no_traceback(text)
+    doc = json.loads((pytester.path / "out" / "results.json").read_text(encoding="utf-8"))
+    assert [f"{c['file']}::{c['id']}" for c in doc["cases"]] == NODE_IDS
+
+
+def test_junitxml_names_every_case_and_the_reports_are_written_once(pytester):
+    """Reports: JUnit XML for CI, and results.json / index.html written once at the end of the session."""
+    pytester.makefile(".yaml", cases=CASES)
+    pytester.makeconftest(WRITE_LOG)
+    result = run(pytester, "--junitxml", str(pytester.path / "out" / "junit.xml"))
+    result.assert_outcomes(passed=4)
+    tree = ET.parse(pytester.path / "out" / "junit.xml")
+    names = [f"{t.get('classname')}::{t.get('name')}" for t in tree.iter("testcase")]
+    assert names == NODE_IDS
+    log = logged(pytester)
+    assert [what for _, what in log["json"]] == [str(pytester.path / "out" / "results.json")]
+    assert [what for _, what in log["html"]] == [str(pytester.path / "out" / "index.html")]
+    assert sorted(what for _, what in log["record"]) == sorted(NODE_IDS), "each case evaluated once"
+    doc = json.loads((pytester.path / "out" / "results.json").read_text(encoding="utf-8"))
+    assert doc["runner"] == "pytest"
+    assert [f"{c['file']}::{c['id']}" for c in doc["cases"]] == NODE_IDS
+    assert (pytester.path / "out" / "index.html").is_file()
+
+
+def test_under_xdist_one_results_json_holds_every_case_each_evaluated_once(pytester):
+    pytester.makefile(".yaml", cases=CASES)
+    pytester.makeconftest(WRITE_LOG)
+    result = run(pytester, "-n", "2")
+    result.assert_outcomes(passed=4)
+    log = logged(pytester)
+    assert len(log["json"]) == len(log["html"]) == 1
+    assert log["json"][0][0] == log["html"][0][0], "both written by one process (the controller)"
+    assert log["json"][0][0] not in {pid for pid, _ in log["record"]}, "the controller runs no case"
+    assert sorted(what for _, what in log["record"]) == sorted(NODE_IDS), "each case evaluated once, by one xdist worker"
+    assert sorted(p.name for p in (pytester.path / "out").glob("*.json")) == ["results.json"]
+    doc = json.loads((pytester.path / "out" / "results.json").read_text(encoding="utf-8"))
+    assert sorted(f"{c['file']}::{c['id']}" for c in doc["cases"]) == sorted(NODE_IDS)
+    assert "numpy" in doc["versions"]
+
+
+def test_a_value_moved_since_the_baseline_fails_that_item_naming_the_result_key(pytester, capsys):
+    pytester.makefile(".yaml", cases=CASES)
+    saved = pytester.path / "baseline.json"
+    assert cli.main(["baseline", "save", "cases.yaml", "--frameworks", "reference", "--out", str(saved)]) == 0
+    capsys.readouterr()
+    data = json.loads(saved.read_text(encoding="utf-8"))
+    moved = data["values"]["cases.yaml::weighted[reduction=sum]"]["results"]["reference"]
+    now = moved["loss"]
+    moved["loss"] = then = now + 1.0
+    saved.write_text(json.dumps(data), encoding="utf-8")
+
+    result = run(pytester, "-v", "--conformance-baseline", str(saved))
+    result.assert_outcomes(passed=3, failed=1)
+    result.stdout.fnmatch_lines(["*cases.yaml::weighted?reduction=sum? FAILED*"])
+    text = output(result)
+    assert "changed since the baseline" in text
+    row = rf"^\s+reference\s+loss\s+{re.escape(json.dumps(then))} -> {re.escape(json.dumps(now))}$"
+    assert re.search(row, text, re.MULTILINE), text
+    assert_no_traceback(text)
+
+
+def test_a_missing_baseline_file_is_a_usage_error(pytester):
+    pytester.makefile(".yaml", cases=CASES)
+    result = run(pytester, "--conformance-baseline", "missing.json")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR == 4
+    text = output(result)
+    assert "baseline missing.json: cannot read a baseline there" in text
+    assert_no_traceback(text)
+
+
+def test_the_plugin_works_without_xdist(pytester):
+    pytester.makefile(".yaml", cases=CASES)
+    result = run(pytester, "-p", "no:xdist")
+    assert "INTERNALERROR" not in output(result)
+    result.assert_outcomes(passed=4)
+
+
+VALUES_ONLY = f"""\
+cases:
+  - id: printed
+    logits: {ARTICLE}
+    labels: [1, 2]
+    expect:
+      values: {{reference: 0.9868951}}
+"""
+
+
+def test_m_selects_a_case_whose_expectation_names_the_key_only_in_values(pytester):
+    pytester.makefile(".yaml", cases=VALUES_ONLY)
+    result = run(pytester, "--collect-only", "-q", "-m", "reference")
+    assert collected(result) == ["cases.yaml::printed"]
+
+
+def test_an_unknown_result_key_under_values_is_a_collection_error(pytester):
+    pytester.makefile(".yaml", cases=VALUES_ONLY.replace("{reference:", "{referense:"))
+    result = run(pytester, "--collect-only", "-q")
+    assert "unknown result key 'referense'" in output(result)
+    assert result.ret == pytest.ExitCode.INTERRUPTED
