@@ -86,6 +86,14 @@ def arrays(case: Case) -> dict[str, np.ndarray]:
     return out
 
 
+def native_reduction(case: Case) -> str:
+    """What torch's and paddle's loss modules are asked for: the case's reduction if they have it; with
+    per-sample weights or a TensorFlow-style reduction, 'none' and the recipe by hand after it."""
+    if case.sample_weight is None and case.reduction in ("none", "mean", "sum"):
+        return case.reduction
+    return "none"
+
+
 def for_case(variants: list[Variant], case: Case) -> list[Variant]:
     """The variants that compute the case's loss family."""
     return [v for v in variants if case.loss in v.losses]

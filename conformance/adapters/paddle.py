@@ -7,7 +7,7 @@ Softmax: `nn.CrossEntropyLoss` (default), the `one_hot` + `label_smooth` + `soft
 
 from __future__ import annotations
 
-from conformance.adapters import Unsupported, Variant, kwargs, moved
+from conformance.adapters import Unsupported, Variant, kwargs, moved, native_reduction
 from conformance.cases import Case
 from conformance.reference import Knobs, mean_denominator, recipe_source
 
@@ -49,12 +49,6 @@ def _soft_target(case: Case) -> str:
     return _tensor("np.moveaxis(t, 1, -1)" if moved(case) and not case.binary else "t", case)
 
 
-def _native_reduction(case: Case) -> str:
-    if case.sample_weight is None and case.reduction in ("none", "mean", "sum"):
-        return case.reduction
-    return "none"
-
-
 REDUCE = {
     "sum": "loss = loss.sum()",
     "mean": "loss = loss.mean()",
@@ -67,7 +61,7 @@ REDUCE = {
 def _reduce(case: Case, per_position_api: bool = False) -> list[str]:
     """After reduction='none' (or an API with no reduction at all): per-sample weights, then the
     reduction, by hand (paddle has neither)."""
-    if not per_position_api and _native_reduction(case) != "none":
+    if not per_position_api and native_reduction(case) != "none":
         return []
     lines = []
     weights = "paddle.ones_like(loss)"
@@ -94,7 +88,7 @@ def module_api(case: Case) -> str:
     options = kwargs(
         ("weight", _tensor("w", case) if case.weight is not None else None),
         ("ignore_index", case.ignore_index),
-        ("reduction", repr(_native_reduction(case))),
+        ("reduction", repr(native_reduction(case))),
         ("soft_label", "True" if soft else None),
         ("label_smoothing", case.label_smoothing or None),
         ("use_softmax", None if case.from_logits else "False"),
@@ -113,7 +107,7 @@ def smooth_recipe(case: Case) -> str:
         raise Unsupported("one_hot has no ignore_index: an ignored label cannot be one-hot encoded")
     options = kwargs(
         ("weight", _tensor("w", case) if case.weight is not None else None),
-        ("reduction", repr(_native_reduction(case))),
+        ("reduction", repr(native_reduction(case))),
         ("soft_label", "True"),
         ("use_softmax", None if case.from_logits else "False"),
     )
@@ -173,7 +167,7 @@ def documented(case: Case) -> Knobs | None:
     return Knobs(
         weight_mode="from_label",
         denominator=mean_denominator(case, _own_mean(case)),  # type: ignore[arg-type]
-        empty_mean="zero" if _native_reduction(case) != "none" else "nan",  # a by-hand recipe divides 0 by 0
+        empty_mean="zero" if native_reduction(case) != "none" else "nan",  # a by-hand recipe divides 0 by 0
         probabilities="none",
         logit_floor=64.0,
     )
@@ -186,7 +180,7 @@ def recipe_documented(case: Case) -> Knobs | None:
     return Knobs(
         weight_mode="from_label",
         denominator=mean_denominator(case, own),  # type: ignore[arg-type]
-        empty_mean="zero" if _native_reduction(case) != "none" else "nan",  # a by-hand recipe divides 0 by 0
+        empty_mean="zero" if native_reduction(case) != "none" else "nan",  # a by-hand recipe divides 0 by 0
         probabilities="none",
         logit_floor=64.0,
     )
@@ -218,7 +212,7 @@ def binary_module_api(case: Case) -> str:
     cls = "BCEWithLogitsLoss" if case.from_logits else "BCELoss"
     options = kwargs(
         ("weight", _tensor("w", case) if case.weight is not None else None),
-        ("reduction", repr(_native_reduction(case))),
+        ("reduction", repr(native_reduction(case))),
         ("pos_weight", _tensor("pw", case) if case.pos_weight is not None else None),
     )
     return "\n".join(_bce_head(case) + [f"loss = paddle.nn.{cls}({options})({_leaf(case)}, target)"] + _tail(case))
@@ -229,7 +223,7 @@ def sigmoid_then_bce(case: Case) -> str:
         raise Unsupported("sigmoid + BCELoss starts from logits; the case gives probabilities")
     if case.pos_weight is not None:
         raise Unsupported("paddle.nn.BCELoss has no pos_weight")
-    options = kwargs(("weight", _tensor("w", case) if case.weight is not None else None), ("reduction", repr(_native_reduction(case))))
+    options = kwargs(("weight", _tensor("w", case) if case.weight is not None else None), ("reduction", repr(native_reduction(case))))
     return "\n".join(_bce_head(case) + [f"loss = paddle.nn.BCELoss({options})(paddle.nn.functional.sigmoid(logits), target)"] + _tail(case))
 
 

@@ -8,7 +8,7 @@ torch has no per-sample weights and none of TensorFlow's reductions: those run a
 
 from __future__ import annotations
 
-from conformance.adapters import Unsupported, Variant, batch_shape, kwargs
+from conformance.adapters import Unsupported, Variant, batch_shape, kwargs, native_reduction
 from conformance.cases import Case
 from conformance.reference import Knobs, mean_denominator, recipe_source
 
@@ -48,13 +48,6 @@ def _target(case: Case) -> str:
     return _tensor("t", case)
 
 
-def _native_reduction(case: Case) -> str:
-    """What the loss module is asked for: the case's reduction if torch has it, else 'none' + recipe."""
-    if case.sample_weight is None and case.reduction in ("none", "mean", "sum"):
-        return case.reduction
-    return "none"
-
-
 REDUCE = {
     "sum": "loss = loss.sum()",
     "mean": "loss = loss.mean()",
@@ -66,7 +59,7 @@ REDUCE = {
 
 def _reduce(case: Case) -> list[str]:
     """The recipe after reduction='none': per-sample weights, then the reduction by hand."""
-    if _native_reduction(case) != "none":
+    if native_reduction(case) != "none":
         return []
     lines = []
     weights = "torch.ones_like(loss)"
@@ -100,7 +93,7 @@ def _ce_options(case: Case) -> str:
         ("weight", _tensor("w", case) if case.weight is not None else None),
         ("ignore_index", case.ignore_index),
         ("label_smoothing", case.label_smoothing or None),
-        ("reduction", repr(_native_reduction(case))),
+        ("reduction", repr(native_reduction(case))),
     )
 
 
@@ -126,7 +119,7 @@ def nll_api(case: Case) -> str:
     options = kwargs(
         ("weight", _tensor("w", case) if case.weight is not None else None),
         ("ignore_index", case.ignore_index),
-        ("reduction", repr(_native_reduction(case))),
+        ("reduction", repr(native_reduction(case))),
     )
     log_probs = "torch.log_softmax(logits, dim=1)" if case.from_logits else "torch.log(probs)"
     return "\n".join(_head(case, log_of_probs=False) + [f"loss = torch.nn.NLLLoss({options})({log_probs}, {_target(case)})"] + _tail(case))
@@ -162,7 +155,7 @@ def _bce_options(case: Case) -> str:
     return kwargs(
         ("weight", _tensor("w", case) if case.weight is not None else None),
         ("pos_weight", _tensor("pw", case) if case.pos_weight is not None and case.from_logits else None),
-        ("reduction", repr(_native_reduction(case))),
+        ("reduction", repr(native_reduction(case))),
     )
 
 
@@ -188,7 +181,7 @@ def sigmoid_then_bce(case: Case) -> str:
         raise Unsupported("sigmoid + BCELoss starts from logits; the case gives probabilities")
     if case.pos_weight is not None:
         raise Unsupported("torch.nn.BCELoss has no pos_weight")
-    options = kwargs(("weight", _tensor("w", case) if case.weight is not None else None), ("reduction", repr(_native_reduction(case))))
+    options = kwargs(("weight", _tensor("w", case) if case.weight is not None else None), ("reduction", repr(native_reduction(case))))
     return "\n".join(
         _head(case, log_of_probs=False)
         + [f"target = {_target(case)}"]
