@@ -36,7 +36,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     for name in adapters.FRAMEWORKS:
         config.addinivalue_line("markers", f"{name}: the case's expectation checks {name} results")
-    config.addinivalue_line("markers", "softmax_cross_entropy: softmax cross-entropy cases")
+    for loss in cases.LOSSES:
+        config.addinivalue_line("markers", f"{loss}: {loss.replace('_', ' ')} cases")
     try:
         config.stash[_STATE] = _State(config)
     except ConformanceError as exc:
