@@ -20,8 +20,6 @@ from conformance import adapters, baseline, cases, html, results, runner, summar
 from conformance.cli import check_keys, selection
 from conformance.errors import ConformanceError
 
-RECORD = "conformance_record"
-
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("conformance", "cross-framework loss conformance")
@@ -91,7 +89,6 @@ class CaseItem(pytest.Item):
 
     def runtest(self) -> None:
         self.record = self.config.stash[_STATE].record_for(self)
-        self.user_properties.append((RECORD, self.record))
         if self.record["expectation"] == "violated":
             raise ExpectationViolated(self.record["expectation_message"])
         old = self.config.stash[_STATE].baseline
