@@ -21,12 +21,10 @@ from conformance import yamlfile
 from conformance.errors import CaseError
 
 ID_PATTERN = r"^[A-Za-z0-9_.-]+$"
-DTYPES = ("float16", "bfloat16", "float32", "float64")
 LOSSES = ("softmax_cross_entropy", "binary_cross_entropy")
 # none/mean/sum: each framework's own; the others are framework-specific reductions made explicit, run
 # natively where a framework has them and through the idiomatic reduction='none' recipe elsewhere.
 REDUCTIONS = ("none", "mean", "sum", "sum_over_batch_size", "mean_with_sample_weight", "sum_by_nonzero_weights")
-STATUSES = ("ok", "unsupported", "error", "crashed")
 
 
 def _number(value: Any) -> Any:

@@ -153,12 +153,13 @@ class _State:
         self.records: list[dict[str, Any]] = []
         self.stats: dict[str, runner.WorkerStats] = {}
         self.pool: runner.Pool | None = None
+        self.keys = selection(config.getoption("conformance_frameworks"), config.getoption("conformance_only"))
         path = config.getoption("conformance_baseline")
         self.baseline_path = path
         self.baseline = baseline.load(Path(path)) if path else None
 
     def record_for(self, item: CaseItem) -> dict[str, Any]:
-        keys = selection(self.config.getoption("conformance_frameworks"), self.config.getoption("conformance_only"))
+        keys = self.keys
         timeout = self.config.getoption("conformance_timeout")
         if hasattr(self.config, "workerinput"):
             if self.pool is None:
