@@ -13,7 +13,7 @@ from typing import Any, NoReturn
 
 from rich.console import Console
 
-from conformance import adapters, baseline, cases, console, html, results, runner, summary
+from conformance import adapters, baseline, cases, console, explain, html, results, runner, summary
 from conformance.errors import CaseError, ConformanceError, UsageError
 
 EXIT_OK, EXIT_VIOLATED, EXIT_USAGE = 0, 1, 2
@@ -124,37 +124,33 @@ def _suggest(name: str, known: Any) -> str:
     return f"; did you mean '{close[0]}'?" if close else f"; known: {', '.join(sorted(known))}"
 
 
-def execute(loaded: list[cases.Case], keys: dict[str, set[str] | None], timeout: float, out: Console) -> dict[str, Any]:
-    """Run the cases and build the results document (partial if interrupted)."""
-    records: list[dict[str, Any]] = []
-    stats: dict[str, runner.WorkerStats] = {}
-    interrupted = False
-    try:
-        for case, found in console.progress(runner.run(loaded, keys, timeout, stats), len(loaded), out):
-            records.append(results.record(case, found))
-    except KeyboardInterrupt:
-        interrupted = True
-    versions = {k: v for s in stats.values() for k, v in s.versions.items()}
+def execute(args: argparse.Namespace, out: Console) -> tuple[list[cases.Case], dict[str, Any]]:
+    """Start the workers, load the cases while they import their frameworks, run the cases and build
+    the results document (partial if interrupted)."""
+    keys = selection(args.frameworks, args.only)
+    with runner.Workers(keys, args.timeout) as workers:
+        loaded = cases.load_paths(args.paths)
+        if not loaded:
+            raise UsageError(f"no case files (*.yaml) under {', '.join(map(str, args.paths))}")
+        check_keys(loaded)
+        records: list[dict[str, Any]] = []
+        interrupted = False
+        try:
+            for case, found in console.progress(workers.stream(loaded, explain.recipe_requests), len(loaded), out):
+                records.append(results.record(case, found))
+        except KeyboardInterrupt:
+            interrupted = True
+    stats = workers.stats
     extra: dict[str, Any] = {"workers": {f: {"startup_seconds": s.startup_seconds, "restarts": s.restarts} for f, s in stats.items()}}
     if interrupted:
         extra["interrupted"] = True
-    return results.document(records, versions, extra)
-
-
-def _load(args: argparse.Namespace) -> tuple[list[cases.Case], dict[str, set[str] | None]]:
-    keys = selection(args.frameworks, args.only)
-    loaded = cases.load_paths(args.paths)
-    if not loaded:
-        raise UsageError(f"no case files (*.yaml) under {', '.join(map(str, args.paths))}")
-    check_keys(loaded)
-    return loaded, keys
+    return loaded, results.document(records, workers.versions(), extra)
 
 
 def _run(args: argparse.Namespace) -> int:
     out = Console()
     old = baseline.load(args.baseline) if args.baseline else None
-    loaded, keys = _load(args)
-    doc = execute(loaded, keys, args.timeout, out)
+    loaded, doc = execute(args, out)
     if old is not None:
         doc["baseline"] = baseline.replay(doc, old, str(args.baseline))
         _attribute_moves(doc["baseline"], loaded, doc)
@@ -199,7 +195,6 @@ def _baseline_table(paths: list[Path]) -> int:
 
 def _attribute_moves(report: dict[str, Any], loaded: list[cases.Case], doc: dict[str, Any]) -> None:
     """Say, for each moved loss, which knob of the result's documented point explains the old value."""
-    from conformance import explain
     from conformance.reference import Knobs
 
     by_name = {c.nodeid: c for c in loaded}
@@ -213,8 +208,7 @@ def _attribute_moves(report: dict[str, Any], loaded: list[cases.Case], doc: dict
 
 def _save_baseline(args: argparse.Namespace) -> int:
     out = Console()
-    loaded, keys = _load(args)
-    doc = execute(loaded, keys, args.timeout, out)
+    _, doc = execute(args, out)
     if doc.get("interrupted"):
         return 130
     path = args.out or baseline.default_path(doc["versions"])

@@ -15,7 +15,7 @@ import numpy as np
 
 from conformance import reference
 from conformance.cases import Case
-from conformance.compare import difference
+from conformance.compare import agreement, difference, tolerance
 
 DEFAULTS = ("torch", "paddle", "tensorflow")
 PHRASES: dict[str, dict[Any, str]] = {
@@ -60,24 +60,38 @@ def explain(case: Case, record: dict[str, Any]) -> list[dict[str, Any]]:
     results = record["results"]
     group_of = {key: i for i, group in enumerate(record["groups"]) for key in group}
     present = [k for k in DEFAULTS if k in group_of]
+    model = Model(case)
     out = []
     for i, a in enumerate(present):
         for b in present[i + 1 :]:
             if group_of[a] != group_of[b]:
-                out.append(_pair(case, a, b, results, record["tolerance"]))
+                out.append(_pair(model, a, b, results, record["tolerance"]))
     return out
 
 
-def _pair(case: Case, a: str, b: str, results: dict[str, Any], tol: dict[str, float]) -> dict[str, Any]:
+class Model:
+    """The reference model of one case, each knob point evaluated once (the pairs of a case share most)."""
+
+    def __init__(self, case: Case) -> None:
+        self.case = case
+        self.outcomes: dict[reference.Knobs, reference.Outcome] = {}
+
+    def __call__(self, knobs: reference.Knobs) -> reference.Outcome:
+        if knobs not in self.outcomes:
+            self.outcomes[knobs] = reference.evaluate(self.case, knobs)
+        return self.outcomes[knobs]
+
+
+def _pair(model: Model, a: str, b: str, results: dict[str, Any], tol: dict[str, float]) -> dict[str, Any]:
     knobs_a = _knobs(results[a])
     knobs_b = _knobs(results[b])
     entry: dict[str, Any] = {"a": a, "b": b, "knobs": [], "recipe": _recipe(a, b, results, tol)}
     if knobs_a is None or knobs_b is None:
         entry["text"] = f"{b} vs {a}: no documented formula for this combination in {a if knobs_a is None else b}."
         return entry
-    base = reference.evaluate(case, knobs_a)
-    other = reference.evaluate(case, knobs_b)
-    entry["knobs"] = knob_differences(case, knobs_a, knobs_b, base)
+    base = model(knobs_a)
+    other = model(knobs_b)
+    entry["knobs"] = knob_differences(model.case, knobs_a, knobs_b, model)
     moving = [k for k in entry["knobs"] if k["effect"] is None or k["effect"] > 0]
     entry["knobs"] = moving or entry["knobs"]
     entry["text"] = _text(a, b, moving, base, other, results)
@@ -85,18 +99,31 @@ def _pair(case: Case, a: str, b: str, results: dict[str, Any], tol: dict[str, fl
 
 
 def knob_differences(
-    case: Case, knobs_a: reference.Knobs, knobs_b: reference.Knobs, base: reference.Outcome | None = None
+    case: Case, knobs_a: reference.Knobs, knobs_b: reference.Knobs, model: Model | None = None
 ) -> list[dict[str, Any]]:
     """Each knob on which a and b differ, with its effect: the largest change of a's loss when only
     that knob takes b's value (None where not finite)."""
-    base = base or reference.evaluate(case, knobs_a)
+    model = model or Model(case)
+    base = model(knobs_a)
     out = []
     for knob in (f.name for f in fields(reference.Knobs)):
         if getattr(knobs_a, knob) != getattr(knobs_b, knob):
-            switched = reference.evaluate(case, reference.Knobs(**{**knobs_a.as_dict(), knob: getattr(knobs_b, knob)}))
-            out.append(
-                {"knob": knob, "a": getattr(knobs_a, knob), "b": getattr(knobs_b, knob), "effect": _effect(base.loss, switched.loss)}
-            )
+            effect = _effect(base.loss, model(knobs_a.switched(knob, getattr(knobs_b, knob))).loss) if knob in base.read else 0.0
+            out.append({"knob": knob, "a": getattr(knobs_a, knob), "b": getattr(knobs_b, knob), "effect": effect})
+    return out
+
+
+def recipe_requests(case: Case, results: dict[str, dict[str, Any]]) -> dict[str, dict[str, reference.Knobs]]:
+    """The recipes an explanation will show, to be run by the workers: for each pair of default
+    variants that disagree and document different knobs, b reproducing a (b -> a -> a's knobs)."""
+    tol = tolerance(case)
+    out: dict[str, dict[str, reference.Knobs]] = {}
+    present = [k for k in DEFAULTS if results.get(k, {}).get("status") == "ok"]
+    for i, a in enumerate(present):
+        for b in present[i + 1 :]:
+            knobs_a, knobs_b = _knobs(results[a]), _knobs(results[b])
+            if knobs_a is not None and knobs_b is not None and knobs_a != knobs_b and not agreement(results[a], results[b], tol)["agree"]:
+                out.setdefault(b, {})[a] = knobs_a
     return out
 
 
@@ -165,7 +192,7 @@ def _recipe(a: str, b: str, results: dict[str, Any], tol: dict[str, float]) -> d
     recipe = results[b].get("recipes", {}).get(a)
     if recipe is None:
         return None
-    shown: dict[str, Any] = {"code": recipe["code"], "result": recipe.get("loss"), "target": results[a].get("loss")}
+    shown: dict[str, Any] = {"code": recipe.get("code"), "result": recipe.get("loss"), "target": results[a].get("loss")}
     if recipe.get("loss") is None:
         shown.update(reproduces=False, message=recipe.get("message"))
     else:
@@ -180,7 +207,7 @@ def attribute(case: Case, knobs: reference.Knobs, old_loss: Any, tol: dict[str, 
     for f in fields(reference.Knobs):
         for value in _alternatives(f.name, getattr(knobs, f.name)):
             try:
-                outcome = reference.evaluate(case, reference.Knobs(**{**knobs.as_dict(), f.name: value}))
+                outcome = reference.evaluate(case, knobs.switched(f.name, value))
             except (ValueError, TypeError):
                 continue
             if difference(outcome.loss, old_loss, **tol).agree:

@@ -120,8 +120,8 @@ class _OutOfTime(Exception):
 class Fuzzer:
     """Evaluates specs on one pool of workers and remembers the last spec that showed something new."""
 
-    def __init__(self, pool: runner.Pool, known: set[tuple[str, str, str]], deadline: float) -> None:
-        self.pool = pool
+    def __init__(self, workers: runner.Workers, known: set[tuple[str, str, str]], deadline: float) -> None:
+        self.workers = workers
         self.known = known
         self.deadline = deadline
         self.evaluations = 0
@@ -137,7 +137,7 @@ class Fuzzer:
             if case is None:
                 self.cache[key] = set()
             else:
-                record = results.record(case, self.pool.evaluate(case))
+                record = results.record(case, self.workers.evaluate(case))
                 self.evaluations += 1
                 self.records[key] = record
                 self.cache[key] = explain.signature(record)
@@ -159,9 +159,9 @@ def run(budget: float, seed: int, out: Path, known: set[tuple[str, str, str]], t
     )
     written: list[Path] = []
     started = time.monotonic()
-    with runner.Pool(runner.plan(DEFAULT_KEYS, DEFAULT_KEYS), timeout, lean=True) as pool:
-        pool.evaluate(to_case({"id": "warmup", "logits": [[0.0, 1.0]], "labels": [0]}))  # type: ignore[arg-type]
-        fuzzer = Fuzzer(pool, set(known), time.monotonic() + budget)
+    with runner.Workers(runner.plan(DEFAULT_KEYS, DEFAULT_KEYS), timeout) as workers:
+        workers.evaluate(to_case({"id": "warmup", "logits": [[0.0, 1.0]], "labels": [0]}))  # type: ignore[arg-type]
+        fuzzer = Fuzzer(workers, set(known), time.monotonic() + budget)
         loop_started = time.monotonic()
         while True:
             try:

@@ -10,13 +10,13 @@ is used from a checkout without being installed.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from conformance import adapters, baseline, cases, html, results, runner, summary
+from conformance import adapters, baseline, cases, explain, html, results, runner, summary
 from conformance.cli import check_keys, selection
 from conformance.errors import ConformanceError
 
@@ -139,51 +139,83 @@ def moved_table(report: dict[str, Any]) -> str:
 
 
 class _State:
-    """Runs this process's items and collects records for the reports.
+    """Runs this process's case items in batches and collects their records for the reports.
 
-    Without xdist, all items run as one streamed batch (each framework worker goes at its own pace).
-    Under xdist every worker collects every item but runs only those it is sent, which it cannot know in
-    advance: there each item evaluates its own case on this process's worker pool, started once.
+    Without xdist the batch is every case item, streamed through the framework workers while the items
+    run. Under xdist the case items are split into interleaved chunks (`chunk_of`), which the scheduler
+    (`pytest_xdist_make_scheduler`) hands out whole, so each xdist worker streams the chunks it is given
+    through its own framework workers, started once.
     """
 
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
-        self.stream: Iterator[tuple[cases.Case, dict[str, dict[str, Any]]]] | None = None
+        self.workers: runner.Workers | None = None
+        self.stream: Generator[tuple[cases.Case, dict[str, dict[str, Any]]], None, None] | None = None
+        self.streaming: set[str] = set()
         self.ready: dict[str, dict[str, Any]] = {}
         self.records: list[dict[str, Any]] = []
-        self.stats: dict[str, runner.WorkerStats] = {}
-        self.pool: runner.Pool | None = None
         self.keys = selection(config.getoption("conformance_frameworks"), config.getoption("conformance_only"))
         path = config.getoption("conformance_baseline")
         self.baseline_path = path
         self.baseline = baseline.load(Path(path)) if path else None
 
     def record_for(self, item: CaseItem) -> dict[str, Any]:
-        keys = self.keys
-        timeout = self.config.getoption("conformance_timeout")
-        if hasattr(self.config, "workerinput"):
-            if self.pool is None:
-                self.pool = runner.Pool(keys, timeout)
-            record = results.record(item.case, self.pool.evaluate(item.case))
-            self.records.append(record)
-            return record
-        if self.stream is None:
-            batch = [i.case for i in item.session.items if isinstance(i, CaseItem)]
-            self.stream = runner.run(batch, keys, timeout, self.stats)
-        while item.case.nodeid not in self.ready:
+        nodeid = item.case.nodeid
+        if nodeid not in self.ready and nodeid not in self.streaming:
+            self._start(item)
+        while nodeid not in self.ready:
+            assert self.stream is not None
             case, found = next(self.stream)
+            self.streaming.discard(case.nodeid)
             self.ready[case.nodeid] = results.record(case, found)
-        record = self.ready.pop(item.case.nodeid)
+        record = self.ready.pop(nodeid)
         self.records.append(record)
         return record
 
+    def _start(self, item: CaseItem) -> None:
+        """Stream the batch `item` belongs to (what is left of an earlier batch is finished first)."""
+        for case, found in self.stream or ():
+            self.ready[case.nodeid] = results.record(case, found)
+        done = {r["file"] + "::" + r["id"] for r in self.records}
+        batch = [i for i in item.session.items if isinstance(i, CaseItem)]
+        workerinput = getattr(self.config, "workerinput", None)
+        if workerinput is not None:
+            chunk = chunk_of(batch.index(item), workerinput["workercount"])
+            batch = [i for n, i in enumerate(batch) if chunk_of(n, workerinput["workercount"]) == chunk]
+        todo = [i.case for i in batch if i.case.nodeid not in done and i.case.nodeid not in self.ready]
+        if self.workers is None:
+            self.workers = runner.Workers(self.keys, self.config.getoption("conformance_timeout"))
+        self.streaming = {c.nodeid for c in todo}
+        self.stream = self.workers.stream(todo, explain.recipe_requests)
+
     def versions(self) -> dict[str, str]:
-        found = {k: v for s in self.stats.values() for k, v in s.versions.items()}
-        return {**found, **(self.pool.versions if self.pool else {})}
+        return self.workers.versions() if self.workers else {}
 
     def close(self) -> None:
-        if self.pool is not None:
-            self.pool.close()
+        if self.stream is not None:
+            self.stream.close()
+        if self.workers is not None:
+            self.workers.close()
+
+
+CHUNKS_PER_WORKER = 4
+
+
+def chunk_of(position: int, workers: int) -> int:
+    """The chunk of the case item at `position` among the collected case items under `workers` xdist
+    workers: interleaved, so every chunk mixes all files' cases and costs about the same."""
+    return position % (CHUNKS_PER_WORKER * max(workers, 1))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """xdist controller: hand out case items in whole chunks (other tests grouped by module), unless
+    the user chose another distribution than xdist's default `load`."""
+    if config.getoption("dist") != "load":
+        return None
+    from conformance.scheduling import CaseChunkScheduling
+
+    return CaseChunkScheduling(config, log)
 
 
 _STATE = pytest.StashKey[_State]()

@@ -12,8 +12,9 @@ depend on the predictions, so the gradient is analytic (see `_grad`), not a fini
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Literal
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any, Literal
 
 import numpy as np
 
@@ -70,7 +71,11 @@ class Knobs:
     last_axis_mean: bool = False
 
     def as_dict(self) -> dict[str, object]:
-        return asdict(self)
+        return dict(vars(self))
+
+    def switched(self, knob: str, value: Any) -> Knobs:
+        """These knobs with one of them set otherwise."""
+        return replace(self, **{knob: value})
 
 
 TEXTBOOK = Knobs()
@@ -85,11 +90,28 @@ def textbook(case: Case) -> Knobs:
 
 @dataclass(frozen=True)
 class Outcome:
-    """A float64 loss (scalar or per position) and its gradient w.r.t. the predictions."""
+    """A float64 loss (scalar or per position) and its gradient w.r.t. the predictions.
+
+    read: the knobs the evaluation looked at; the others cannot change this case's outcome (an
+    explanation need not evaluate them to know their effect is nil).
+    """
 
     loss: np.ndarray
     grad: np.ndarray
     denominator: float | None = None
+    read: frozenset[str] = frozenset()
+
+
+class _Reading:
+    """Knobs that note which of them are read."""
+
+    def __init__(self, knobs: Knobs) -> None:
+        self.knobs = knobs
+        self.read: set[str] = set()
+
+    def __getattr__(self, name: str) -> object:
+        self.read.add(name)
+        return getattr(self.knobs, name)
 
 
 def rounded(case: Case, array: np.ndarray) -> np.ndarray:
@@ -112,8 +134,12 @@ def mean_denominator(case: Case, own_mean: Denominator) -> Denominator:
 
 def evaluate(case: Case, knobs: Knobs = TEXTBOOK) -> Outcome:
     """The loss of `case` under `knobs`, in float64."""
-    if case.binary:
-        return _binary(case, knobs)
+    reading = _Reading(knobs)
+    outcome = _binary(case, reading) if case.binary else _softmax(case, reading)  # type: ignore[arg-type]
+    return replace(outcome, read=frozenset(reading.read))
+
+
+def _softmax(case: Case, knobs: Knobs) -> Outcome:
     x = _channels_last(rounded(case, case.predictions))
     num_classes = x.shape[-1]
     spatial = x.shape[:-1]
@@ -137,7 +163,7 @@ def evaluate(case: Case, knobs: Knobs = TEXTBOOK) -> Outcome:
     if eps > 0 and knobs.ignore_smoothed:
         mask = np.ones_like(mask)
 
-    if knobs.weight_mode == "per_class" or case.weight is None:  # without weights nothing is weighed
+    if case.weight is None or knobs.weight_mode == "per_class":  # without weights nothing is weighed
         coef = q * weight
         sample = np.ones(len(q))
     elif knobs.weight_mode == "from_label":
@@ -147,12 +173,15 @@ def evaluate(case: Case, knobs: Knobs = TEXTBOOK) -> Outcome:
         coef = q
         sample = hard_weight
     per_sample = _per_position(case, len(q))
-    applied = mask * per_sample
-    if knobs.weights_as_sample_weights and case.weight is not None:
-        applied = applied * (q @ weight if knobs.weight_mode == "from_label" else hard_weight)
     coef = coef * (sample * mask * per_sample)[:, None]
 
-    lp = _log_probs(flat, case.from_logits, knobs, _clip_bounds(case, knobs))
+    def applied() -> np.ndarray:  # only the applied_weight / nonzero_weight denominators read these knobs
+        if case.weight is not None and knobs.weights_as_sample_weights:
+            return mask * per_sample * (q @ weight if knobs.weight_mode == "from_label" else hard_weight)
+        return mask * per_sample
+
+    bounds = (0.0, 1.0) if case.from_logits else _clip_bounds(case, knobs)
+    lp = _log_probs(flat, case.from_logits, knobs, bounds)
     with np.errstate(invalid="ignore", over="ignore"):
         per_position = np.where(coef != 0, coef * -lp, 0.0).sum(axis=1)
 
@@ -167,7 +196,7 @@ def evaluate(case: Case, knobs: Knobs = TEXTBOOK) -> Outcome:
             denom = _denominator(knobs.denominator, mask, hard_weight, q @ weight, applied, case)
         loss, factor = _reduce(per_position.sum(), denom, knobs)
         scale = np.where(mask > 0, factor, 0.0) if np.isnan(factor) else np.full(len(q), factor)
-    grad = _grad(flat, coef * scale[:, None], case.from_logits, knobs, _clip_bounds(case, knobs)).reshape(x.shape)
+    grad = _grad(flat, coef * scale[:, None], case.from_logits, knobs, bounds).reshape(x.shape)
     denominator = None if case.reduction in ("none", "sum") else float(denom)
     return Outcome(loss=np.asarray(loss, dtype=np.float64), grad=np.moveaxis(grad, -1, 1), denominator=denominator)
 
@@ -206,12 +235,12 @@ def _channels_last(array: np.ndarray) -> np.ndarray:
 
 
 def _denominator(
-    kind: Denominator, mask: np.ndarray, hard_weight: np.ndarray, label_weight: np.ndarray, applied: np.ndarray, case: Case
+    kind: Denominator, mask: np.ndarray, hard_weight: np.ndarray, label_weight: np.ndarray, applied: Callable[[], np.ndarray], case: Case
 ) -> float:
     if kind == "applied_weight":
-        return float(applied.sum())
+        return float(applied().sum())
     if kind == "nonzero_weight":
-        return float(np.count_nonzero(applied))
+        return float(np.count_nonzero(applied()))
     if kind == "target_weight":
         return float((hard_weight * mask).sum() if case.labels is not None else len(mask))
     if kind == "label_weight":

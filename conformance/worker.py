@@ -20,7 +20,7 @@ import numpy as np
 from conformance import adapters
 from conformance.adapters import Unsupported, Variant
 from conformance.cases import Case
-from conformance.reference import evaluate
+from conformance.reference import Knobs, evaluate
 
 
 def main(framework: str) -> None:
@@ -41,34 +41,26 @@ def main(framework: str) -> None:
             return
         if message is None:
             return
-        index, case, keys, lean = message
-        per_case = _PerCase(case, lean)
+        kind, index, case, detail = message
+        per_case = _PerCase(case)
+        if kind == "recipes":
+            send(out, ("recipes", index, run_recipes(framework, case, module, namespace, compiled, per_case, detail)))
+            continue
         results = {
             v.key: run_variant(v, case, module, namespace, compiled, per_case)
             for v in adapters.for_case(module.VARIANTS, case)
-            if keys is None or v.key in keys
+            if detail is None or v.key in detail
         }
-        if framework in results and results[framework]["status"] == "ok" and not lean:
-            results[framework]["recipes"] = run_recipes(framework, case, module, namespace, compiled, per_case)
         send(out, ("result", index, results))
 
 
 class _PerCase:
-    """What every variant of one case shares: its arrays, their literal text, the model's values.
-    Lean (the fuzzer): no code snippets and no recipes, only values and documented knobs."""
+    """What every variant of one case shares: its arrays and the documented model's values."""
 
-    def __init__(self, case: Case, lean: bool = False) -> None:
+    def __init__(self, case: Case) -> None:
         self.case = case
-        self.lean = lean
         self.arrays = adapters.arrays(case)
-        self._source: str | None = None
         self._documented: dict[Any, Any] = {}
-
-    @property
-    def source(self) -> str:
-        if self._source is None:
-            self._source = adapters.array_source(self.case)
-        return self._source
 
     def documented(self, knobs: Any) -> Any:
         if knobs not in self._documented:
@@ -91,16 +83,15 @@ def send(out: BinaryIO, message: object) -> None:
 def run_variant(
     variant: Variant, case: Case, module: Any, namespace: dict[str, Any], compiled: dict[str, Any], per_case: _PerCase | None = None
 ) -> dict[str, Any]:
-    """One native call; its outcome as plain data (status ok / unsupported / error)."""
+    """One native call; its outcome as plain data (status ok / unsupported / error). `body` is the code
+    run; the parent makes it the runnable snippet (`code`) by adding the imports and the arrays."""
     per_case = per_case or _PerCase(case)
-    result: dict[str, Any] = {"api": variant.api, "status": "ok", "code": None, "message": None, "loss": None, "grad": None}
+    result: dict[str, Any] = {"api": variant.api, "status": "ok", "body": None, "message": None, "loss": None, "grad": None}
     try:
-        body = variant.build(case)
+        body = result["body"] = variant.build(case)
     except Unsupported as exc:
         result.update(status="unsupported", message=str(exc))
         return result
-    if not per_case.lean:
-        result["code"] = f"{module.SETUP}\n\n{per_case.source}\n\n{body}\n"
     code = _compiled(compiled, body, f"<{variant.key}>")
     scope = dict(namespace, case=case, **per_case.arrays)
     started = time.perf_counter()
@@ -123,26 +114,24 @@ def run_variant(
 
 
 def run_recipes(
-    framework: str, case: Case, module: Any, namespace: dict[str, Any], compiled: dict[str, Any], per_case: _PerCase
+    framework: str,
+    case: Case,
+    module: Any,
+    namespace: dict[str, Any],
+    compiled: dict[str, Any],
+    per_case: _PerCase,
+    targets: dict[str, Knobs],
 ) -> dict[str, Any]:
-    """This framework reproducing each other framework's documented semantics, where they differ from
-    its own: the native code, run here, and the loss it gives (compared with the target's in the parent)."""
-    own = next(v for v in adapters.for_case(module.VARIANTS, case) if v.key == framework).knobs(case)
+    """This framework reproducing other frameworks' documented semantics (`targets`: their knobs), as
+    the parent asks where they diverge: the native code, run here, and the loss it gives (compared
+    with the target's in the parent). A target without a recipe is left out."""
     recipes: dict[str, Any] = {}
-    if not hasattr(module, "recipe"):
-        return recipes
-    for other in adapters.FRAMEWORKS:
-        if other in (framework, "reference"):
-            continue
-        target = next((v for v in adapters.for_case(adapters.variants(other), case) if v.key == other), None)
-        knobs = target.knobs(case) if target else None
-        if knobs is None or knobs == own:
-            continue
-        body = module.recipe(case, knobs)
+    for other, knobs in targets.items():
+        body = module.recipe(case, knobs) if hasattr(module, "recipe") else None
         if body is None:
             continue
         scope = dict(namespace, **per_case.arrays)
-        entry: dict[str, Any] = {"code": f"{module.SETUP}\n\n{per_case.source}\n\n{body}\n", "loss": None}
+        entry: dict[str, Any] = {"body": body, "loss": None}
         try:
             exec(_compiled(compiled, body, f"<recipe {framework} as {other}>"), scope)
             entry["loss"] = np.asarray(module.to_numpy(scope["loss"])[0], dtype=np.float64)

@@ -423,16 +423,17 @@ def fake_cases(*ids: str) -> list:
     return cases.load_text(text, "fake.yaml")
 
 
-def run_fake(batch: list, frameworks: list[str], **kw: object) -> dict[str, dict[str, dict]]:
-    return {case.id: results for case, results in runner.run(batch, runner.plan(frameworks, None), **kw)}
+def run_fake(batch: list, frameworks: list[str], timeout: float = 120.0) -> tuple[dict[str, dict[str, dict]], dict]:
+    """case id -> result key -> result, and the workers' stats."""
+    with runner.Workers(runner.plan(frameworks, None), timeout) as workers:
+        return {case.id: results for case, results in workers.stream(batch)}, workers.stats
 
 
 def test_worker_crash_is_recorded_and_the_run_continues(fake_framework):
     """Protects crash isolation: a worker that exits or is killed mid-case records that case as `crashed`
     (with how it died), a fresh worker runs the remaining cases, and another framework is unaffected."""
     batch = fake_cases("first", "exit", "after_exit", "kill", "after_kill")
-    stats: dict = {}
-    found = run_fake(batch, [fake_framework, "reference"], stats=stats)
+    found, stats = run_fake(batch, [fake_framework, "reference"])
     assert list(found) == ["first", "exit", "after_exit", "kill", "after_kill"]
     for case in batch:
         assert found[case.id]["reference"]["status"] == "ok"
@@ -453,7 +454,7 @@ def test_hanging_case_times_out_as_crashed_and_the_run_continues(fake_framework)
     """Protects the per-case timeout: a case that runs longer than `timeout` is `crashed` with 'timed out',
     its worker is killed, and the next case still runs."""
     batch = fake_cases("hang", "after_hang")
-    found = run_fake(batch, [fake_framework], timeout=2.0)
+    found, _ = run_fake(batch, [fake_framework], timeout=2.0)
     assert found["hang"][fake_framework]["status"] == "crashed"
     assert "timed out after 2 s" in found["hang"][fake_framework]["message"]
     assert found["after_hang"][fake_framework]["status"] == "ok"
@@ -465,7 +466,7 @@ def test_worker_reports_errors_unsupported_and_survives_stdout_noise(fake_framew
     messages cut to their first 4 and last 6 lines), `Unsupported` is `unsupported` with its reason, and
     printing to stdout (Python or fd 1) cannot corrupt the result stream."""
     batch = fake_cases("raise", "long_error", "unsupported", "noisy", "last")
-    found = {k: v[fake_framework] for k, v in run_fake(batch, [fake_framework]).items()}
+    found = {k: v[fake_framework] for k, v in run_fake(batch, [fake_framework])[0].items()}
     assert found["raise"]["status"] == "error"
     assert found["raise"]["message"] == "ValueError: bad input"
     assert "raise ValueError('bad input')" in found["raise"]["code"]
@@ -482,7 +483,7 @@ def test_worker_that_cannot_start_marks_every_case_crashed(tmp_path, monkeypatch
     """Protects start-up failures: every case is `crashed` with 'did not start' and the worker's last
     stderr lines, instead of a hang or an exception in the runner."""
     name = register_fake(tmp_path, monkeypatch, broken=True)
-    found = run_fake(fake_cases("a", "b"), [name])
+    found, _ = run_fake(fake_cases("a", "b"), [name])
     for results in found.values():
         assert results[name]["status"] == "crashed"
         assert f"the {name} worker did not start" in results[name]["message"]

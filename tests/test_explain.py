@@ -45,9 +45,9 @@ FLOAT32_PRINT = 1e-6  # relative: a float32 value printed to 8 significant digit
 def ran() -> tuple[dict[str, dict], dict[str, runner.WorkerStats]]:
     """case id -> record, from one run of the three frameworks' workers, and the workers' stats."""
     loaded = cases.load_text(ARTICLE, "article.yaml")
-    stats: dict[str, runner.WorkerStats] = {}
-    found = runner.run(loaded, runner.plan(["torch", "paddle", "tensorflow"], None), stats=stats)
-    return {case.id: results.record(case, results_by_key) for case, results_by_key in found}, stats
+    with runner.Workers(runner.plan(["torch", "paddle", "tensorflow"], None)) as workers:
+        found = workers.stream(loaded, explain.recipe_requests)
+        return {case.id: results.record(case, results_by_key) for case, results_by_key in found}, workers.stats
 
 
 @pytest.fixture(scope="module")

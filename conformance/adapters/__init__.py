@@ -55,6 +55,11 @@ def variants(framework: str) -> list[Variant]:
     return list(module.VARIANTS)
 
 
+def setup(framework: str) -> str:
+    """The imports that open every snippet of a framework."""
+    return str(importlib.import_module(FRAMEWORKS[framework]).SETUP)
+
+
 def known_keys() -> set[str]:
     """Every result key a case expectation may name."""
     return {v.key for name in FRAMEWORKS for v in variants(name)}

@@ -439,8 +439,10 @@ def v1_documented(case: Case) -> Knobs:
 
 
 def recipe(case: Case, knobs: Knobs) -> str | None:
-    """TensorFlow reproducing another framework's semantics: the target T (classes last) through
-    tf.nn.softmax_cross_entropy_with_logits, summed and divided by D by hand."""
+    """TensorFlow reproducing another framework's semantics: the cross-entropy with the target T
+    (classes last), sum(T * -log_softmax), summed and divided by D by hand. Written out with
+    tf.nn.log_softmax rather than tf.nn.softmax_cross_entropy_with_logits: the same values, and in eager
+    mode a fifth of the time (the latter reshapes and slices its inputs on every call)."""
     source = recipe_source(case, knobs)
     if source is None or case.dtype == "bfloat16":
         return None
@@ -448,7 +450,7 @@ def recipe(case: Case, knobs: Knobs) -> str | None:
     inputs = "tf.experimental.numpy.moveaxis(logits, 1, -1)" if moved(case) else "logits"
     if knobs.logit_floor:
         inputs = f"tf.maximum({inputs} - tf.reduce_max({inputs}, axis=-1, keepdims=True), -{knobs.logit_floor:g})"
-    lines.append(f"loss = tf.nn.softmax_cross_entropy_with_logits(labels=tf.constant(T, dtype=logits.dtype), logits={inputs})")
+    lines.append(f"loss = -tf.reduce_sum(tf.constant(T, dtype=logits.dtype) * tf.nn.log_softmax({inputs}), axis=-1)")
     reduce = {"none": [], "sum": ["loss = tf.reduce_sum(loss)"]}.get(case.reduction, ["loss = tf.reduce_sum(loss) / D"])
     return "\n".join(lines + reduce)
 
