@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import os
 import sys
 from pathlib import Path
 from typing import Any, NoReturn
@@ -128,7 +129,7 @@ def execute(args: argparse.Namespace, out: Console) -> tuple[list[cases.Case], d
     """Start the workers, load the cases while they import their frameworks, run the cases and build
     the results document (partial if interrupted)."""
     keys = selection(args.frameworks, args.only)
-    with runner.Workers(keys, args.timeout) as workers:
+    with runner.Workers(keys, args.timeout, most=os.cpu_count() or 1) as workers:
         loaded = cases.load_paths(args.paths)
         if not loaded:
             raise UsageError(f"no case files (*.yaml) under {', '.join(map(str, args.paths))}")

@@ -96,17 +96,55 @@ def order(keys: Any) -> list[str]:
 
 class Pairwise:
     """The agreement of each pair of one case's results, computed once: the pair table, the groups and
-    the expectation check all ask for the same pairs."""
+    the expectation check all ask for the same pairs. Where the values are finite and of one size (the
+    usual case), all pairs come from one broadcast over the stacked arrays, with `difference`'s formulas;
+    the rest go through `difference` itself."""
 
     def __init__(self, results: dict[str, dict[str, Any]], tol: dict[str, float]) -> None:
         self.results = results
         self.tol = tol
         self.found: dict[tuple[str, str], dict[str, Any]] = {}
+        ok = [k for k, r in results.items() if r.get("status") == "ok"]
+        self.tables = {what: _Table(results, ok, what, tol) for what in ("loss", "grad")}
 
     def __call__(self, a: str, b: str) -> dict[str, Any]:
         if (a, b) not in self.found:
-            self.found[(a, b)] = agreement(self.results[a], self.results[b], self.tol)
+            left, right = self.results[a], self.results[b]
+            loss = self.tables["loss"].difference(a, b) or difference(left["loss"], right["loss"], **self.tol)
+            out: dict[str, Any] = {"loss_max_abs": loss.max_abs, "loss_max_rel": loss.max_rel, "agree": loss.agree}
+            if loss.reason:
+                out["reason"] = f"loss shapes differ: {loss.reason}"
+            if left.get("grad") is not None and right.get("grad") is not None:
+                grad = self.tables["grad"].difference(a, b) or difference(left["grad"], right["grad"], **self.tol)
+                out.update(grad_max_abs=grad.max_abs, grad_max_rel=grad.max_rel, agree=loss.agree and grad.agree)
+            self.found[(a, b)] = out
         return self.found[(a, b)]
+
+
+class _Table:
+    """`difference` of every pair among the results whose `what` is finite and of the most common size."""
+
+    def __init__(self, results: dict[str, dict[str, Any]], keys: list[str], what: str, tol: dict[str, float]) -> None:
+        arrays = {k: np.asarray(results[k][what], dtype=np.float64).reshape(-1) for k in keys if results[k].get(what) is not None}
+        sizes = [a.size for a in arrays.values()]
+        size = max(set(sizes), key=sizes.count) if sizes else 0
+        self.index = {k: i for i, k in enumerate(k for k, a in arrays.items() if a.size == size and size and np.isfinite(a).all())}
+        if len(self.index) < 2:
+            self.index = {}
+            return
+        stacked = np.stack([arrays[k] for k in self.index])
+        x, y = stacked[:, None, :], stacked[None, :, :]
+        gap = np.abs(x - y)
+        scale = np.maximum(np.abs(x), np.abs(y))
+        self.max_abs: np.ndarray = gap.max(axis=2)
+        self.max_rel: np.ndarray = (gap / np.where(scale == 0, 1.0, scale)).max(axis=2)
+        self.agree: np.ndarray = np.asarray((gap <= tol["atol"] + tol["rtol"] * scale).all(axis=2))
+
+    def difference(self, a: str, b: str) -> Difference | None:
+        i, j = self.index.get(a), self.index.get(b)
+        if i is None or j is None:
+            return None
+        return Difference(float(self.max_abs[i, j]), float(self.max_rel[i, j]), bool(self.agree[i, j]))
 
 
 def groups(

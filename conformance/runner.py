@@ -1,10 +1,14 @@
-"""Runs cases through one worker process per framework, all frameworks in parallel.
+"""Runs cases through worker processes, one framework per process, all frameworks in parallel.
 
-`Workers` starts every framework's worker at once (their imports overlap with whatever the caller does
+`Workers` starts one worker per framework at once (their imports overlap with whatever the caller does
 next, such as loading the case files) and keeps them for every batch of the run. Each worker is sent a
-window of cases ahead of its answers, so it never waits on the parent, and may run at most `AHEAD`
-cases ahead of the slowest framework, so memory stays flat in the number of cases. Cases come back in
-case order, each as soon as every framework has answered it and the recipes asked for it are back.
+window of cases ahead of its answers, so it never waits on the parent, and no framework runs more than
+`AHEAD` cases ahead of the slowest, so memory stays flat in the number of cases. Cases come back in case
+order, each as soon as every framework has answered it and the recipes asked for it are back.
+
+When one framework holds the others back (they wait at `AHEAD`) and its work left is worth more than
+twice a worker's start-up, it is given another worker, up to `most` per framework: its workers then
+take cases from one shared queue.
 
 A worker answers in the order it is sent work, so when one dies or hangs, what it died on is the
 oldest unanswered message: that case is recorded as `crashed` (with the exit signal and the tail of the
@@ -23,7 +27,7 @@ import tempfile
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Generator, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -76,11 +80,15 @@ def run(
 
 
 class Workers:
-    """One worker process per framework, started on creation and kept until `close`."""
+    """Worker processes for the frameworks of `keys`, one each started on creation, kept until `close`.
 
-    def __init__(self, keys: dict[str, set[str] | None], timeout: float = 120.0) -> None:
+    most: how many workers a framework may have at once (more are started only while a stream runs, when
+    that framework holds the others back).
+    """
+
+    def __init__(self, keys: dict[str, set[str] | None], timeout: float = 120.0, most: int = 1) -> None:
         self.stats = {name: WorkerStats() for name in keys}
-        self._frameworks = {name: _Framework(name, wanted, timeout, self.stats[name]) for name, wanted in keys.items()}
+        self._frameworks = {name: _Framework(name, wanted, timeout, self.stats[name], most) for name, wanted in keys.items()}
 
     def versions(self) -> dict[str, str]:
         return {k: v for s in self.stats.values() for k, v in s.versions.items()}
@@ -90,59 +98,15 @@ class Workers:
         framework should run which recipes; their outcome lands in that framework's result."""
         if not cases:
             return
-        inbox: queue.Queue[tuple[str, str, int, Any]] = queue.Queue()
-        progress = _Progress(AHEAD)
-        threads = [
-            threading.Thread(target=f.drive, args=(cases, inbox.put, progress), daemon=True, name=f"conformance-{f.name}")
-            for f in self._frameworks.values()
-        ]
-        for thread in threads:
-            thread.start()
-        found: dict[int, Results] = {}
-        answered: dict[int, int] = {}
-        awaiting: dict[int, int] = {}
-        complete: set[int] = set()
-        dispatched = next_index = 0
+        run = _Stream(list(self._frameworks.values()), cases, recipes)
+        taken = 0
         try:
-            while next_index < len(cases):
-                kind, framework, index, payload = inbox.get()
-                if kind == "result":
-                    found.setdefault(index, {}).update(payload)
-                    answered[index] = answered.get(index, 0) + 1
-                    if answered[index] < len(self._frameworks):
-                        continue
-                    del answered[index]
-                    dispatched += 1
-                    asked = {
-                        f: t for f, t in (recipes(cases[index], found[index]) if recipes else {}).items() if t and f in self._frameworks
-                    }
-                    for name, targets in asked.items():
-                        self._frameworks[name].events.put(("recipes", index, cases[index], targets))
-                    if asked:
-                        awaiting[index] = len(asked)
-                    else:
-                        complete.add(index)
-                    if dispatched == len(cases):
-                        for f in self._frameworks.values():
-                            f.events.put(("end",))
-                else:
-                    found[index][framework]["recipes"] = payload
-                    awaiting[index] -= 1
-                    if not awaiting[index]:
-                        del awaiting[index]
-                        complete.add(index)
-                while next_index in complete:
-                    complete.remove(next_index)
-                    case, results = cases[next_index], found.pop(next_index)
-                    next_index += 1
-                    progress.advance(next_index, self._frameworks.values())
-                    yield case, _with_code(case, results)
+            while taken < len(cases):
+                answer = run.outbox.get()
+                taken += 1
+                yield answer
         finally:
-            if next_index < len(cases):
-                for f in self._frameworks.values():
-                    f.events.put(("stop",))
-            for thread in threads:
-                thread.join()
+            run.finish(abandoned=taken < len(cases))
 
     def evaluate(self, case: Case) -> Results:
         """The results of one case, by result key."""
@@ -150,7 +114,7 @@ class Workers:
 
     def close(self) -> None:
         for f in self._frameworks.values():
-            f.stop()
+            f.close()
 
     def __enter__(self) -> Workers:
         return self
@@ -172,114 +136,280 @@ def _with_code(case: Case, results: Results) -> Results:
     return results
 
 
-class _Progress:
-    """How far the slowest framework has got: no worker is sent a case more than `ahead` beyond it."""
+Emit = Callable[[tuple[str, str, int, Any]], None]
 
-    def __init__(self, ahead: int) -> None:
-        self.ahead = ahead
-        self.limit = ahead
 
-    def advance(self, done: int, frameworks: Iterable[_Framework]) -> None:
-        self.limit = done + self.ahead
-        if done % max(self.ahead // 4, 1) == 0:
-            for f in frameworks:
-                f.events.put(("advance",))
+class _Stream:
+    """One batch on its way through the workers: a thread per worker feeds it from its framework's
+    queue, and a collector thread joins the answers case by case, asks for the recipes as soon as a
+    case is complete (not when the consumer comes back for the next case), gives a framework that
+    holds the others back another worker, and queues the finished cases in order on `outbox`."""
+
+    def __init__(self, frameworks: list[_Framework], cases: list[Case], recipes: RecipeRequests | None) -> None:
+        self.frameworks = {f.name: f for f in frameworks}
+        self.cases = cases
+        self.recipes = recipes
+        self.inbox: queue.Queue[tuple[str, str, int, Any]] = queue.Queue()
+        self.outbox: queue.Queue[tuple[Case, Results]] = queue.Queue(maxsize=AHEAD)
+        self.limit = AHEAD
+        self.threads: list[threading.Thread] = []
+        self.lock = threading.Lock()
+        for f in frameworks:
+            f.begin(cases)
+            for shard in list(f.shards):
+                self.drive(shard)
+        self.collector = threading.Thread(target=self._collect, daemon=True, name="conformance-collector")
+        self.collector.start()
+
+    def drive(self, shard: _Shard) -> None:
+        """Start the thread that feeds `shard` for this stream."""
+        thread = threading.Thread(target=shard.drive, args=(self,), daemon=True, name=f"conformance-{shard.framework.name}")
+        with self.lock:
+            self.threads.append(thread)
+        thread.start()
+
+    def _collect(self) -> None:
+        found: dict[int, Results] = {}
+        answered: dict[int, int] = {}
+        awaiting: dict[int, int] = {}
+        complete: set[int] = set()
+        dispatched = next_index = 0
+        while next_index < len(self.cases):
+            kind, framework, index, payload = self.inbox.get()
+            if kind == "stop":
+                return
+            if kind == "result":
+                self.frameworks[framework].answered += 1
+                found.setdefault(index, {}).update(payload)
+                answered[index] = answered.get(index, 0) + 1
+                if answered[index] < len(self.frameworks):
+                    continue
+                del answered[index]
+                dispatched += 1
+                asked = self.recipes(self.cases[index], found[index]) if self.recipes else {}
+                asked = {f: t for f, t in asked.items() if t and f in self.frameworks}
+                for name, targets in asked.items():
+                    self.frameworks[name].ask(("recipes", index, self.cases[index], targets))
+                if asked:
+                    awaiting[index] = len(asked)
+                else:
+                    complete.add(index)
+                if dispatched == len(self.cases):
+                    for f in self.frameworks.values():
+                        f.end()
+            else:
+                found[index][framework]["recipes"] = payload
+                awaiting[index] -= 1
+                if not awaiting[index]:
+                    del awaiting[index]
+                    complete.add(index)
+            while next_index in complete:
+                complete.remove(next_index)
+                case = self.cases[next_index]
+                self.outbox.put((case, _with_code(case, found.pop(next_index))))
+                next_index += 1
+                self.limit = next_index + AHEAD
+                if next_index % (AHEAD // 4) == 0:
+                    for f in self.frameworks.values():
+                        f.wake()
+                    self._balance()
+
+    def _balance(self) -> None:
+        """Give the framework furthest behind another worker if the others wait for it at `AHEAD` and
+        its work left, at its pace so far, is worth more than twice a worker's start-up."""
+        behind = min(self.frameworks.values(), key=lambda f: f.next_case)
+        held = max(f.next_case for f in self.frameworks.values()) - behind.next_case >= AHEAD // 2
+        if not held or len(behind.shards) >= behind.most or not behind.answered or not behind.stats.startup_seconds:
+            return
+        pace = (time.monotonic() - behind.started) / behind.answered
+        startup = sum(behind.stats.startup_seconds) / len(behind.stats.startup_seconds)
+        if (len(self.cases) - behind.answered) * pace > 2 * startup:
+            self.drive(behind.add_shard())
+
+    def finish(self, abandoned: bool) -> None:
+        """Wait for the threads; if the consumer stopped early, stop the workers' feeding first."""
+        if abandoned:
+            self.inbox.put(("stop", "", 0, None))
+            for f in self.frameworks.values():
+                f.abandon(self)
+            while self.collector.is_alive():  # it may wait to put a case nobody will take
+                while not self.outbox.empty():
+                    self.outbox.get_nowait()
+                self.collector.join(0.05)
+        self.collector.join()
+        while True:
+            with self.lock:
+                pending = [t for t in self.threads if t.is_alive()]
+            if not pending:
+                return
+            for thread in pending:
+                thread.join()
 
 
 class _Framework:
-    """One framework's worker process, restarted when it dies, and the thread that feeds it a stream.
+    """A framework's workers (shards) and, for the stream under way, the one queue they take work from:
+    recipes asked for and work a dead worker left unanswered first, then the next case."""
 
-    Everything the feeding thread waits for arrives on one queue, `events`: the worker's answers (tagged
-    with the worker's generation, so a dead worker's last words are ignored) and the stream's requests
-    (recipes to run, more cases allowed, the end of the stream)."""
-
-    def __init__(self, name: str, wanted: set[str] | None, timeout: float, stats: WorkerStats) -> None:
+    def __init__(self, name: str, wanted: set[str] | None, timeout: float, stats: WorkerStats, most: int) -> None:
         self.name = name
         self.wanted = wanted
         self.timeout = timeout
         self.stats = stats
-        self.events: queue.Queue[tuple[Any, ...]] = queue.Queue()
+        self.most = max(most, 1)
         self.variants = [v for v in adapters.variants(name) if wanted is None or v.key in wanted]
+        self.failed: str | None = None
+        self.lock = threading.Lock()
+        self.shards: list[_Shard] = []
+        self.begin([])
+        self.add_shard()
+
+    def add_shard(self) -> _Shard:
+        shard = _Shard(self)
+        self.shards.append(shard)
+        return shard
+
+    def begin(self, cases: list[Case]) -> None:
+        """Start serving a new stream."""
+        with self.lock:
+            self.cases = cases
+            self.next_case = 0
+            self.todo: deque[tuple[Any, ...]] = deque()
+            self.ended = False
+            self.answered = 0
+            self.started = time.monotonic()
+
+    def take(self, limit: int) -> tuple[Any, ...] | None:
+        with self.lock:
+            if self.todo:
+                return self.todo.popleft()
+            if self.next_case < min(len(self.cases), limit):
+                self.next_case += 1
+                return ("case", self.next_case - 1, self.cases[self.next_case - 1], self.wanted)
+            return None
+
+    def has_work(self) -> bool:
+        return bool(self.todo) or self.next_case < len(self.cases)
+
+    def finished(self) -> bool:
+        with self.lock:
+            return self.ended and not self.todo and self.next_case >= len(self.cases)
+
+    def give_back(self, tasks: list[tuple[Any, ...]]) -> None:
+        with self.lock:
+            self.todo.extendleft(reversed(tasks))
+
+    def ask(self, task: tuple[Any, ...]) -> None:
+        with self.lock:
+            self.todo.append(task)
+        self.wake()
+
+    def end(self) -> None:
+        with self.lock:
+            self.ended = True
+        self.wake()
+
+    def wake(self) -> None:
+        for shard in list(self.shards):
+            shard.events.put(("wake",))
+
+    def abandon(self, stream: _Stream) -> None:
+        for shard in list(self.shards):
+            shard.events.put(("stop", stream))
+
+    def crash(self, task: tuple[Any, ...], reason: str) -> tuple[str, str, int, Any]:
+        kind, index, case, detail = task
+        if kind == "recipes":
+            return ("recipes", self.name, index, {t: {"body": None, "loss": None, "message": reason} for t in detail})
+        return ("result", self.name, index, {v.key: _crashed(v.api, reason) for v in adapters.for_case(self.variants, case)})
+
+    def close(self) -> None:
+        for shard in self.shards:
+            shard.stop()
+
+
+class _Shard:
+    """One worker process of a framework, restarted when it dies, fed by one thread per stream.
+
+    Everything the feeding thread waits for arrives on one queue, `events`: the worker's answers (tagged
+    with the worker's generation, so a dead worker's last words are ignored), wake-ups (more work to
+    take) and a stream's stop."""
+
+    def __init__(self, framework: _Framework) -> None:
+        self.framework = framework
+        self.events: queue.Queue[tuple[Any, ...]] = queue.Queue()
         self.generation = 0
         self.ready = False
-        self.failed: str | None = None
         self.worker: _Worker | None = None
         self._start()
 
     def _start(self) -> None:
         self.generation += 1
         self.ready = False
-        self.worker = _Worker(self.name, self.events, self.generation)
+        self.worker = _Worker(self.framework.name, self.events, self.generation)
 
     def stop(self) -> None:
         if self.worker is not None:
             self.worker.stop(kill=not self.ready)
             self.worker = None
 
-    def drive(self, cases: list[Case], emit: Callable[[tuple[str, str, int, Any]], None], progress: _Progress) -> None:
-        """Feed `cases` (and the recipes asked for them) to the worker; emit every answer or crash."""
-        todo: deque[tuple[Any, ...]] = deque()  # recipes asked for, and work a dead worker left unanswered
+    def drive(self, stream: _Stream) -> None:
+        """Feed the worker from the framework's queue until the stream ends; emit every answer or crash."""
+        f, emit = self.framework, stream.inbox.put
         inflight: deque[tuple[Any, ...]] = deque()
-        next_case, ended, since = 0, False, time.monotonic()
+        since = time.monotonic()
         while True:
-            if self.failed is None and self.worker is None and (todo or next_case < len(cases)):
+            if f.failed is not None:
+                for sent in inflight:
+                    emit(f.crash(sent, f"the {f.name} worker did not start: {f.failed}"))
+                inflight.clear()
+                while (left := f.take(len(f.cases))) is not None:
+                    emit(f.crash(left, f"the {f.name} worker did not start: {f.failed}"))
+            elif self.worker is None and f.has_work():
                 self._start()
-            if self.failed is None and not self.ready and self.worker is not None:
-                interruption = self._wait_ready(todo)
-                if interruption == "stop":
+            if f.failed is None and self.worker is not None and not self.ready:
+                outcome = self._wait_ready(stream)
+                if outcome == "stop":
                     self.stop()
                     return
-                ended = ended or interruption == "end"
-            if self.failed is not None:
-                for task in [*inflight, *todo, *(("case", i, cases[i], self.wanted) for i in range(next_case, len(cases)))]:
-                    emit(self._crash(task, f"the {self.name} worker did not start: {self.failed}"))
-                inflight.clear()
-                todo.clear()
-                next_case = len(cases)
+                if outcome == "retired":
+                    return
+                if f.failed is not None:
+                    continue
             while self.worker is not None and self.ready and len(inflight) < WINDOW:
-                if todo:
-                    task = todo.popleft()
-                elif next_case < min(len(cases), progress.limit):
-                    task = ("case", next_case, cases[next_case], self.wanted)
-                    next_case += 1
-                else:
+                task = f.take(stream.limit)
+                if task is None:
                     break
                 if not inflight:
                     since = time.monotonic()
                 self.worker.send(task)
                 inflight.append(task)
-            if ended and not inflight and not todo and next_case >= len(cases):
+            if not inflight and f.finished():
                 return
             try:
-                event = self.events.get(timeout=max(since + self.timeout - time.monotonic(), 0.0) if inflight else None)
+                event = self.events.get(timeout=max(since + f.timeout - time.monotonic(), 0.0) if inflight else None)
             except queue.Empty:
                 event = ("hung", self.generation)
             kind = event[0]
-            if kind == "stop":
+            if kind == "stop" and event[1] is stream:
                 self.stop()
                 return
-            if kind == "end":
-                ended = True
-            elif kind == "recipes":
-                todo.append(event)
-            elif kind == "answer" and event[1] == self.generation and inflight:
+            if kind == "answer" and event[1] == self.generation and inflight:
                 inflight.popleft()
                 since = time.monotonic()
                 _, _, (answer_kind, index, payload) = event
-                emit(("result" if answer_kind == "result" else "recipes", self.name, index, payload))
+                emit(("result" if answer_kind == "result" else "recipes", f.name, index, payload))
             elif kind in ("eof", "hung") and event[1] == self.generation and inflight and self.worker is not None:
-                reason = (
-                    f"the {self.name} worker {self.worker.failure(timed_out=kind == 'hung', timeout=self.timeout)} while running this case"
-                )
-                emit(self._crash(inflight.popleft(), reason))
-                self.stats.restarts += 1
-                todo.extendleft(reversed(inflight))
+                reason = f"the {f.name} worker {self.worker.failure(timed_out=kind == 'hung', timeout=f.timeout)} while running this case"
+                emit(f.crash(inflight.popleft(), reason))
+                f.stats.restarts += 1
+                f.give_back(list(inflight))
                 inflight.clear()
                 self.stop()
 
-    def _wait_ready(self, todo: deque[tuple[Any, ...]]) -> str | None:
-        """Wait for the worker's `ready`, keeping the recipes asked for meanwhile; return early with
-        "end" or "stop" if the stream says so."""
+    def _wait_ready(self, stream: _Stream) -> str | None:
+        """Wait for the worker's `ready`. "stop" if the stream stops meanwhile; "retired" if it cannot
+        start while another worker of the framework runs (that one carries on); if it is the only one,
+        the framework is marked failed."""
         deadline = time.monotonic() + START_TIMEOUT
         assert self.worker is not None
         while not self.ready:
@@ -289,23 +419,19 @@ class _Framework:
                 event = ("hung", self.generation)
             if event[0] == "answer" and event[1] == self.generation and event[2][0] == "ready":
                 self.ready = True
-                self.stats.versions.update(event[2][1])
-                self.stats.startup_seconds.append(event[2][2])
+                self.framework.stats.versions.update(event[2][1])
+                self.framework.stats.startup_seconds.append(event[2][2])
             elif event[0] in ("eof", "hung") and event[1] == self.generation:
-                self.failed = self.worker.failure(timed_out=event[0] == "hung", timeout=START_TIMEOUT)
+                reason = self.worker.failure(timed_out=event[0] == "hung", timeout=START_TIMEOUT)
                 self.stop()
+                if any(s.ready for s in self.framework.shards if s is not self):
+                    self.framework.shards.remove(self)
+                    return "retired"
+                self.framework.failed = reason
                 return None
-            elif event[0] == "recipes":
-                todo.append(event)
-            elif event[0] in ("end", "stop"):
-                return str(event[0])
+            elif event[0] == "stop" and event[1] is stream:
+                return "stop"
         return None
-
-    def _crash(self, task: tuple[Any, ...], reason: str) -> tuple[str, str, int, Any]:
-        kind, index, case, detail = task
-        if kind == "recipes":
-            return ("recipes", self.name, index, {t: {"body": None, "loss": None, "message": reason} for t in detail})
-        return ("result", self.name, index, {v.key: _crashed(v.api, reason) for v in adapters.for_case(self.variants, case)})
 
 
 def _crashed(api: str, message: str) -> dict[str, Any]:

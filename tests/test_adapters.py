@@ -387,6 +387,8 @@ def to_numpy(value):
 def build(case):
     if case.id == "unsupported":
         raise Unsupported("fake has no way to express this case")
+    if case.id.startswith("slow"):
+        return "time.sleep(0.02)\\nloss = np.float64(x.sum())"
     return BODIES.get(case.id, "loss = np.float64(x.sum())\\ngrad = np.ones_like(x)")
 
 
@@ -423,9 +425,9 @@ def fake_cases(*ids: str) -> list:
     return cases.load_text(text, "fake.yaml")
 
 
-def run_fake(batch: list, frameworks: list[str], timeout: float = 120.0) -> tuple[dict[str, dict[str, dict]], dict]:
+def run_fake(batch: list, frameworks: list[str], timeout: float = 120.0, most: int = 1) -> tuple[dict[str, dict[str, dict]], dict]:
     """case id -> result key -> result, and the workers' stats."""
-    with runner.Workers(runner.plan(frameworks, None), timeout) as workers:
+    with runner.Workers(runner.plan(frameworks, None), timeout, most) as workers:
         return {case.id: results for case, results in workers.stream(batch)}, workers.stats
 
 
@@ -488,6 +490,21 @@ def test_worker_that_cannot_start_marks_every_case_crashed(tmp_path, monkeypatch
         assert results[name]["status"] == "crashed"
         assert f"the {name} worker did not start" in results[name]["message"]
         assert "fake framework failed to initialise" in results[name]["message"]
+
+
+def test_a_framework_that_holds_the_others_back_gets_another_worker(fake_framework, monkeypatch):
+    """Protects elastic workers: the reference answers at once while the fake takes 20 ms a case, so
+    the reference waits at AHEAD; with most=2 the fake gets a second worker, and every case still comes
+    back once, in order, with its own value (a case sent to both workers, or to none, would show)."""
+    monkeypatch.setattr(runner, "AHEAD", 16)
+    batch = fake_cases(*(f"slow{i}" for i in range(160)))
+    found, stats = run_fake(batch, [fake_framework, "reference"], most=2)
+    assert list(found) == [case.id for case in batch]
+    for case in batch:
+        result = found[case.id][fake_framework]
+        assert result["status"] == "ok", result["message"]
+        assert float(result["loss"]) == pytest.approx(float(case.predictions.sum()))
+    assert len(stats[fake_framework].startup_seconds) == 2 and stats[fake_framework].restarts == 0
 
 
 def test_plan_selects_frameworks_or_exact_result_keys():

@@ -272,3 +272,29 @@ def test_compare_record_lists_pairs_and_the_expectation_verdict():
         ("paddle", "tensorflow", False),
     ]
     assert record["expectation"] == "met" and record["expectation_message"] is None
+
+
+# ---------------------------------------------------------------- Pairwise (all pairs at once)
+
+
+def test_pairwise_gives_exactly_what_agreement_gives_for_every_pair():
+    """Protects the broadcast fast path: for finite same-size values, values of other sizes, NaN and
+    inf, missing gradients and failed results, every pair's numbers equal `agreement`'s bit for bit."""
+    rng = np.random.default_rng(7)
+    base = rng.normal(size=(2, 3))
+    results = {
+        "a": ok(base.sum(), base),
+        "b": ok(base.sum() + 1e-9, base * (1 + 1e-7)),
+        "c": ok(base.sum() * 2, base + 0.5),
+        "d": ok(np.nan, base),
+        "e": ok(base.sum(), np.where(base > 0, np.inf, base)),
+        "f": ok([1.0, 2.0], None),
+        "g": ok(0.0, np.zeros((2, 3))),
+        "h": failed("error", "boom"),
+        "i": ok(base.sum(), base[:1]),
+    }
+    for tol in (TOL, DEFAULT_TOLERANCE["float32"], {"rtol": 0.0, "atol": 0.0}):
+        pairwise = compare.Pairwise(results, tol)
+        live = [k for k, r in results.items() if r["status"] == "ok"]
+        for a, b in itertools.permutations(live, 2):
+            assert pairwise(a, b) == compare.agreement(results[a], results[b], tol), (a, b, tol)
