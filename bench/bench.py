@@ -329,9 +329,21 @@ def run_pytest(folder: Path, cases_dir: Path, workers: str, settings: Settings) 
     """The pytest plugin on the same folder (rootdir: the case folder, so no project ini applies)."""
     report = folder / f"pytest-n{workers}"
     command = [
-        sys.executable, "-m", "pytest", str(cases_dir), "-q", "-p", "no:cacheprovider", "-n", workers,
-        "--conformance-only", KEYS,
-        "--conformance-json", str(report / "results.json"), "--conformance-html", str(report / "index.html"),
+        sys.executable,
+        "-m",
+        "pytest",
+        str(cases_dir),
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "-n",
+        workers,
+        "--conformance-only",
+        KEYS,
+        "--conformance-json",
+        str(report / "results.json"),
+        "--conformance-html",
+        str(report / "index.html"),
     ]
     log = folder / f"pytest-n{workers}.log"
     settle(settings.settle)
@@ -372,7 +384,9 @@ def _all_ok(doc: dict[str, Any], log: Path) -> None:
     bad = [(c["id"], key, r) for c in doc["cases"] for key, r in c["results"].items() if r["status"] != "ok"]
     if bad:
         case, key, result = bad[0]
-        raise RuntimeError(f"{len(bad)} results not ok; first: {case} {key} {result['status']}: {(result.get('message') or '')[:300]} (log {log})")
+        raise RuntimeError(
+            f"{len(bad)} results not ok; first: {case} {key} {result['status']}: {(result.get('message') or '')[:300]} (log {log})"
+        )
 
 
 def _check(run: Measured, log: Path) -> None:
@@ -414,8 +428,12 @@ def measure_size(count: int, repeat: int, root: Path, settings: Settings, pytest
             print(f"  n={count} run {index + 1}/{repeat} failed, left out: {exc}", flush=True)
             continue
         runs.append(one)
-        print(f"  n={count} run {index + 1}/{repeat}: " + ", ".join(f"{name} {one[name]['wall']:.1f} s" for name in RUNS if name in one)
-              + f" ({time.perf_counter() - started:.0f} s)", flush=True)
+        print(
+            f"  n={count} run {index + 1}/{repeat}: "
+            + ", ".join(f"{name} {one[name]['wall']:.1f} s" for name in RUNS if name in one)
+            + f" ({time.perf_counter() - started:.0f} s)",
+            flush=True,
+        )
     return {"cases": count, "runs": runs}
 
 
@@ -496,7 +514,8 @@ def main_table(sizes: list[dict[str, Any]]) -> str:
             f"| {n:,} | {_f(bare)} | {_f(suite)} | {suite / bare:.2f} | {_f(median(runs, 'pytest_n0', 'wall'))} "
             f"| {_f(median(runs, 'pytest_nauto', 'wall'))} | {_f(overhead)} ({overhead / native * 100:.0f}%; {overhead / n * 1000:.1f}) "
             f"| {_per_fw(runs, 'suite', 'startup')} | {_per_fw(runs, 'suite', 'worker_mb', digits=0)} "
-            f"| {_f(median(runs, 'suite', 'parent_mb'), 0)} | {_f(median(runs, 'suite', 'html_mb'))}; {_f(median(runs, 'suite', 'json_mb'))} |"
+            f"| {_f(median(runs, 'suite', 'parent_mb'), 0)} "
+            f"| {_f(median(runs, 'suite', 'html_mb'))}; {_f(median(runs, 'suite', 'json_mb'))} |"
         )
     return "\n".join(lines)
 
@@ -554,7 +573,9 @@ def checks(sizes: list[dict[str, Any]]) -> str:
 
 def machine() -> str:
     """CPU count, model and memory, for the record."""
-    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")), "?")
+    model = next(
+        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")), "?"
+    )
     total = next((int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal")), 0)
     return f"{os.cpu_count()} CPUs ({model}), {total / MB:.1f} GiB RAM, Python {sys.version.split()[0]}"
 
@@ -568,8 +589,12 @@ def source_state() -> str:
     if where != REPO:
         return f"source: conformance imported from {where}"
     try:
-        head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "conformance"], capture_output=True, text=True).stdout.strip()
+        head = subprocess.run(
+            ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(REPO), "status", "--porcelain", "conformance"], capture_output=True, text=True
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "source: not a git checkout"
     return f"source: {head}" + (" + uncommitted changes under conformance/" if dirty else "")
@@ -578,21 +603,23 @@ def source_state() -> str:
 def report(bench: dict[str, Any]) -> str:
     sizes = bench["sizes"]
     versions = next((r["suite"].get("versions") for s in sizes for r in s["runs"]), {}) or {}
-    return "\n\n".join([
-        f"machine: {bench['machine']}; {bench['source']}; bare environment: {bench['bare_env']}",
-        "versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()),
-        "medians over the repeats; bare = the three bare processes one after another.",
-        main_table(sizes),
-        OVERHEAD_DEFINITION,
-        "time (head = suite start to its first worker process; tail = last worker exit to the end: report "
-        "writing and exit; worker non-native = worker lifetime - start-up - native seconds, per case; CPU = "
-        "user + system seconds of the whole process tree, less sensitive than wall time to other load; other "
-        "load = CPU used by programs outside the measured tree, in cores, during the run):",
-        time_table(sizes),
-        "processes (VmHWM peaks and CPU seconds from /proc):",
-        process_table(sizes),
-        checks(sizes),
-    ])
+    return "\n\n".join(
+        [
+            f"machine: {bench['machine']}; {bench['source']}; bare environment: {bench['bare_env']}",
+            "versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()),
+            "medians over the repeats; bare = the three bare processes one after another.",
+            main_table(sizes),
+            OVERHEAD_DEFINITION,
+            "time (head = suite start to its first worker process; tail = last worker exit to the end: report "
+            "writing and exit; worker non-native = worker lifetime - start-up - native seconds, per case; CPU = "
+            "user + system seconds of the whole process tree, less sensitive than wall time to other load; other "
+            "load = CPU used by programs outside the measured tree, in cores, during the run):",
+            time_table(sizes),
+            "processes (VmHWM peaks and CPU seconds from /proc):",
+            process_table(sizes),
+            checks(sizes),
+        ]
+    )
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -602,10 +629,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--repeat-large", type=int, default=1, help="runs for sizes above 1,000 (default 1)")
     parser.add_argument("--out", type=Path, default=None, help="working folder, kept (default: a temporary folder, removed)")
     parser.add_argument("--no-pytest", action="store_true", help="skip the two pytest runs")
-    parser.add_argument("--bare-env", choices=("worker", "inherit"), default="worker",
-                        help="bare scripts' environment: the workers' thread settings (default) or this shell's")
-    parser.add_argument("--settle", type=float, default=5.0,
-                        help="before each measurement, wait up to this many seconds for other programs to go quiet (default 5)")
+    parser.add_argument(
+        "--bare-env",
+        choices=("worker", "inherit"),
+        default="worker",
+        help="bare scripts' environment: the workers' thread settings (default) or this shell's",
+    )
+    parser.add_argument(
+        "--settle",
+        type=float,
+        default=5.0,
+        help="before each measurement, wait up to this many seconds for other programs to go quiet (default 5)",
+    )
     parser.add_argument("--interval", type=float, default=0.1, help="/proc polling interval in seconds (default 0.1)")
     parser.add_argument("--from-json", type=Path, default=None, help="only print the tables of a saved bench.json")
     return parser.parse_args(argv)
