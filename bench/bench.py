@@ -326,7 +326,8 @@ def run_suite(folder: Path, cases_dir: Path, settings: Settings) -> tuple[dict[s
 
 
 def run_pytest(folder: Path, cases_dir: Path, workers: str, settings: Settings) -> dict[str, Any]:
-    """The pytest plugin on the same folder (rootdir: the case folder, so no project ini applies)."""
+    """The pytest plugin on the same folder (rootdir: the case folder, so no project ini applies: the
+    plugins this project turns off in pyproject.toml are turned off here too)."""
     report = folder / f"pytest-n{workers}"
     command = [
         sys.executable,
@@ -336,6 +337,10 @@ def run_pytest(folder: Path, cases_dir: Path, workers: str, settings: Settings) 
         "-q",
         "-p",
         "no:cacheprovider",
+        "-p",
+        "no:hypothesispytest",
+        "-p",
+        "no:anyio",
         "-n",
         workers,
         "--conformance-only",
