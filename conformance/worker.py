@@ -3,6 +3,10 @@
 Run as `python -m conformance.worker FRAMEWORK`. Messages are pickled over stdin/stdout; anything the
 framework prints to stdout is moved to stderr so it cannot corrupt the stream. One framework per
 process: `import tensorflow; import paddle` in one process segfaults.
+
+It answers `("ready", versions, seconds)` once imported, then each message in order:
+`("case", index, case, keys)` -> `("result", index, results by key)` (keys None: every variant);
+`("recipes", index, case, {target: knobs})` -> `("recipes", index, recipes by target)`.
 """
 
 from __future__ import annotations
