@@ -7,7 +7,7 @@ window of cases ahead of its answers, so it never waits on the parent, and no fr
 order, each as soon as every framework has answered it and the recipes asked for it are back.
 
 When one framework holds the others back (they wait at `AHEAD`) and its work left is worth more than
-twice a worker's start-up, it is given another worker, up to `most` per framework: its workers then
+`SPARE_WORKER_PAYS` worker start-ups, it is given another worker, up to `most` per framework: its workers then
 take cases from one shared queue.
 
 A worker answers in the order it is sent work, so when one dies or hangs, what it died on is the
@@ -38,6 +38,9 @@ from conformance.reference import Knobs
 START_TIMEOUT = 300.0
 WINDOW = 4
 AHEAD = 256
+# Another worker's import competes for the same cores as the work it is to share: on 2 cores, a second
+# TensorFlow worker started with ~8 s of its work left (~2.5 start-ups) made a 1,000-case run slower.
+SPARE_WORKER_PAYS = 5
 WORKER_ENV = {
     "OMP_NUM_THREADS": "1",
     "MKL_NUM_THREADS": "1",
@@ -179,7 +182,7 @@ class _Stream:
             if kind == "stop":
                 return
             if kind == "result":
-                self.frameworks[framework].answered += 1
+                self.frameworks[framework].answer()
                 found.setdefault(index, {}).update(payload)
                 answered[index] = answered.get(index, 0) + 1
                 if answered[index] < len(self.frameworks):
@@ -216,14 +219,14 @@ class _Stream:
 
     def _balance(self) -> None:
         """Give the framework furthest behind another worker if the others wait for it at `AHEAD` and
-        its work left, at its pace so far, is worth more than twice a worker's start-up."""
+        its work left, at its pace so far, is worth more than `SPARE_WORKER_PAYS` worker start-ups."""
         behind = min(self.frameworks.values(), key=lambda f: f.next_case)
         held = max(f.next_case for f in self.frameworks.values()) - behind.next_case >= AHEAD // 2
-        if not held or len(behind.shards) >= behind.most or not behind.answered or not behind.stats.startup_seconds:
+        if not held or len(behind.shards) >= behind.most or behind.answered < 2 or not behind.stats.startup_seconds:
             return
-        pace = (time.monotonic() - behind.started) / behind.answered
+        pace = (time.monotonic() - behind.first_answer) / (behind.answered - 1)
         startup = sum(behind.stats.startup_seconds) / len(behind.stats.startup_seconds)
-        if (len(self.cases) - behind.answered) * pace > 2 * startup:
+        if (len(self.cases) - behind.answered) * pace > SPARE_WORKER_PAYS * startup:
             self.drive(behind.add_shard())
 
     def finish(self, abandoned: bool) -> None:
@@ -276,7 +279,13 @@ class _Framework:
             self.todo: deque[tuple[Any, ...]] = deque()
             self.ended = False
             self.answered = 0
-            self.started = time.monotonic()
+            self.first_answer = 0.0
+
+    def answer(self) -> None:
+        """Count an answered case (its pace, from the first answer on, decides on another worker)."""
+        if not self.answered:
+            self.first_answer = time.monotonic()
+        self.answered += 1
 
     def take(self, limit: int) -> tuple[Any, ...] | None:
         with self.lock:
