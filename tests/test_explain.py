@@ -199,6 +199,33 @@ def test_a_differing_knob_without_effect_is_listed_with_effect_zero_and_equal_kn
     assert explain.knob_differences(WEIGHTED_MEAN, Knobs(), Knobs()) == []
 
 
+def test_skipping_knobs_the_model_did_not_read_changes_no_effect():
+    """Protects the `Outcome.read` shortcut: for every knob and every alternative value, on logits and
+    probabilities, weighted and not, empty and not, the listed effect equals the one found by actually
+    evaluating the switched model (a knob read but not recorded would show here)."""
+    from dataclasses import fields
+
+    from conformance import reference
+
+    specs = [
+        "logits: [[0.05, 0.95, 0], [0.1, 0.8, 0.1]]\n    labels: [1, 2]\n    weight: [1, 2, 3]\n    label_smoothing: 0.1",
+        "logits: [[0.05, 0.95, 0], [0.1, 0.8, 0.1]]\n    labels: [1, -100]\n    ignore_index: -100\n    reduction: sum",
+        "probs: [[0.2, 0.7, 0.1], [0.5, 0.25, 0.25]]\n    soft_labels: [[0, 1, 0], [0.5, 0.5, 0]]\n    weight: [1, 0, 3]",
+        "logits: [[80, 0, -1]]\n    labels: [2]\n    sample_weight: [0.5]\n    reduction: mean_with_sample_weight",
+        "logits: [[0, 1, 2]]\n    labels: [-100]\n    ignore_index: -100",
+    ]
+    base = Knobs()
+    for spec in specs:
+        (case,) = cases.load_text(f"cases:\n  - id: c\n    {spec}\n", "c.yaml")
+        for f in fields(Knobs):
+            for value in explain._alternatives(f.name, getattr(base, f.name)):
+                other = base.switched(f.name, value)
+                with np.errstate(all="ignore"):
+                    expected = explain._effect(reference.evaluate(case, base).loss, reference.evaluate(case, other).loss)
+                [found] = explain.knob_differences(case, base, other)
+                assert found["effect"] == expected, (spec, f.name, value)
+
+
 def test_an_effect_that_is_not_finite_is_none():
     (empty,) = cases.load_text(
         "cases:\n  - id: all_ignored\n    logits: [[0.05, 0.95, 0]]\n    labels: [-100]\n    ignore_index: -100\n", "empty.yaml"
