@@ -179,9 +179,11 @@ class _State:
         done = {r["file"] + "::" + r["id"] for r in self.records}
         batch = [i for i in item.session.items if isinstance(i, CaseItem)]
         workerinput = getattr(self.config, "workerinput", None)
-        if workerinput is not None:
+        if workerinput is not None and workerinput.get("conformance_chunks"):  # our scheduler: whole chunks
             chunk = chunk_of(batch.index(item), workerinput["workercount"])
             batch = [i for n, i in enumerate(batch) if chunk_of(n, workerinput["workercount"]) == chunk]
+        elif workerinput is not None:  # a distribution the user chose: batch by file, its coarsest common unit
+            batch = [i for i in batch if i.path == item.path]
         todo = [i.case for i in batch if i.case.nodeid not in done and i.case.nodeid not in self.ready]
         if self.workers is None:
             self.workers = runner.Workers(self.keys, self.config.getoption("conformance_timeout"))
@@ -207,11 +209,23 @@ def chunk_of(position: int, workers: int) -> int:
     return position % (CHUNKS_PER_WORKER * max(workers, 1))
 
 
+def _chunked(config: pytest.Config) -> bool:
+    """Whether the case items go out in chunks: under xdist's default distribution, not one the user chose."""
+    return bool(config.getoption("dist") == "load")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """xdist controller: tell each worker whether its case items come in chunks (workers do not see
+    the distribution option themselves)."""
+    node.workerinput["conformance_chunks"] = _chunked(node.config)
+
+
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     """xdist controller: hand out case items in whole chunks (other tests grouped by module), unless
     the user chose another distribution than xdist's default `load`."""
-    if config.getoption("dist") != "load":
+    if not _chunked(config):
         return None
     from conformance.scheduling import CaseChunkScheduling
 

@@ -228,6 +228,17 @@ def test_under_xdist_one_results_json_holds_every_case_each_evaluated_once(pytes
     assert "numpy" in doc["versions"]
 
 
+def test_under_a_distribution_the_user_chose_each_case_is_still_evaluated_once(pytester):
+    """Protects batching under `--dist loadfile`: a worker is sent whole files, so it streams its item's
+    file (interleaved chunks would also run the other file's cases, on both workers)."""
+    pytester.makefile(".yaml", cases=CASES, more=CASES)
+    pytester.makeconftest(WRITE_LOG)
+    result = run(pytester, "-n", "2", "--dist", "loadfile")
+    result.assert_outcomes(passed=8)
+    both = NODE_IDS + [n.replace("cases.yaml", "more.yaml") for n in NODE_IDS]
+    assert sorted(what for _, what in logged(pytester)["record"]) == sorted(both)
+
+
 def test_a_value_moved_since_the_baseline_fails_that_item_naming_the_result_key(pytester, capsys):
     pytester.makefile(".yaml", cases=CASES)
     saved = pytester.path / "baseline.json"
