@@ -55,10 +55,8 @@ def difference(a: Any, b: Any, rtol: float, atol: float) -> Difference:
     if x.size == 0:
         return Difference(0.0, 0.0, True)
     if np.isfinite(x).all() and np.isfinite(y).all():  # the common case, in a third of the operations
-        gap = np.abs(x - y)
-        scale = np.maximum(np.abs(x), np.abs(y))
-        rel = gap / np.where(scale == 0, 1.0, scale)
-        return Difference(float(gap.max()), float(rel.max()), bool((gap <= atol + rtol * scale).all()))
+        max_abs, max_rel, agree = _finite(x, y, rtol, atol)
+        return Difference(float(max_abs), float(max_rel), bool(agree))
     both_nan = np.isnan(x) & np.isnan(y)
     same_inf = np.isinf(x) & np.isinf(y) & (np.sign(x) == np.sign(y))
     settled = both_nan | same_inf
@@ -69,6 +67,15 @@ def difference(a: Any, b: Any, rtol: float, atol: float) -> Difference:
         rel = np.where(gap == 0, 0.0, np.where(np.isinf(gap), np.inf, gap / np.where(scale == 0, 1.0, scale)))
     ok = bool(np.all(gap <= atol + rtol * np.where(np.isfinite(scale), scale, 0.0)))
     return Difference(float(gap.max()), float(rel.max()), ok)
+
+
+def _finite(x: np.ndarray, y: np.ndarray, rtol: float, atol: float) -> tuple[Any, Any, Any]:
+    """`difference` of finite values along the last axis: the largest absolute and relative gaps and
+    whether all agree (for one pair, or for every pair of a broadcast stack at once)."""
+    gap = np.abs(x - y)
+    scale = np.maximum(np.abs(x), np.abs(y))
+    rel = gap / np.where(scale == 0, 1.0, scale)
+    return gap.max(axis=-1), rel.max(axis=-1), (gap <= atol + rtol * scale).all(axis=-1)
 
 
 def agreement(left: dict[str, Any], right: dict[str, Any], tol: dict[str, float]) -> dict[str, Any]:
@@ -97,7 +104,7 @@ def order(keys: Any) -> list[str]:
 class Pairwise:
     """The agreement of each pair of one case's results, computed once: the pair table, the groups and
     the expectation check all ask for the same pairs. Where the values are finite and of one size (the
-    usual case), all pairs come from one broadcast over the stacked arrays, with `difference`'s formulas;
+    usual case), all pairs come from one broadcast over the stacked arrays, with `difference`'s formulas (`_finite`);
     the rest go through `difference` itself."""
 
     def __init__(self, results: dict[str, dict[str, Any]], tol: dict[str, float]) -> None:
@@ -133,12 +140,7 @@ class _Table:
             self.index = {}
             return
         stacked = np.stack([arrays[k] for k in self.index])
-        x, y = stacked[:, None, :], stacked[None, :, :]
-        gap = np.abs(x - y)
-        scale = np.maximum(np.abs(x), np.abs(y))
-        self.max_abs: np.ndarray = gap.max(axis=2)
-        self.max_rel: np.ndarray = (gap / np.where(scale == 0, 1.0, scale)).max(axis=2)
-        self.agree: np.ndarray = np.asarray((gap <= tol["atol"] + tol["rtol"] * scale).all(axis=2))
+        self.max_abs, self.max_rel, self.agree = _finite(stacked[:, None, :], stacked[None, :, :], tol["rtol"], tol["atol"])
 
     def difference(self, a: str, b: str) -> Difference | None:
         i, j = self.index.get(a), self.index.get(b)
