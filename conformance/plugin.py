@@ -2,7 +2,8 @@
 
 Thin on purpose: it maps case files to items and failures to a readable table; the work is done by the
 same `runner` and `results` as `conformance run`. Frameworks still run in their own worker processes,
-in one batch per pytest process (under xdist, one batch per xdist worker), streamed item by item.
+in one batch of every collected case, streamed item by item (under xdist, by the controller, which
+serves each xdist worker the records of its items: `service`).
 Registered through the `pytest11` entry point; the top-level conftest.py registers it when the package
 is used from a checkout without being installed.
 """
@@ -16,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from conformance import adapters, baseline, cases, explain, html, results, runner, summary
+from conformance import adapters, baseline, cases, explain, html, results, runner, service, summary
 from conformance.cli import check_keys, selection
 from conformance.errors import ConformanceError
 
@@ -52,6 +53,7 @@ class CaseFile(pytest.File):
     """A YAML case file; a bad one is a single collection error naming the file and line."""
 
     def collect(self) -> Iterator[pytest.Item]:
+        self.config.stash[_STATE].prepare()
         loaded = cases.load_file(self.path)
         check_keys(loaded)
         for case in loaded:
@@ -100,7 +102,7 @@ class CaseItem(pytest.Item):
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
         if isinstance(excinfo.value, ExpectationViolated) and self.record is not None:
             return failure_table(self.record)
-        if isinstance(excinfo.value, ValuesMoved):
+        if isinstance(excinfo.value, (ValuesMoved, ConformanceError)):
             return str(excinfo.value)
         return super().repr_failure(excinfo)
 
@@ -139,111 +141,104 @@ def moved_table(report: dict[str, Any]) -> str:
 
 
 class _State:
-    """Runs this process's case items in batches and collects their records for the reports.
+    """Where this process's case items get their records, and the records the reports hold.
 
-    Without xdist the batch is every case item, streamed through the framework workers while the items
-    run. Under xdist the case items are split into interleaved chunks (`chunk_of`), which the scheduler
-    (`pytest_xdist_make_scheduler`) hands out whole, so each xdist worker streams the chunks it is given
-    through its own framework workers, started once.
+    Without xdist the batch is every case item, streamed through this process's framework workers while
+    the items run. Under xdist the controller evaluates the collected cases once for all xdist workers
+    (`service.Service`), and each xdist worker asks it for the record of each item it runs
+    (`service.Remote`): framework workers are started once, not once per xdist worker.
     """
 
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
+        self.workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
         self.workers: runner.Workers | None = None
         self.stream: Generator[tuple[cases.Case, dict[str, dict[str, Any]]], None, None] | None = None
-        self.streaming: set[str] = set()
         self.ready: dict[str, dict[str, Any]] = {}
-        self.records: list[dict[str, Any]] = []
+        self.served: dict[str, dict[str, Any]] = {}
+        self.service: service.Service | None = None
+        self.remote: service.Remote | None = None
         self.keys = selection(config.getoption("conformance_frameworks"), config.getoption("conformance_only"))
+        self.timeout = config.getoption("conformance_timeout")
         path = config.getoption("conformance_baseline")
         self.baseline_path = path
         self.baseline = baseline.load(Path(path)) if path else None
 
     def record_for(self, item: CaseItem) -> dict[str, Any]:
+        if self.workerinput is not None:
+            if self.remote is None:
+                raise ConformanceError(
+                    "case items under xdist are evaluated by the xdist controller, which serves them over a local "
+                    "socket, and this xdist worker is not on this machine: run case files with -n (local workers) "
+                    "or without xdist"
+                )
+            return self.remote.record(item.case.nodeid)
         nodeid = item.case.nodeid
-        if nodeid not in self.ready and nodeid not in self.streaming:
-            self._start(item)
+        if nodeid in self.served:  # the item runs again (a rerun plugin): a case is evaluated once per session
+            return self.served[nodeid]
+        if self.stream is None:
+            todo = [i.case for i in item.session.items if isinstance(i, CaseItem)]
+            self.workers = self.workers or runner.Workers(self.keys, self.timeout)
+            self.stream = self.workers.stream(todo, explain.recipe_requests)
         while nodeid not in self.ready:
-            assert self.stream is not None
             case, found = next(self.stream)
-            self.streaming.discard(case.nodeid)
             self.ready[case.nodeid] = results.record(case, found)
-        record = self.ready.pop(nodeid)
-        self.records.append(record)
-        return record
+        self.served[nodeid] = self.ready.pop(nodeid)
+        return self.served[nodeid]
 
-    def _start(self, item: CaseItem) -> None:
-        """Stream the batch `item` belongs to (what is left of an earlier batch is finished first)."""
-        for case, found in self.stream or ():
-            self.ready[case.nodeid] = results.record(case, found)
-        done = {r["file"] + "::" + r["id"] for r in self.records}
-        batch = [i for i in item.session.items if isinstance(i, CaseItem)]
-        workerinput = getattr(self.config, "workerinput", None)
-        if workerinput is not None and workerinput.get("conformance_chunks"):  # our scheduler: whole chunks
-            chunk = chunk_of(batch.index(item), workerinput["workercount"])
-            batch = [i for n, i in enumerate(batch) if chunk_of(n, workerinput["workercount"]) == chunk]
-        elif workerinput is not None:  # a distribution the user chose: batch by file, its coarsest common unit
-            batch = [i for i in batch if i.path == item.path]
-        todo = [i.case for i in batch if i.case.nodeid not in done and i.case.nodeid not in self.ready]
-        if self.workers is None:
-            self.workers = runner.Workers(self.keys, self.config.getoption("conformance_timeout"))
-        self.streaming = {c.nodeid for c in todo}
-        self.stream = self.workers.stream(todo, explain.recipe_requests)
+    def prepare(self) -> None:
+        """A case file is being collected: start the framework workers (under xdist, have the controller
+        start them), so that their imports overlap the rest of the collection."""
+        if self.config.option.collectonly:
+            return
+        if self.workerinput is None:
+            self.workers = self.workers or runner.Workers(self.keys, self.timeout)
+        elif self.remote is None and self.workerinput.get("conformance_service"):
+            self.remote = service.Remote(tuple(self.workerinput["conformance_service"]))
 
-    def versions(self) -> dict[str, str]:
-        return self.workers.versions() if self.workers else {}
+    def offer(self, items: list[pytest.Item]) -> None:
+        """xdist worker: send the collected cases to the controller, which evaluates them."""
+        todo = [i.case for i in items if isinstance(i, CaseItem)]
+        if self.remote is not None and todo:
+            self.remote.offer(todo)
 
     def close(self) -> None:
         if self.stream is not None:
             self.stream.close()
-        if self.workers is not None:
-            self.workers.close()
+        for part in (self.workers, self.service, self.remote):
+            if part is not None:
+                part.close()
+
+    def report(self) -> tuple[list[dict[str, Any]], dict[str, str]]:
+        """The records of the items that ran, and the versions that produced them."""
+        if self.service is not None:
+            return self.service.records(), self.service.versions()
+        return list(self.served.values()), self.workers.versions() if self.workers else {}
 
 
-CHUNKS_PER_WORKER = 4
-
-
-def chunk_of(position: int, workers: int) -> int:
-    """The chunk of the case item at `position` among the collected case items under `workers` xdist
-    workers: interleaved, so every chunk mixes all files' cases and costs about the same."""
-    return position % (CHUNKS_PER_WORKER * max(workers, 1))
-
-
-def _chunked(config: pytest.Config) -> bool:
-    """Whether the case items go out in chunks: under xdist's default distribution, not one the user chose."""
-    return bool(config.getoption("dist") == "load")
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_setupnodes(config: pytest.Config, specs: list[Any]) -> None:
+    """xdist controller: the service that evaluates the cases once, for every xdist worker; a framework
+    may get up to one worker per xdist worker."""
+    state = config.stash[_STATE]
+    state.service = service.Service(state.keys, state.timeout, most=len(specs))
 
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_configure_node(node: Any) -> None:
-    """xdist controller: tell each worker whether its case items come in chunks (workers do not see
-    the distribution option themselves)."""
-    node.workerinput["conformance_chunks"] = _chunked(node.config)
+    """xdist controller: tell each xdist worker on this machine where the service listens."""
+    state = node.config.stash[_STATE]
+    if state.service is not None and node.gateway.spec.popen:
+        node.workerinput["conformance_service"] = list(state.service.address())
 
 
-@pytest.hookimpl(optionalhook=True)
-def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
-    """xdist controller: hand out case items in whole chunks (other tests grouped by module), unless
-    the user chose another distribution than xdist's default `load`."""
-    if not _chunked(config):
-        return None
-    from conformance.scheduling import CaseChunkScheduling
-
-    return CaseChunkScheduling(config, log)
+def pytest_collection_finish(session: pytest.Session) -> None:
+    state = session.config.stash.get(_STATE, None)
+    if state is not None and state.workerinput is not None:
+        state.offer(session.items)
 
 
 _STATE = pytest.StashKey[_State]()
-
-
-@pytest.hookimpl(optionalhook=True)
-def pytest_testnodedown(node: Any, error: Any) -> None:
-    """xdist controller: gather the records an xdist worker ran."""
-    shipped = getattr(node, "workeroutput", {}).get("conformance")
-    if shipped:
-        data = json.loads(shipped)
-        state = node.config.stash[_STATE]
-        state.records.extend(data["records"])
-        state.shipped_versions = {**getattr(state, "shipped_versions", {}), **data["versions"]}
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
@@ -252,14 +247,13 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     if state is None:
         return
     state.close()
-    if hasattr(config, "workerinput"):
-        config.workeroutput["conformance"] = json.dumps({"records": state.records, "versions": state.versions()})  # type: ignore[attr-defined]
+    if state.workerinput is not None:
         return
-    if not state.records:
+    records, versions = state.report()
+    if not records:
         return
-    versions = {**state.versions(), **getattr(state, "shipped_versions", {})}
-    order = {id(c): i for i, c in enumerate(state.records)}
-    records = sorted(state.records, key=lambda r: (r["file"], order[id(r)]))
+    order = {id(c): i for i, c in enumerate(records)}
+    records = sorted(records, key=lambda r: (r["file"], order[id(r)]))
     doc = results.document(records, versions, {"runner": "pytest"})
     if state.baseline is not None:
         doc["baseline"] = baseline.replay(doc, state.baseline, state.baseline_path)

@@ -17,6 +17,7 @@ worker's stderr), and a fresh worker is sent the rest.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import queue
@@ -91,6 +92,7 @@ class Workers:
 
     def __init__(self, keys: dict[str, set[str] | None], timeout: float = 120.0, most: int = 1) -> None:
         self.stats = {name: WorkerStats() for name in keys}
+        self._current: _Stream | None = None
         self._frameworks = {name: _Framework(name, wanted, timeout, self.stats[name], most) for name, wanted in keys.items()}
 
     def versions(self) -> dict[str, str]:
@@ -101,23 +103,37 @@ class Workers:
         framework should run which recipes; their outcome lands in that framework's result."""
         if not cases:
             return
-        run = _Stream(list(self._frameworks.values()), cases, recipes)
+        run = self._current = _Stream(list(self._frameworks.values()), cases, recipes)
         taken = 0
         try:
             while taken < len(cases):
                 answer = run.outbox.get()
+                if run.cancelled:
+                    break
                 taken += 1
                 yield answer
         finally:
             run.finish(abandoned=taken < len(cases))
+
+    def cancel(self) -> None:
+        """From another thread: end the stream under way, as if its consumer had stopped taking cases."""
+        run = self._current
+        if run is not None:
+            run.cancelled = True
+            with contextlib.suppress(queue.Full):
+                run.outbox.put_nowait(None)  # type: ignore[arg-type]  # wakes a consumer waiting for a case
 
     def evaluate(self, case: Case) -> Results:
         """The results of one case, by result key."""
         return [results for _, results in self.stream([case])][0]
 
     def close(self) -> None:
-        for f in self._frameworks.values():
-            f.close()
+        """End every worker; all are asked first, so their exits (about a second each) overlap."""
+        shards = [shard for f in self._frameworks.values() for shard in f.shards]
+        for shard in shards:
+            shard.release()
+        for shard in shards:
+            shard.reap()
 
     def __enter__(self) -> Workers:
         return self
@@ -155,6 +171,7 @@ class _Stream:
         self.inbox: queue.Queue[tuple[str, str, int, Any]] = queue.Queue()
         self.outbox: queue.Queue[tuple[Case, Results]] = queue.Queue(maxsize=AHEAD)
         self.limit = AHEAD
+        self.cancelled = False
         self.threads: list[threading.Thread] = []
         self.lock = threading.Lock()
         for f in frameworks:
@@ -331,9 +348,6 @@ class _Framework:
             return ("recipes", self.name, index, {t: {"body": None, "loss": None, "message": reason} for t in detail})
         return ("result", self.name, index, {v.key: _crashed(v.api, reason) for v in adapters.for_case(self.variants, case)})
 
-    def close(self) -> None:
-        for shard in self.shards:
-            shard.stop()
 
 
 class _Shard:
@@ -357,8 +371,18 @@ class _Shard:
         self.worker = _Worker(self.framework.name, self.events, self.generation)
 
     def stop(self) -> None:
+        self.release()
+        self.reap()
+
+    def release(self) -> None:
+        """Ask the worker to end: it exits after what it is running (killed if it never got ready)."""
         if self.worker is not None:
-            self.worker.stop(kill=not self.ready)
+            self.worker.release(kill=not self.ready)
+
+    def reap(self) -> None:
+        """Wait for the released worker to exit."""
+        if self.worker is not None:
+            self.worker.reap()
             self.worker = None
 
     def drive(self, stream: _Stream) -> None:
@@ -491,16 +515,21 @@ class _Worker:
         tail = [line for line in self.stderr.read().decode(errors="replace").splitlines() if line.strip()][-3:]
         return what + (f" ({' | '.join(tail)})" if tail else "")
 
-    def stop(self, kill: bool = False) -> None:
-        """End the process: at once if `kill` (nothing of it is wanted), else let it finish and exit."""
+    def release(self, kill: bool = False) -> None:
+        """Ask the process to end: close its input (it exits after what it is running), or kill it if
+        nothing of it is wanted."""
         if self.process.poll() is None:
-            try:
+            with contextlib.suppress(OSError):
                 if kill:
                     self.process.kill()
                 assert self.process.stdin is not None
                 self.process.stdin.close()
-                self.process.wait(timeout=10)
-            except (OSError, subprocess.TimeoutExpired):
-                self.process.kill()
-                self.process.wait()
+
+    def reap(self) -> None:
+        """Wait for the released process (killed after 10 s)."""
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
         self.stderr.close()

@@ -15,6 +15,8 @@ import yaml
 from conformance.errors import CaseError
 
 Path = tuple[Any, ...]
+# libyaml's parser where PyYAML was built with it: the same nodes and marks, about 8x faster to parse.
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 MAP_TAG = "tag:yaml.org,2002:map"
 SEQ_TAG = "tag:yaml.org,2002:seq"
 MERGE_TAG = "tag:yaml.org,2002:merge"
@@ -25,7 +27,7 @@ def load(text: str, file: str) -> tuple[Any, dict[Path, int]]:
 
     For a mapping entry the line is the key's line, where a reader looks for it.
     """
-    loader = yaml.SafeLoader(text)
+    loader = _Loader(text)
     lines: dict[Path, int] = {}
     try:
         node = loader.get_single_node()

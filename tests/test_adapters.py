@@ -13,10 +13,12 @@ import math
 import os
 import subprocess
 import sys
-import uuid
+import threading
+import time
 
 import numpy as np
 import pytest
+from fakes import fake_cases, register_fake
 
 from conformance import adapters, cases, runner
 
@@ -357,74 +359,6 @@ def test_snippet_reproduces_the_reported_loss_in_a_fresh_process(runs, framework
 
 # ---------------------------------------------------------------- crashes and hangs
 
-FAKE_ADAPTER = '''
-"""A fake framework for the runner tests: numpy only; dies, hangs, raises or prints on chosen case ids."""
-from conformance.adapters import Unsupported, Variant
-
-SETUP = "import os\\nimport time\\nimport numpy as np"
-BODIES = {
-    "exit": "os._exit(3)",
-    "kill": "os.kill(os.getpid(), 9)",
-    "hang": "time.sleep(120)",
-    "raise": "raise ValueError('bad input')",
-    "long_error": "raise ValueError('\\\\n'.join(f'line {i}' for i in range(20)))",
-    "noisy": "print('noise on sys.stdout')\\nos.write(1, b'noise on fd 1\\\\n')\\nloss = np.float64(x.sum())",
-}
-
-
-def version():
-    if {broken}:
-        raise RuntimeError("fake framework failed to initialise")
-    return {"fake": "0"}
-
-
-def to_numpy(value):
-    import numpy as np
-
-    return np.asarray(value, dtype=np.float64), "float64"
-
-
-def build(case):
-    if case.id == "unsupported":
-        raise Unsupported("fake has no way to express this case")
-    if case.id.startswith("slow"):
-        return "time.sleep(0.02)\\nloss = np.float64(x.sum())"
-    return BODIES.get(case.id, "loss = np.float64(x.sum())\\ngrad = np.ones_like(x)")
-
-
-VARIANTS = [Variant("{name}", "fake.cross_entropy", build, lambda case: None)]
-'''
-
-
-def register_fake(tmp_path, monkeypatch, broken: bool = False) -> str:
-    """Register a numpy-only framework in this process and, through sitecustomize on PYTHONPATH, in workers.
-
-    Monkeypatching `adapters.FRAMEWORKS` alone does not reach a worker: it is a fresh interpreter that
-    looks the name up in its own copy of the registry."""
-    name = f"fake_{uuid.uuid4().hex[:8]}"
-    module = f"{name}_adapter"
-    source = FAKE_ADAPTER.replace("{name}", name).replace("{broken}", str(broken))
-    (tmp_path / f"{module}.py").write_text(source, encoding="utf-8")
-    (tmp_path / "sitecustomize.py").write_text(
-        f"from conformance import adapters\nadapters.FRAMEWORKS[{name!r}] = {module!r}\n", encoding="utf-8"
-    )
-    monkeypatch.syspath_prepend(str(tmp_path))
-    inherited = os.environ.get("PYTHONPATH")
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(tmp_path)] + ([inherited] if inherited else [])))
-    monkeypatch.setitem(adapters.FRAMEWORKS, name, module)
-    return name
-
-
-@pytest.fixture
-def fake_framework(tmp_path, monkeypatch) -> str:
-    return register_fake(tmp_path, monkeypatch)
-
-
-def fake_cases(*ids: str) -> list:
-    text = "cases:\n" + "".join(f"  - id: {i}\n    logits: [[{n}, 2, 3]]\n    labels: [0]\n" for n, i in enumerate(ids))
-    return cases.load_text(text, "fake.yaml")
-
-
 def run_fake(batch: list, frameworks: list[str], timeout: float = 120.0, most: int = 1) -> tuple[dict[str, dict[str, dict]], dict]:
     """case id -> result key -> result, and the workers' stats."""
     with runner.Workers(runner.plan(frameworks, None), timeout, most) as workers:
@@ -505,6 +439,28 @@ def test_a_framework_that_holds_the_others_back_gets_another_worker(fake_framewo
         assert result["status"] == "ok", result["message"]
         assert float(result["loss"]) == pytest.approx(float(case.predictions.sum()))
     assert len(stats[fake_framework].startup_seconds) == 2 and stats[fake_framework].restarts == 0
+
+
+def test_cancel_from_another_thread_ends_the_stream_and_wakes_its_waiting_consumer(fake_framework):
+    """Protects `Workers.cancel`, which the xdist controller uses on Ctrl-C or an early stop: a consumer
+    blocked waiting for the next case gets the end of the stream, and the workers can be closed."""
+    batch = fake_cases(*(f"slow{i}" for i in range(100)))  # 20 ms a case: 2 s in all
+    taken: list[str] = []
+    with runner.Workers(runner.plan([fake_framework], None)) as workers:
+
+        def consume() -> None:
+            for case, _ in workers.stream(batch):
+                taken.append(case.id)
+
+        consumer = threading.Thread(target=consume)
+        consumer.start()
+        while not taken:
+            time.sleep(0.01)
+        workers.cancel()
+        consumer.join(timeout=30)
+        assert not consumer.is_alive()
+    assert 1 <= len(taken) < len(batch)
+    assert taken == [case.id for case in batch[: len(taken)]]
 
 
 def test_plan_selects_frameworks_or_exact_result_keys():

@@ -51,7 +51,7 @@ WRITE_LOG = """\
 import os
 from pathlib import Path
 
-from conformance import html, results
+from conformance import html, results, runner
 
 LOG = Path(__file__).with_name("writes.log")
 
@@ -74,9 +74,19 @@ def counted(record):
     return wrapper
 
 
+def started(init):
+    def wrapper(self, *args, **kwargs):
+        with LOG.open("a", encoding="utf-8") as log:
+            log.write(f"workers {os.getpid()} started\\n")
+        return init(self, *args, **kwargs)
+
+    return wrapper
+
+
 results.write = logged("json", results.write)
 html.write = logged("html", html.write)
 results.record = counted(results.record)
+runner.Workers.__init__ = started(runner.Workers.__init__)
 """
 
 
@@ -150,7 +160,8 @@ def test_k_and_m_select_cases_by_name_and_by_the_keys_their_expectation_names(py
     assert collected(result) == selected
 
 
-def test_editing_one_expected_group_fails_exactly_that_item_with_a_readable_table(pytester):
+@pytest.mark.parametrize("parallel", [["-p", "no:xdist"], ["-n", "2"]], ids=["serial", "xdist"])
+def test_editing_one_expected_group_fails_exactly_that_item_with_a_readable_table(pytester, parallel):
     pytester.makefile(
         ".yaml",
         cases=f"""\
@@ -166,9 +177,9 @@ cases:
         groups: [[torch], [reference]]
 """,
     )
-    result = run(pytester, "-v", "--conformance-only", "torch,reference", frameworks="torch,reference")
+    result = run(pytester, "-v", "--conformance-only", "torch,reference", *parallel, frameworks="torch,reference")
     result.assert_outcomes(passed=2, failed=1)
-    result.stdout.fnmatch_lines(["*cases.yaml::weighted?reduction=sum? FAILED*"])
+    result.stdout.fnmatch_lines(["FAILED cases.yaml::weighted?reduction=sum?*"])
     text = output(result)
     assert "expected groups [[torch], [reference]], found [[torch, reference]]" in text
     assert "groups found:    [['torch', 'reference']]" in text
@@ -212,25 +223,28 @@ def test_junitxml_names_every_case_and_the_reports_are_written_once(pytester):
     assert (pytester.path / "out" / "index.html").is_file()
 
 
-def test_under_xdist_one_results_json_holds_every_case_each_evaluated_once(pytester):
+def test_under_xdist_the_controller_evaluates_every_case_once_and_writes_one_report(pytester):
+    """Protects the shared evaluation: framework workers are started once, by the controller, which
+    evaluates each case once and serves the records to the xdist workers running the items."""
     pytester.makefile(".yaml", cases=CASES)
     pytester.makeconftest(WRITE_LOG)
-    result = run(pytester, "-n", "2")
+    result = run(pytester, "-n", "2", "-v")
     result.assert_outcomes(passed=4)
+    result.stdout.fnmatch_lines(["*[[]gw0[]]*PASSED*"])
+    result.stdout.fnmatch_lines(["*[[]gw1[]]*PASSED*"])
     log = logged(pytester)
-    assert len(log["json"]) == len(log["html"]) == 1
-    assert log["json"][0][0] == log["html"][0][0], "both written by one process (the controller)"
-    assert log["json"][0][0] not in {pid for pid, _ in log["record"]}, "the controller runs no case"
-    assert sorted(what for _, what in log["record"]) == sorted(NODE_IDS), "each case evaluated once, by one xdist worker"
+    controller = log["json"][0][0]
+    assert log["json"] == [(controller, str(pytester.path / "out" / "results.json"))]
+    assert log["html"] == [(controller, str(pytester.path / "out" / "index.html"))]
+    assert log["workers"] == [(controller, "started")], "framework workers started once, by the controller"
+    assert sorted(log["record"]) == sorted((controller, n) for n in NODE_IDS), "each case evaluated once"
     assert sorted(p.name for p in (pytester.path / "out").glob("*.json")) == ["results.json"]
     doc = json.loads((pytester.path / "out" / "results.json").read_text(encoding="utf-8"))
-    assert sorted(f"{c['file']}::{c['id']}" for c in doc["cases"]) == sorted(NODE_IDS)
+    assert [f"{c['file']}::{c['id']}" for c in doc["cases"]] == NODE_IDS
     assert "numpy" in doc["versions"]
 
 
 def test_under_a_distribution_the_user_chose_each_case_is_still_evaluated_once(pytester):
-    """Protects batching under `--dist loadfile`: a worker is sent whole files, so it streams its item's
-    file (interleaved chunks would also run the other file's cases, on both workers)."""
     pytester.makefile(".yaml", cases=CASES, more=CASES)
     pytester.makeconftest(WRITE_LOG)
     result = run(pytester, "-n", "2", "--dist", "loadfile")
@@ -239,7 +253,28 @@ def test_under_a_distribution_the_user_chose_each_case_is_still_evaluated_once(p
     assert sorted(what for _, what in logged(pytester)["record"]) == sorted(both)
 
 
-def test_a_value_moved_since_the_baseline_fails_that_item_naming_the_result_key(pytester, capsys):
+REMOTE_WORKERS = """\
+import pytest
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_configure_node(node):
+    node.workerinput.pop("conformance_service", None)  # as for an xdist worker on another machine
+"""
+
+
+def test_an_xdist_worker_that_cannot_reach_the_controller_fails_its_case_items_saying_why(pytester):
+    pytester.makefile(".yaml", cases=CASES)
+    pytester.makeconftest(REMOTE_WORKERS)
+    result = run(pytester, "-n", "2")
+    result.assert_outcomes(failed=4)
+    text = output(result)
+    assert text.count("this xdist worker is not on this machine: run case files with -n (local workers) or without xdist") == 4
+    assert_no_traceback(text)
+
+
+@pytest.mark.parametrize("parallel", [["-p", "no:xdist"], ["-n", "2"]], ids=["serial", "xdist"])
+def test_a_value_moved_since_the_baseline_fails_that_item_naming_the_result_key(pytester, capsys, parallel):
     pytester.makefile(".yaml", cases=CASES)
     saved = pytester.path / "baseline.json"
     assert cli.main(["baseline", "save", "cases.yaml", "--frameworks", "reference", "--out", str(saved)]) == 0
@@ -250,9 +285,9 @@ def test_a_value_moved_since_the_baseline_fails_that_item_naming_the_result_key(
     moved["loss"] = then = now + 1.0
     saved.write_text(json.dumps(data), encoding="utf-8")
 
-    result = run(pytester, "-v", "--conformance-baseline", str(saved))
+    result = run(pytester, "-v", "--conformance-baseline", str(saved), *parallel)
     result.assert_outcomes(passed=3, failed=1)
-    result.stdout.fnmatch_lines(["*cases.yaml::weighted?reduction=sum? FAILED*"])
+    result.stdout.fnmatch_lines(["FAILED cases.yaml::weighted?reduction=sum?*"])
     text = output(result)
     assert "changed since the baseline" in text
     row = rf"^\s+reference\s+loss\s+{re.escape(json.dumps(then))} -> {re.escape(json.dumps(now))}$"

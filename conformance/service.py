@@ -1,0 +1,171 @@
+"""One evaluation of the collected case items for every pytest-xdist worker, run by the xdist controller.
+
+If each xdist worker evaluated its own share of the cases, each would start its own worker of every
+framework: on 2 cores, importing every framework once per xdist worker costs more CPU than splitting
+the cases saves, and `-n 2` was no faster than `-n 0`. So the controller starts the framework workers
+once, up to one per xdist worker for a framework that holds the others back (as `-n` allows), evaluates
+the collected cases in collection order, and serves each record to the xdist worker that runs its item
+over a local socket. The xdist workers only check expectations and baselines.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+import threading
+from multiprocessing import AuthenticationError
+from multiprocessing.connection import Client as _Connect
+from multiprocessing.connection import Connection, Listener
+from typing import Any
+
+from conformance import explain, results, runner
+from conformance.cases import Case
+from conformance.errors import ConformanceError
+
+
+class Service:
+    """The controller's side: framework workers started as soon as an xdist worker begins collecting
+    case files, the cases the first one collected evaluated in a thread, and a thread per xdist worker
+    answering its requests for records."""
+
+    def __init__(self, keys: dict[str, set[str] | None], timeout: float, most: int) -> None:
+        self.keys, self.timeout, self.most = keys, timeout, most
+        self.authkey = secrets.token_bytes(32)
+        self.listener = Listener(family="AF_UNIX", authkey=self.authkey)
+        self.workers: runner.Workers | None = None
+        self.evaluation: threading.Thread | None = None
+        self.order: dict[str, int] = {}
+        self.ready: dict[str, dict[str, Any]] = {}
+        self.served: dict[int, dict[str, Any]] = {}
+        self.failure: str | None = None
+        self.closed = False
+        self.lock = threading.Condition()
+        threading.Thread(target=self._accept, daemon=True, name="conformance-service").start()
+
+    def address(self) -> tuple[str, str]:
+        """What an xdist worker needs to connect: the socket's path and the key, as plain strings."""
+        return str(self.listener.address), self.authkey.hex()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                connection = self.listener.accept()
+            except (OSError, EOFError, AuthenticationError):  # a peer that is not an xdist worker of ours
+                if self.closed:
+                    return
+                continue
+            if self.closed:  # the wake-up call of `close`
+                connection.close()
+                return
+            threading.Thread(target=self._serve, args=(connection,), daemon=True, name="conformance-service").start()
+
+    def _serve(self, connection: Connection) -> None:
+        with connection:
+            try:
+                while True:
+                    kind, payload = connection.recv()
+                    if kind == "start":
+                        self._start()
+                    elif kind == "cases":
+                        self._evaluate(payload)
+                    else:
+                        connection.send(self._record(payload))
+            except (EOFError, OSError):
+                return
+
+    def _start(self) -> runner.Workers | None:
+        """Start the framework workers (an xdist worker began collecting a case file)."""
+        with self.lock:
+            if self.workers is None and not self.closed:
+                self.workers = runner.Workers(self.keys, self.timeout, self.most)
+            return self.workers
+
+    def _evaluate(self, cases: list[Case]) -> None:
+        """Start evaluating the collected cases (every xdist worker sends the same; the first one counts)."""
+        workers = self._start()
+        with self.lock:
+            if self.evaluation is not None or workers is None:
+                return
+            self.order = {case.nodeid: n for n, case in enumerate(cases)}
+            self.evaluation = threading.Thread(target=self._run, args=(workers, cases), daemon=True, name="conformance-evaluation")
+            self.evaluation.start()
+
+    def _run(self, workers: runner.Workers, cases: list[Case]) -> None:
+        try:
+            for case, found in workers.stream(cases, explain.recipe_requests):
+                record = results.record(case, found)
+                with self.lock:
+                    self.ready[case.nodeid] = record
+                    self.lock.notify_all()
+            workers.close()  # every case is evaluated: the framework workers exit while the items finish
+        except Exception as exc:  # a harness bug: every waiting item should say so, not hang
+            with self.lock:
+                self.failure = f"evaluating the cases failed in the xdist controller: {type(exc).__name__}: {exc}"
+                self.lock.notify_all()
+
+    def _record(self, nodeid: str) -> tuple[str, Any]:
+        with self.lock:
+            if nodeid not in self.order:
+                return "error", f"{nodeid} is not among the cases the xdist controller evaluated (collected by another xdist worker?)"
+            if self.order[nodeid] in self.served:  # the item runs again (a rerun plugin): a case is evaluated once
+                return "record", self.served[self.order[nodeid]]
+            self.lock.wait_for(lambda: nodeid in self.ready or self.failure is not None or self.closed)
+            if nodeid not in self.ready:
+                return "error", self.failure or "the xdist controller stopped before this case was evaluated"
+            record = self.ready.pop(nodeid)
+            self.served[self.order[nodeid]] = record
+            return "record", record
+
+    def records(self) -> list[dict[str, Any]]:
+        """The records served to items that ran, in collection order (what the reports hold)."""
+        with self.lock:
+            return [self.served[n] for n in sorted(self.served)]
+
+    def versions(self) -> dict[str, str]:
+        return self.workers.versions() if self.workers else {}
+
+    def close(self) -> None:
+        """Stop evaluating (cases no item asked for any more are left) and end the framework workers."""
+        with self.lock:
+            if self.closed:
+                return
+            self.closed = True
+            self.lock.notify_all()
+        if self.workers is not None:
+            self.workers.cancel()
+        if self.evaluation is not None:
+            self.evaluation.join()
+        if self.workers is not None:
+            self.workers.close()
+        with contextlib.suppress(OSError, EOFError, AuthenticationError):
+            _Connect(self.listener.address, family="AF_UNIX", authkey=self.authkey).close()
+        self.listener.close()
+
+
+class Remote:
+    """An xdist worker's side: has the framework workers started when it begins collecting case files,
+    offers the cases it collected, then asks for the record of each item it runs."""
+
+    def __init__(self, address: tuple[str, str]) -> None:
+        path, key = address
+        try:
+            self.connection = _Connect(path, family="AF_UNIX", authkey=bytes.fromhex(key))
+        except OSError as exc:
+            raise ConformanceError(f"cannot reach the xdist controller, which evaluates the cases, at {path}: {exc}") from None
+        self.connection.send(("start", None))
+
+    def offer(self, cases: list[Case]) -> None:
+        self.connection.send(("cases", cases))
+
+    def record(self, nodeid: str) -> dict[str, Any]:
+        try:
+            self.connection.send(("record", nodeid))
+            kind, payload = self.connection.recv()
+        except (EOFError, OSError) as exc:
+            raise ConformanceError(f"lost the connection to the xdist controller, which evaluates the cases: {exc}") from None
+        if kind == "error":
+            raise ConformanceError(payload)
+        return dict(payload)
+
+    def close(self) -> None:
+        self.connection.close()

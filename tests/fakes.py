@@ -1,0 +1,71 @@
+"""A numpy-only fake framework for the tests of the runner and the xdist service: it dies, hangs,
+raises, prints or sleeps on chosen case ids, which no real framework can be made to do on purpose."""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+from conformance import adapters, cases
+
+FAKE_ADAPTER = '''
+"""A fake framework for the runner tests: numpy only; dies, hangs, raises or prints on chosen case ids."""
+from conformance.adapters import Unsupported, Variant
+
+SETUP = "import os\\nimport time\\nimport numpy as np"
+BODIES = {
+    "exit": "os._exit(3)",
+    "kill": "os.kill(os.getpid(), 9)",
+    "hang": "time.sleep(120)",
+    "raise": "raise ValueError('bad input')",
+    "long_error": "raise ValueError('\\\\n'.join(f'line {i}' for i in range(20)))",
+    "noisy": "print('noise on sys.stdout')\\nos.write(1, b'noise on fd 1\\\\n')\\nloss = np.float64(x.sum())",
+}
+
+
+def version():
+    if {broken}:
+        raise RuntimeError("fake framework failed to initialise")
+    return {"fake": "0"}
+
+
+def to_numpy(value):
+    import numpy as np
+
+    return np.asarray(value, dtype=np.float64), "float64"
+
+
+def build(case):
+    if case.id == "unsupported":
+        raise Unsupported("fake has no way to express this case")
+    if case.id.startswith("slow"):
+        return "time.sleep(0.02)\\nloss = np.float64(x.sum())"
+    return BODIES.get(case.id, "loss = np.float64(x.sum())\\ngrad = np.ones_like(x)")
+
+
+VARIANTS = [Variant("{name}", "fake.cross_entropy", build, lambda case: None)]
+'''
+
+
+def register_fake(tmp_path, monkeypatch, broken: bool = False) -> str:
+    """Register a numpy-only framework in this process and, through sitecustomize on PYTHONPATH, in workers.
+
+    Monkeypatching `adapters.FRAMEWORKS` alone does not reach a worker: it is a fresh interpreter that
+    looks the name up in its own copy of the registry."""
+    name = f"fake_{uuid.uuid4().hex[:8]}"
+    module = f"{name}_adapter"
+    source = FAKE_ADAPTER.replace("{name}", name).replace("{broken}", str(broken))
+    (tmp_path / f"{module}.py").write_text(source, encoding="utf-8")
+    (tmp_path / "sitecustomize.py").write_text(
+        f"from conformance import adapters\nadapters.FRAMEWORKS[{name!r}] = {module!r}\n", encoding="utf-8"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    inherited = os.environ.get("PYTHONPATH")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(tmp_path)] + ([inherited] if inherited else [])))
+    monkeypatch.setitem(adapters.FRAMEWORKS, name, module)
+    return name
+
+
+def fake_cases(*ids: str) -> list:
+    text = "cases:\n" + "".join(f"  - id: {i}\n    logits: [[{n}, 2, 3]]\n    labels: [0]\n" for n, i in enumerate(ids))
+    return cases.load_text(text, "fake.yaml")
