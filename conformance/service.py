@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import secrets
+import socket
 import threading
 from multiprocessing import AuthenticationError
 from multiprocessing.connection import Client as _Connect
@@ -54,24 +55,42 @@ class Service:
                 if self.closed:
                     return
                 continue
-            if self.closed:  # the wake-up call of `close`
+            if self.closed:
                 connection.close()
                 return
             threading.Thread(target=self._serve, args=(connection,), daemon=True, name="conformance-service").start()
 
     def _serve(self, connection: Connection) -> None:
         with connection:
-            try:
-                while True:
+            while True:
+                try:
                     kind, payload = connection.recv()
-                    if kind == "start":
-                        self._start()
-                    elif kind == "cases":
-                        self._evaluate(payload)
-                    else:
-                        connection.send(self._record(payload))
-            except (EOFError, OSError):
-                return
+                except (EOFError, OSError):  # the xdist worker has gone
+                    return
+                try:
+                    answer = self._answer(kind, payload)
+                except Exception as exc:  # a harness bug: the items say so instead of waiting for ever
+                    self._fail(f"the xdist controller failed: {type(exc).__name__}: {exc}")
+                    answer = self._record(payload) if kind == "record" else None
+                if answer is not None:
+                    try:
+                        connection.send(answer)
+                    except OSError:
+                        return
+
+    def _answer(self, kind: str, payload: Any) -> tuple[str, Any] | None:
+        if kind == "start":
+            self._start()
+        elif kind == "cases":
+            self._evaluate(payload)
+        else:
+            return self._record(payload)
+        return None
+
+    def _fail(self, message: str) -> None:
+        with self.lock:
+            self.failure = self.failure or message
+            self.lock.notify_all()
 
     def _start(self) -> runner.Workers | None:
         """Start the framework workers (an xdist worker began collecting a case file)."""
@@ -99,14 +118,12 @@ class Service:
                     self.lock.notify_all()
             workers.close()  # every case is evaluated: the framework workers exit while the items finish
         except Exception as exc:  # a harness bug: every waiting item should say so, not hang
-            with self.lock:
-                self.failure = f"evaluating the cases failed in the xdist controller: {type(exc).__name__}: {exc}"
-                self.lock.notify_all()
+            self._fail(f"evaluating the cases failed in the xdist controller: {type(exc).__name__}: {exc}")
 
     def _record(self, nodeid: str) -> tuple[str, Any]:
         with self.lock:
             if nodeid not in self.order:
-                return "error", f"{nodeid} is not among the cases the xdist controller evaluated (collected by another xdist worker?)"
+                return "error", self.failure or f"{nodeid} is not among the cases the xdist controller evaluated"
             if self.order[nodeid] in self.served:  # the item runs again (a rerun plugin): a case is evaluated once
                 return "record", self.served[self.order[nodeid]]
             self.lock.wait_for(lambda: nodeid in self.ready or self.failure is not None or self.closed)
@@ -137,8 +154,8 @@ class Service:
             self.evaluation.join()
         if self.workers is not None:
             self.workers.close()
-        with contextlib.suppress(OSError, EOFError, AuthenticationError):
-            _Connect(self.listener.address, family="AF_UNIX", authkey=self.authkey).close()
+        with contextlib.suppress(OSError), socket.socket(socket.AF_UNIX) as wake_up:  # ends `_accept`'s wait
+            wake_up.connect(self.listener.address)
         self.listener.close()
 
 

@@ -109,3 +109,14 @@ def test_closing_mid_evaluation_answers_the_waiting_item_and_keeps_only_served_r
     waiting.join(timeout=30)
     assert [str(f) for f in failure] == ["the xdist controller stopped before this case was evaluated"]
     assert [r["id"] for r in service.records()] == ["slow0"]
+
+
+def test_framework_workers_that_cannot_be_started_fail_the_items_instead_of_hanging(service, monkeypatch):
+    def no_processes(*args, **kwargs):
+        raise OSError("cannot start any more processes")
+
+    monkeypatch.setattr(runner, "Workers", no_processes)
+    gw0 = Remote(service.address())
+    gw0.offer(cases.load_text(CASES, "cases.yaml"))
+    with pytest.raises(ConformanceError, match="the xdist controller failed: OSError: cannot start any more processes"):
+        gw0.record("cases.yaml::first")
