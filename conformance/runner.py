@@ -349,7 +349,6 @@ class _Framework:
         return ("result", self.name, index, {v.key: _crashed(v.api, reason) for v in adapters.for_case(self.variants, case)})
 
 
-
 class _Shard:
     """One worker process of a framework, restarted when it dies, fed by one thread per stream.
 

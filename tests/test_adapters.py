@@ -166,9 +166,7 @@ PUBLISHED_MEAN = {
 def published(scenario: str, framework: str, reduction: str) -> np.ndarray:
     """The article's value; `sum` is the sum of its printed per-sample values."""
     per_sample = PUBLISHED_NONE[scenario][framework]
-    return np.array(
-        {"none": per_sample, "sum": [sum(per_sample)], "mean": [PUBLISHED_MEAN[scenario][framework]]}[reduction]
-    )
+    return np.array({"none": per_sample, "sum": [sum(per_sample)], "mean": [PUBLISHED_MEAN[scenario][framework]]}[reduction])
 
 
 @pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
@@ -358,6 +356,7 @@ def test_snippet_reproduces_the_reported_loss_in_a_fresh_process(runs, framework
 
 
 # ---------------------------------------------------------------- crashes and hangs
+
 
 def run_fake(batch: list, frameworks: list[str], timeout: float = 120.0, most: int = 1) -> tuple[dict[str, dict[str, dict]], dict]:
     """case id -> result key -> result, and the workers' stats."""
