@@ -11,7 +11,7 @@ starts a new group. Every member of a group therefore agrees with every other me
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -78,14 +78,18 @@ def _finite(x: np.ndarray, y: np.ndarray, rtol: float, atol: float) -> tuple[Any
     return gap.max(axis=-1), rel.max(axis=-1), (gap <= atol + rtol * scale).all(axis=-1)
 
 
-def agreement(left: dict[str, Any], right: dict[str, Any], tol: dict[str, float]) -> dict[str, Any]:
-    """Loss and gradient differences of two ok results."""
-    loss = difference(left["loss"], right["loss"], **tol)
+def agreement(
+    left: dict[str, Any], right: dict[str, Any], tol: dict[str, float], differ: Callable[[str], Difference] | None = None
+) -> dict[str, Any]:
+    """Loss and gradient differences of two ok results. `differ("loss")` / `differ("grad")` gives a
+    difference (`Pairwise` looks it up in its table); by default `difference` computes it."""
+    differ = differ or (lambda what: difference(left[what], right[what], **tol))
+    loss = differ("loss")
     out: dict[str, Any] = {"loss_max_abs": loss.max_abs, "loss_max_rel": loss.max_rel, "agree": loss.agree}
     if loss.reason:
         out["reason"] = f"loss shapes differ: {loss.reason}"
     if left.get("grad") is not None and right.get("grad") is not None:
-        grad = difference(left["grad"], right["grad"], **tol)
+        grad = differ("grad")
         out.update(grad_max_abs=grad.max_abs, grad_max_rel=grad.max_rel, agree=loss.agree and grad.agree)
     return out
 
@@ -117,14 +121,11 @@ class Pairwise:
     def __call__(self, a: str, b: str) -> dict[str, Any]:
         if (a, b) not in self.found:
             left, right = self.results[a], self.results[b]
-            loss = self.tables["loss"].difference(a, b) or difference(left["loss"], right["loss"], **self.tol)
-            out: dict[str, Any] = {"loss_max_abs": loss.max_abs, "loss_max_rel": loss.max_rel, "agree": loss.agree}
-            if loss.reason:
-                out["reason"] = f"loss shapes differ: {loss.reason}"
-            if left.get("grad") is not None and right.get("grad") is not None:
-                grad = self.tables["grad"].difference(a, b) or difference(left["grad"], right["grad"], **self.tol)
-                out.update(grad_max_abs=grad.max_abs, grad_max_rel=grad.max_rel, agree=loss.agree and grad.agree)
-            self.found[(a, b)] = out
+
+            def differ(what: str) -> Difference:
+                return self.tables[what].difference(a, b) or difference(left[what], right[what], **self.tol)
+
+            self.found[(a, b)] = agreement(left, right, self.tol, differ)
         return self.found[(a, b)]
 
 

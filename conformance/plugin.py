@@ -178,8 +178,7 @@ class _State:
             return self.served[nodeid]
         if self.stream is None:
             todo = [i.case for i in item.session.items if isinstance(i, CaseItem)]
-            self.workers = self.workers or runner.Workers(self.keys, self.timeout)
-            self.stream = self.workers.stream(todo, explain.recipe_requests)
+            self.stream = self._local_workers().stream(todo, explain.recipe_requests)
         while nodeid not in self.ready:
             case, found = next(self.stream)
             self.ready[case.nodeid] = results.record(case, found)
@@ -192,9 +191,15 @@ class _State:
         if self.config.option.collectonly:
             return
         if self.workerinput is None:
-            self.workers = self.workers or runner.Workers(self.keys, self.timeout)
+            self._local_workers()
         elif self.remote is None and self.workerinput.get("conformance_service"):
             self.remote = service.Remote(tuple(self.workerinput["conformance_service"]))
+
+    def _local_workers(self) -> runner.Workers:
+        """This process's framework workers (without xdist), started once."""
+        if self.workers is None:
+            self.workers = runner.Workers(self.keys, self.timeout)
+        return self.workers
 
     def offer(self, items: list[pytest.Item]) -> None:
         """xdist worker: send the collected cases to the controller, which evaluates them."""
