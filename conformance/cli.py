@@ -14,7 +14,7 @@ from typing import Any, NoReturn
 
 from rich.console import Console
 
-from conformance import adapters, baseline, cases, console, explain, html, results, runner, summary
+from conformance import adapters, baseline, cases, console, explain, html, registry, results, runner, summary
 from conformance.errors import CaseError, ConformanceError, UsageError
 
 EXIT_OK, EXIT_VIOLATED, EXIT_USAGE = 0, 1, 2
@@ -53,7 +53,7 @@ def parser() -> argparse.ArgumentParser:
 
 def _selection_options(command: argparse.ArgumentParser) -> None:
     command.add_argument("paths", nargs="*", type=Path, default=[Path("cases")], help="case files or folders (default: cases/)")
-    command.add_argument("--frameworks", default=None, help="comma-separated (default: torch,paddle,tensorflow,reference)")
+    command.add_argument("--frameworks", default=None, help="comma-separated (default: every registered framework)")
     command.add_argument("--only", default=None, help="run exactly these result keys, e.g. torch,paddle,tensorflow")
     command.add_argument("--timeout", type=float, default=120.0, help="seconds one case may take in a worker (default 120)")
 
@@ -89,12 +89,12 @@ def selection(frameworks: str | None, only: str | None) -> dict[str, set[str] | 
     """Which keys to run. --only names result keys (their frameworks follow); --frameworks, if also
     given, must contain them. Unknown names are usage errors, never silently ignored."""
     known = adapters.known_keys()
-    chosen = [f.strip() for f in (frameworks or ",".join(adapters.DEFAULT_FRAMEWORKS)).split(",") if f.strip()]
+    chosen = [f.strip() for f in (frameworks or ",".join(registry.frameworks())).split(",") if f.strip()]
     if not chosen:
         raise UsageError("--frameworks: name at least one framework")
     for name in chosen:
-        if name not in adapters.FRAMEWORKS:
-            raise UsageError(f"--frameworks: unknown framework '{name}'{_suggest(name, adapters.FRAMEWORKS)}")
+        if name not in registry.frameworks():
+            raise UsageError(f"--frameworks: unknown framework '{name}'{_suggest(name, registry.frameworks())}")
     if not only:
         return runner.plan(chosen, None)
     keys = [k.strip() for k in only.split(",") if k.strip()]

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from conformance import adapters
+from conformance import adapters, registry
 from conformance.cases import Case, Expectation
 
 DEFAULT_TOLERANCE: dict[str, dict[str, float]] = {
@@ -96,7 +96,7 @@ def agreement(
 
 def order(keys: Any) -> list[str]:
     """Canonical key order: frameworks as registered, each default variant before its others."""
-    names = list(adapters.FRAMEWORKS)
+    names = list(registry.frameworks())
 
     def rank(key: str) -> tuple[int, int, str]:
         framework = adapters.framework_of(key)

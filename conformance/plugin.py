@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from conformance import adapters, baseline, cases, explain, html, results, runner, service, summary
+from conformance import adapters, baseline, cases, explain, html, registry, results, runner, service, summary
 from conformance.cli import check_keys, selection
 from conformance.errors import ConformanceError
 
@@ -33,7 +33,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    for name in adapters.FRAMEWORKS:
+    for name in registry.frameworks():
         config.addinivalue_line("markers", f"{name}: the case's expectation checks {name} results")
     for loss in cases.LOSSES:
         config.addinivalue_line("markers", f"{loss}: {loss.replace('_', ' ')} cases")

@@ -11,7 +11,6 @@ It answers `("ready", versions, seconds)` once imported, then each message in or
 
 from __future__ import annotations
 
-import importlib
 import os
 import pickle
 import sys
@@ -21,7 +20,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from conformance import adapters
+from conformance import adapters, registry
 from conformance.adapters import Unsupported, Variant
 from conformance.cases import Case
 from conformance.reference import Knobs, evaluate
@@ -33,7 +32,7 @@ def main(framework: str) -> None:
     sys.stdout = sys.stderr
     inp: BinaryIO = sys.stdin.buffer
     started = time.perf_counter()
-    module = importlib.import_module(adapters.FRAMEWORKS[framework])
+    module = registry.framework(framework)
     namespace: dict[str, Any] = {}
     exec(module.SETUP, namespace)
     send(out, ("ready", module.version(), time.perf_counter() - started))

@@ -5,7 +5,11 @@ from __future__ import annotations
 import pytest
 from fakes import register_fake
 
+from conformance import registry
+
 
 @pytest.fixture
-def fake_framework(tmp_path, monkeypatch) -> str:
-    return register_fake(tmp_path, monkeypatch)
+def fake_framework(tmp_path, monkeypatch):
+    yield register_fake(tmp_path, monkeypatch)
+    monkeypatch.undo()
+    registry.refresh()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import uuid
 
-from conformance import adapters, cases
+from conformance import cases, registry
 
 FAKE_ADAPTER = '''
 """A fake framework for the runner tests: numpy only; dies, hangs, raises or prints on chosen case ids."""
@@ -48,21 +48,21 @@ VARIANTS = [Variant("{name}", "fake.cross_entropy", build, lambda case: None)]
 
 
 def register_fake(tmp_path, monkeypatch, broken: bool = False) -> str:
-    """Register a numpy-only framework in this process and, through sitecustomize on PYTHONPATH, in workers.
-
-    Monkeypatching `adapters.FRAMEWORKS` alone does not reach a worker: it is a fresh interpreter that
-    looks the name up in its own copy of the registry."""
+    """Register a numpy-only framework the way a plug-in package does: a distribution on the path
+    (here PYTHONPATH, so workers, fresh interpreters, find it too) declaring an entry point in the group
+    `conformance.frameworks`."""
     name = f"fake_{uuid.uuid4().hex[:8]}"
     module = f"{name}_adapter"
     source = FAKE_ADAPTER.replace("{name}", name).replace("{broken}", str(broken))
     (tmp_path / f"{module}.py").write_text(source, encoding="utf-8")
-    (tmp_path / "sitecustomize.py").write_text(
-        f"from conformance import adapters\nadapters.FRAMEWORKS[{name!r}] = {module!r}\n", encoding="utf-8"
-    )
+    info = tmp_path / f"{name}-0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 0\n", encoding="utf-8")
+    (info / "entry_points.txt").write_text(f"[{registry.FRAMEWORKS_GROUP}]\n{name} = {module}\n", encoding="utf-8")
     monkeypatch.syspath_prepend(str(tmp_path))
     inherited = os.environ.get("PYTHONPATH")
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(tmp_path)] + ([inherited] if inherited else [])))
-    monkeypatch.setitem(adapters.FRAMEWORKS, name, module)
+    registry.refresh()
     return name
 
 

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 from fakes import fake_cases, register_fake
 
-from conformance import adapters, cases, runner
+from conformance import adapters, cases, registry, runner
 
 FRAMEWORKS = ("torch", "paddle", "tensorflow")
 ARTICLE = "[[0.05, 0.95, 0], [0.1, 0.8, 0.1]]"
@@ -414,9 +414,10 @@ def test_worker_reports_errors_unsupported_and_survives_stdout_noise(fake_framew
     assert found["last"]["status"] == "ok"
 
 
-def test_worker_that_cannot_start_marks_every_case_crashed(tmp_path, monkeypatch):
+def test_worker_that_cannot_start_marks_every_case_crashed(tmp_path, monkeypatch, request):
     """Protects start-up failures: every case is `crashed` with 'did not start' and the worker's last
     stderr lines, instead of a hang or an exception in the runner."""
+    request.addfinalizer(registry.refresh)
     name = register_fake(tmp_path, monkeypatch, broken=True)
     found, _ = run_fake(fake_cases("a", "b"), [name])
     for results in found.values():

@@ -1,4 +1,7 @@
-"""Framework adapters: a registry from framework names to modules, imported only inside workers.
+"""Framework adapters: what every framework module shares (the `Variant` record, `Unsupported`, helpers).
+
+Framework modules are found through the registry (`conformance.registry`, entry point group
+`conformance.frameworks`); their frameworks are imported only inside workers.
 
 A variant turns a `Case` into the exact native code it runs (`Variant.build`); the worker executes that
 code and the same text, preceded by the arrays as literals, is the snippet shown to users. So what the
@@ -7,22 +10,14 @@ report shows is what ran. A variant that has no native way to express a case rai
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
+from conformance import registry
 from conformance.cases import Case
 from conformance.reference import Knobs
-
-FRAMEWORKS = {
-    "torch": "conformance.adapters.torch",
-    "paddle": "conformance.adapters.paddle",
-    "tensorflow": "conformance.adapters.tensorflow",
-    "reference": "conformance.adapters.reference",
-}
-DEFAULT_FRAMEWORKS = ("torch", "paddle", "tensorflow", "reference")
 
 
 class Unsupported(Exception):
@@ -51,18 +46,17 @@ class Variant:
 
 def variants(framework: str) -> list[Variant]:
     """The variants of a framework, without importing the framework itself."""
-    module = importlib.import_module(FRAMEWORKS[framework])
-    return list(module.VARIANTS)
+    return list(registry.framework(framework).VARIANTS)
 
 
 def setup(framework: str) -> str:
     """The imports that open every snippet of a framework."""
-    return str(importlib.import_module(FRAMEWORKS[framework]).SETUP)
+    return str(registry.framework(framework).SETUP)
 
 
 def known_keys() -> set[str]:
     """Every result key a case expectation may name."""
-    return {v.key for name in FRAMEWORKS for v in variants(name)}
+    return {v.key for name in registry.frameworks() for v in variants(name)}
 
 
 def framework_of(key: str) -> str:

@@ -11,6 +11,7 @@ from conformance.adapters import Unsupported, Variant, kwargs, moved, native_red
 from conformance.cases import Case
 from conformance.reference import Knobs, mean_denominator, recipe_source
 
+ORDER = 20
 SETUP = "import numpy as np\nimport paddle"
 CE, BCE = ("softmax_cross_entropy",), ("binary_cross_entropy",)
 

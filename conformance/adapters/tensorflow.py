@@ -12,6 +12,7 @@ from conformance.adapters import Unsupported, Variant, kwargs, moved
 from conformance.cases import Case
 from conformance.reference import Knobs, mean_denominator, recipe_source
 
+ORDER = 30
 SETUP = "import numpy as np\nimport tensorflow as tf"
 CE, BCE = ("softmax_cross_entropy",), ("binary_cross_entropy",)
 KERAS_REDUCTIONS = {

@@ -12,6 +12,7 @@ from conformance.adapters import Unsupported, Variant, batch_shape, kwargs, nati
 from conformance.cases import Case
 from conformance.reference import Knobs, mean_denominator, recipe_source
 
+ORDER = 10
 SETUP = "import numpy as np\nimport torch"
 CE, BCE = ("softmax_cross_entropy",), ("binary_cross_entropy",)
 
