@@ -10,14 +10,20 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from conformance.cases import Case
 from conformance.compare import difference
 from conformance.errors import UsageError
+from conformance.records import CaseRecord, Finding, Result, plain
 
 FOLDER = Path("cases/baselines")
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: one case per line, values at their dtype's digits, no code or messages
 
 
 def default_path(versions: dict[str, str]) -> Path:
@@ -26,20 +32,66 @@ def default_path(versions: dict[str, str]) -> Path:
     return FOLDER / (re.sub(r"[^A-Za-z0-9_.+-]", "-", slug) + ".json")
 
 
-def snapshot(doc: dict[str, Any]) -> dict[str, Any]:
-    """The baseline of a results document: values only, keyed by `file::id` and result key."""
-    values: dict[str, dict[str, Any]] = {}
-    for case in doc["cases"]:
-        values[f"{case['file']}::{case['id']}"] = {
-            "tolerance": case["tolerance"],
-            "results": {key: {k: r.get(k) for k in ("status", "loss", "grad", "dtype", "message")} for key, r in case["results"].items()},
-        }
-    return {"schema_version": SCHEMA_VERSION, "versions": doc["versions"], "values": values}
+def compact(value: Any, dtype: str | None) -> Any:
+    """A value at its dtype's shortest round-trip digits (a float32 0.1 is written 0.1, not
+    0.10000000149011612), so baselines stay small and diff line by line. Reading it back and rounding to
+    the dtype gives the same value, so an unchanged value replays as unchanged."""
+    if value is None:
+        return None
+    array = np.asarray(value, dtype=np.float64)
+    kind = {"float16": np.float16, "bfloat16": np.float32, "float32": np.float32}.get(dtype or "", np.float64)
+    if kind is np.float64:
+        return array.tolist()
+    flat = [float(str(v)) if np.isfinite(v) else float(v) for v in array.astype(kind).reshape(-1)]
+    return np.asarray(flat, dtype=np.float64).reshape(array.shape).tolist()
+
+
+def entry(record: dict[str, Any]) -> dict[str, Any]:
+    """What a baseline keeps of one case record: per result key its status, output dtype and (if ok)
+    loss and gradient; nothing that can be recomputed (code, messages, comparisons)."""
+    results = {}
+    for key, r in record["results"].items():
+        kept: dict[str, Any] = {"status": r["status"]}
+        if r["status"] == "ok":
+            kept.update(dtype=r.get("dtype"), loss=compact(r.get("loss"), r.get("dtype")), grad=compact(r.get("grad"), r.get("dtype")))
+        results[key] = kept
+    return {"tolerance": record["tolerance"], "results": results}
+
+
+class Saver:
+    """Writes a baseline as the cases complete: one case per line, so a framework upgrade's diff shows
+    the cases whose values moved."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.partial = path.with_suffix(path.suffix + ".tmp")
+        self.out = self.partial.open("w", encoding="utf-8")
+        self.count = self.values = 0
+
+    def add(self, record: dict[str, Any]) -> None:
+        kept = entry(record)
+        separator = ",\n" if self.count else ""
+        self.out.write(separator + json.dumps(f"{record['file']}::{record['id']}") + ":" + json.dumps(kept, separators=(",", ":")))
+        self.count += 1
+        self.values += sum(1 for r in kept["results"].values() for k in ("loss", "grad") if r.get(k) is not None)
+
+    def finish(self, versions: dict[str, str]) -> None:
+        self.out.close()
+        head = json.dumps({"schema_version": SCHEMA_VERSION, "versions": versions}, separators=(",", ":"))
+        with self.path.open("w", encoding="utf-8") as out, self.partial.open(encoding="utf-8") as body:
+            out.write(head[:-1] + ',"values":{\n')
+            shutil.copyfileobj(body, out)
+            out.write("\n}}\n")
+        self.partial.unlink()
 
 
 def save(doc: dict[str, Any], path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(snapshot(doc), indent=1, allow_nan=True) + "\n", encoding="utf-8")
+    """A baseline of a whole results document (the streaming `Saver` does the same case by case)."""
+    saver = Saver(path)
+    for case in doc["cases"]:
+        saver.add(case)
+    saver.finish(doc["versions"])
 
 
 def load(path: Path) -> dict[str, Any]:
@@ -52,58 +104,105 @@ def load(path: Path) -> dict[str, Any]:
     return data
 
 
-def replay(doc: dict[str, Any], old: dict[str, Any], source: str) -> dict[str, Any]:
-    """What moved between the baseline `old` and the results document `doc`.
+class Replay:
+    """Replays a baseline case by case as records complete, and says at the end what no record matched.
 
-    moved: values beyond tolerance (case, key, loss/grad, old and new values);
-    within_tolerance: values that changed but stay inside the tolerance (count);
-    status_changes: a status that changed (e.g. an error that appeared) or an output dtype that changed.
+    Per record: a status or output dtype that changed, a loss or gradient that moved beyond the case's
+    tolerance (`Finding`s, with the knob setting that explains an old loss where the model has one),
+    how many values moved only within tolerance, and the case's loss under every baseline saved next to
+    this one (its `timeline`). At the end (`report`): the baselined cases and result keys that are gone
+    (renamed, removed: they make the run fail) and the cases that are new (no baseline yet).
     """
-    moved: list[dict[str, Any]] = []
-    changes: list[dict[str, Any]] = []
-    compared = within = 0
-    for case in doc["cases"]:
-        name = f"{case['file']}::{case['id']}"
-        before = old["values"].get(name)
+
+    def __init__(self, old: dict[str, Any], source: str, folder: Path | None = None) -> None:
+        self.old, self.source = old, source
+        self.saved = _saved(folder) if folder is not None else []
+        self.findings: list[Finding] = []
+        self.compared = self.within = 0
+        self.seen: set[str] = set()
+        self.files: set[str] = set()
+        self.gone_keys: list[dict[str, str]] = []
+        self.new: list[str] = []
+
+    def check(self, case: Case, record: CaseRecord, frameworks: set[str], versions: dict[str, str]) -> CaseRecord:
+        """The record with its baseline findings and timeline (`frameworks`: those this run ran;
+        `versions`: what ran them)."""
+        name = record.nodeid
+        self.seen.add(name)
+        self.files.add(record.file)
+        before = self.old["values"].get(name)
+        timeline = _timeline(name, record, self.saved, versions)
         if before is None:
-            continue
-        tol = case["tolerance"]
-        for key, now in case["results"].items():
-            then = before["results"].get(key)
-            if then is None:
+            self.new.append(name)
+            return replace(record, timeline=timeline)
+        findings: list[Finding] = []
+        compared = within = 0
+        for key, then in before["results"].items():
+            now = record.results.get(key)
+            if now is None:
+                if key.split(":", 1)[0] in frameworks:
+                    self.gone_keys.append({"case": name, "key": key})
                 continue
-            base = {"case": name, "key": key}
-            if then["status"] != now["status"]:
-                changes.append({**base, "what": "status", "old": then["status"], "new": now["status"], "message": now.get("message")})
+            if then["status"] != now.status:
+                findings.append(Finding(name, key, "status", then["status"], now.status, message=now.message))
                 continue
-            if then.get("dtype") != now.get("dtype") and now["status"] == "ok":
-                changes.append({**base, "what": "dtype", "old": then.get("dtype"), "new": now.get("dtype")})
-            if now["status"] != "ok":
+            if now.status != "ok":
                 continue
+            if then.get("dtype") != now.dtype:
+                findings.append(Finding(name, key, "dtype", then.get("dtype"), now.dtype))
             for what in ("loss", "grad"):
-                if then.get(what) is None or now.get(what) is None:
+                old_value, new_value = then.get(what), getattr(now, what)
+                if old_value is None or new_value is None:
                     continue
                 compared += 1
-                found = difference(then[what], now[what], **tol)
+                found = difference(old_value, compact(new_value, now.dtype), **record.comparison.tolerance)
                 if not found.agree:
-                    moved.append(
-                        {**base, "what": what, "old": then[what], "new": now[what], "max_abs": found.max_abs, "max_rel": found.max_rel}
-                    )
+                    knobs = _knobs_explaining(case, now, old_value, record.comparison.tolerance) if what == "loss" else None
+                    findings.append(Finding(name, key, what, old_value, new_value, found.max_abs, found.max_rel, knobs=knobs))
                 elif found.max_abs > 0:
                     within += 1
-    return {
-        "file": source,
-        "old_versions": old["versions"],
-        "new_versions": doc["versions"],
-        "compared": compared,
-        "moved": moved,
-        "within_tolerance": within,
-        "status_changes": changes,
-    }
+        self.findings.extend(findings)
+        self.compared += compared
+        self.within += within
+        return replace(record, findings=tuple(findings), within_tolerance=within, compared=compared, timeline=timeline)
+
+    def gone(self) -> list[str]:
+        """Baselined cases this run should have had and did not: of a case file it ran, or whose file is gone."""
+        out = []
+        for name in self.old["values"]:
+            file = name.split("::", 1)[0]
+            if name not in self.seen and (file in self.files or not Path(file).exists()):
+                out.append(name)
+        return out
+
+    def report(self, versions: dict[str, str]) -> dict[str, Any]:
+        return {
+            "file": self.source,
+            "old_versions": self.old["versions"],
+            "new_versions": versions,
+            "compared": self.compared,
+            "moved": [f.to_json() for f in self.findings if f.moved],
+            "within_tolerance": self.within,
+            "status_changes": [f.to_json() for f in self.findings if not f.moved],
+            "gone_cases": self.gone(),
+            "gone_keys": self.gone_keys,
+            "new_cases": self.new,
+        }
 
 
 def has_changes(report: dict[str, Any]) -> bool:
-    return bool(report["moved"] or report["status_changes"])
+    """Whether a replay fails the run: a value or status moved, or a baselined case or key is gone."""
+    return bool(report["moved"] or report["status_changes"] or report.get("gone_cases") or report.get("gone_keys"))
+
+
+def _knobs_explaining(case: Case, result: Result, old_loss: Any, tol: dict[str, float]) -> tuple[str, ...] | None:
+    """Which knob of the result's documented point, set otherwise, gives the baseline's old loss."""
+    if result.documented is None:
+        return None
+    from conformance.explain import attribute
+    from conformance.reference import Knobs
+
+    return tuple(attribute(case, Knobs(**result.documented.knobs), old_loss, tol))
 
 
 def table(reports: list[tuple[str, dict[str, Any]]]) -> str:
@@ -137,9 +236,8 @@ def _versions(versions: dict[str, str]) -> str:
     return ", ".join(f"{k} {v}" for k, v in versions.items() if k != "numpy")
 
 
-def timeline(doc: dict[str, Any], folder: Path) -> None:
-    """Each case's loss under every baseline saved in `folder`, oldest versions first, then this run:
-    stored per case as `timeline` = [{"versions", "results": {key: loss}}]."""
+def _saved(folder: Path) -> list[dict[str, Any]]:
+    """Every baseline in `folder`, oldest versions first."""
     saved = []
     for path in sorted(folder.glob("*.json")):
         try:
@@ -147,17 +245,21 @@ def timeline(doc: dict[str, Any], folder: Path) -> None:
         except UsageError:
             continue
     saved.sort(key=lambda b: tuple(_version_key(v) for _, v in sorted(b["versions"].items())))
-    for case in doc["cases"]:
-        name = f"{case['file']}::{case['id']}"
-        points = []
-        for old in saved:
-            before = old["values"].get(name)
-            if before:
-                losses = {k: r.get("loss") if r["status"] == "ok" else r["status"] for k, r in before["results"].items()}
-                points.append({"versions": old["versions"], "results": losses})
-        if points:
-            now = {k: r.get("loss") if r["status"] == "ok" else r["status"] for k, r in case["results"].items()}
-            case["timeline"] = points + [{"versions": doc["versions"], "results": now, "current": True}]
+    return saved
+
+
+def _timeline(name: str, record: CaseRecord, saved: list[dict[str, Any]], versions: dict[str, str]) -> tuple[dict[str, Any], ...]:
+    """The case's loss under every saved baseline, then this run (empty if no baseline has the case)."""
+    points = []
+    for old in saved:
+        before = old["values"].get(name)
+        if before:
+            losses = {k: r.get("loss") if r["status"] == "ok" else r["status"] for k, r in before["results"].items()}
+            points.append({"versions": old["versions"], "results": losses})
+    if not points:
+        return ()
+    now = {k: plain(r.loss) if r.ok else r.status for k, r in record.results.items()}
+    return (*points, {"versions": versions, "results": now, "current": True})
 
 
 def _version_key(version: str) -> tuple[int, ...]:

@@ -1,42 +1,41 @@
 """Case files: YAML -> validated, expanded `Case`s.
 
 A case file is data; everything that can be wrong with it is caught here, before any framework runs,
-and reported with the file, the line and the key. The schema is the pydantic model `CaseSpec`
-(exported to `cases/schema.json` by `conformance schema`).
+and reported with the file, the line and the key. The schema is the pydantic model `case_model()`,
+named `CaseSpec`: the shared keys below plus every registered loss family's own keys (`FIELDS`,
+see `conformance.losses`), exported to `cases/schema.json` by `conformance schema`. What a case's
+arrays are (layout, targets, weights) is its loss family's to say: `_build` hands the validated spec
+to the family's `build`, and nothing here names a family.
+
+MAX_ELEMENTS bounds the numbers any one array of a case may hold (default 10,000,000: 80 MB in
+float64, a few times that while the model runs); it is checked on the shape before anything is
+generated, so `random: {shape: [200000, 100000]}` is a CaseError naming `random`, not a MemoryError.
+It is a module-level setting: raise it (`cases.MAX_ELEMENTS = ...`) before loading to allow more.
 """
 
 from __future__ import annotations
 
 import difflib
+import functools
 import itertools
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, create_model, field_validator
 
-from conformance import yamlfile
+from conformance import losses, registry, yamlfile
 from conformance.errors import CaseError
 
 ID_PATTERN = r"^[A-Za-z0-9_.-]+$"
-LOSSES = ("softmax_cross_entropy", "binary_cross_entropy")
+MAX_ELEMENTS = 10_000_000  # numbers in any one array of a case (see the module docstring)
 # none/mean/sum: each framework's own; the others are framework-specific reductions made explicit, run
 # natively where a framework has them and through the idiomatic reduction='none' recipe elsewhere.
 REDUCTIONS = ("none", "mean", "sum", "sum_over_batch_size", "mean_with_sample_weight", "sum_by_nonzero_weights")
-
-
-def _number(value: Any) -> Any:
-    """Accept what YAML 1.1 leaves as strings (`1e-5`, `nan`, `inf`), refuse booleans (`no`, `off`)."""
-    if isinstance(value, bool):
-        raise ValueError(f"expected a number, got the boolean {value!r} (YAML reads no/off/yes/on as booleans)")
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            raise ValueError(f"expected a number, got the string {value!r}") from None
-    return value
 
 
 def _integer(value: Any) -> Any:
@@ -50,7 +49,7 @@ def _as_list(value: Any) -> Any:
     return [value] if isinstance(value, dict) else value
 
 
-Number = Annotated[float, BeforeValidator(_number)]
+Number = Annotated[float, BeforeValidator(losses.number)]
 Integer = Annotated[int, BeforeValidator(_integer)]
 
 
@@ -89,9 +88,10 @@ class Expectation(BaseModel):
     @field_validator("when")
     @classmethod
     def _known_when_keys(cls, when: dict[str, Any] | None) -> dict[str, Any] | None:
+        known = case_model().model_fields
         for key in when or {}:
-            if key not in CaseSpec.model_fields or key in ("expect", "matrix"):
-                raise ValueError(_unknown_message(key, [k for k in CaseSpec.model_fields if k not in ("expect", "matrix")]))
+            if key not in known or key in ("expect", "matrix"):
+                raise ValueError(_unknown_message(key, [k for k in known if k not in ("expect", "matrix")]))
         return when
 
     def matches(self, params: dict[str, Any]) -> bool:
@@ -106,20 +106,20 @@ class Expectation(BaseModel):
         return True
 
 
-class CaseSpec(BaseModel):
-    """One case as written in YAML, after `defaults` and one `matrix` combination are merged in."""
+class _SharedKeys(BaseModel):
+    """The keys every loss family takes, in the order the schema and error messages list them; the
+    families' own keys go after `weight`, and `loss` takes the registered names (`case_model`)."""
 
     model_config = ConfigDict(extra="forbid")
     id: str = Field(pattern=ID_PATTERN)
     description: str | None = None
-    loss: Literal["softmax_cross_entropy", "binary_cross_entropy"] = "softmax_cross_entropy"
+    loss: str | None = None
     logits: list[Any] | None = None
     probs: list[Any] | None = None
     random: RandomSpec | None = None
     labels: list[Any] | Literal["random"] | None = None
     soft_labels: list[Any] | Literal["random"] | None = None
     weight: list[Any] | None = None
-    pos_weight: list[Any] | None = None
     sample_weight: list[Number] | None = None
     label_smoothing: Number = Field(default=0.0, ge=0.0, lt=1.0)
     ignore_index: Integer | None = None
@@ -131,6 +131,35 @@ class CaseSpec(BaseModel):
         list[Expectation] | None,
         BeforeValidator(_as_list, json_schema_input_type=Expectation | list[Expectation] | None),
     ] = None
+
+
+FAMILY_KEYS_AFTER = "weight"
+
+
+def case_model() -> type[BaseModel]:
+    """The pydantic model of one case as written in YAML (after `defaults` and one `matrix` combination
+    are merged in): the shared keys, `loss` one of the registered families, and every family's own keys."""
+    return _case_model(tuple(registry.losses().items()))
+
+
+@functools.cache
+def _case_model(families: tuple[tuple[str, ModuleType], ...]) -> type[BaseModel]:
+    names = tuple(name for name, _ in families)
+    default = next((name for name, family in families if getattr(family, "DEFAULT", False)), ...)
+    definitions: dict[str, Any] = {}
+    for key, info in _SharedKeys.model_fields.items():
+        definitions[key] = (info.annotation, info)
+        if key == "loss":
+            definitions[key] = (Literal.__getitem__(names), default)
+        if key == FAMILY_KEYS_AFTER:
+            definitions.update(losses.fields())
+    model: type[BaseModel] = create_model(  # type: ignore[call-overload]
+        "CaseSpec",
+        __config__=ConfigDict(extra="forbid"),
+        __doc__="One case as written in YAML, after `defaults` and one `matrix` combination are merged in.",
+        **definitions,
+    )
+    return model
 
 
 @dataclass(frozen=True)
@@ -158,19 +187,29 @@ class Case:
     tolerance: dict[str, float] = field(default_factory=dict)
     expect: Expectation | None = None
     description: str | None = None
-    pos_weight: np.ndarray | None = None
     sample_weight: np.ndarray | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __getattr__(self, name: str) -> Any:
+        """A loss family's own key (`FIELDS`) reads as an attribute, `case.pos_weight`: its value from
+        `extra`, None where the case does not give it (or its family has no such key)."""
+        if name.startswith("_") or name not in losses.fields():
+            raise AttributeError(f"'Case' object has no attribute '{name}'")
+        return self.__dict__.get("extra", {}).get(name)
+
+    @property
+    def family(self) -> ModuleType:
+        """The module of the case's loss family (see `conformance.losses`)."""
+        return registry.loss(self.loss)
 
     @property
     def num_classes(self) -> int:
-        """C: the class axis 1 for softmax cross-entropy; the last axis for binary cross-entropy."""
-        if self.binary:
+        """C: the size of the family's class axis (softmax: axis 1); an elementwise family counts its
+        last axis (where a per-class weight has its entries)."""
+        axis = self.family.CLASS_AXIS
+        if axis is None:
             return int(self.predictions.shape[-1]) if self.predictions.ndim else 1
-        return int(self.predictions.shape[1])
-
-    @property
-    def binary(self) -> bool:
-        return self.loss == "binary_cross_entropy"
+        return int(self.predictions.shape[axis])
 
     @property
     def targets(self) -> np.ndarray:
@@ -273,8 +312,8 @@ def _expand(merged: dict[str, Any], origin: dict[str, tuple[Any, ...]], where: t
         mat_origin = origin["matrix"] + (key,)
         if key in ("id", "matrix", "expect", "description"):
             raise CaseError(name, f"'{key}' cannot vary in a matrix", lines.get(mat_origin), f"matrix.{key}")
-        if key not in CaseSpec.model_fields:
-            raise CaseError(name, _unknown_message(key, CaseSpec.model_fields), lines.get(mat_origin), f"matrix.{key}")
+        if key not in case_model().model_fields:
+            raise CaseError(name, _unknown_message(key, case_model().model_fields), lines.get(mat_origin), f"matrix.{key}")
         if not isinstance(values, list) or not values:
             raise CaseError(name, f"matrix values for '{key}' must be a non-empty list", lines.get(mat_origin), f"matrix.{key}")
     keys = list(matrix)
@@ -319,7 +358,7 @@ def _build(
 ) -> Case:
     spec_input = {k: v for k, v in entry.items() if k != "matrix"}
     try:
-        spec = CaseSpec.model_validate(spec_input)
+        spec: Any = case_model().model_validate(spec_input)
     except ValidationError as exc:
         raise _from_validation(exc, origin, where, lines, name) from None
     case_line = lines.get(where, 0)
@@ -332,10 +371,12 @@ def _build(
         if len(given) != 1:
             raise fail(f"give exactly one of {', '.join(group)} (got {' and '.join(given) or 'none'})", (given or group)[-1])
 
-    binary = spec.loss == "binary_cross_entropy"
-    predictions, from_logits = _predictions(spec, fail, binary)
-    labels, soft = (_binary_targets if binary else _targets)(spec, predictions, fail)
-    weight, pos_weight = _weights(spec, predictions, fail, binary)
+    _check_sizes(spec, fail)
+    family = registry.loss(spec.loss)
+    built = family.build(spec, fail)
+    _foreign_keys(spec, family, fail)
+    extra = {key: built.pop(key) for key in family.FIELDS}
+    predictions = built["predictions"]
     sample_weight = None
     if spec.sample_weight is not None:
         sample_weight = np.asarray(spec.sample_weight, dtype=np.float64)
@@ -352,12 +393,7 @@ def _build(
         line=case_line,
         params=params,
         loss=spec.loss,
-        predictions=predictions,
-        from_logits=from_logits,
-        labels=labels,
-        soft_labels=soft,
-        weight=weight,
-        pos_weight=pos_weight,
+        **built,
         sample_weight=sample_weight,
         label_smoothing=float(spec.label_smoothing),
         ignore_index=spec.ignore_index,
@@ -366,144 +402,48 @@ def _build(
         tolerance=spec.tolerance.model_dump(exclude_none=True) if spec.tolerance else {},
         expect=expect,
         description=spec.description,
+        extra=extra,
     )
 
 
-def _array(value: list[Any], what: str, fail: Any, key: str, dtype: Any = np.float64) -> np.ndarray:
-    try:
-        arr = np.asarray([_number(v) for v in value] if _flat(value) else value, dtype=dtype)
-    except (ValueError, TypeError) as exc:
-        text = str(exc)
-        hint = "rows of different lengths (ragged)" if "inhomogeneous" in text or "sequence" in text else text
-        raise fail(f"{what} is not a rectangular array of numbers: {hint}", key) from None
-    if arr.dtype == object:
-        raise fail(f"{what} is not a rectangular array of numbers", key)
-    return arr
-
-
-def _flat(value: list[Any]) -> bool:
-    return all(not isinstance(v, list) for v in value)
-
-
-def _predictions(spec: CaseSpec, fail: Any, binary: bool) -> tuple[np.ndarray, bool]:
+def _check_sizes(spec: Any, fail: Any) -> None:
+    """No array of the case may hold more than MAX_ELEMENTS numbers: checked on the written lists and
+    on `random.shape`, before the family parses or generates anything."""
     if spec.random is not None:
-        rng = np.random.default_rng(spec.random.seed)
-        shape = tuple(spec.random.shape)
-        if any(s < 0 for s in shape) or not binary and (len(shape) < 2 or shape[1] < 1):
-            raise fail(f"random.shape {list(shape)} must be (N, C, d1, ...) with C >= 1", "random")
-        return rng.standard_normal(shape) * spec.random.scale, True
-    key = "logits" if spec.logits is not None else "probs"
-    arr = _array(_deep_numbers(getattr(spec, key), fail, key), key, fail, key)
-    if key == "probs" and np.any((arr < 0) | (arr > 1)):
-        raise fail("probs must lie in [0, 1]", key)
-    if binary:
-        if arr.ndim < 1:
-            raise fail(f"{key} must be an array (any shape) for binary_cross_entropy", key)
-        return arr, key == "logits"
-    if arr.ndim < 2:
-        raise fail(f"{key} must be (N, C) or (N, C, d1, ..., dk), class axis 1; got shape {list(arr.shape)}", key)
-    if arr.shape[1] < 1:
-        raise fail(f"{key} must have at least one class", key)
-    return arr, key == "logits"
+        count = math.prod(max(s, 0) for s in spec.random.shape)
+        if count > MAX_ELEMENTS:
+            raise fail(
+                f"random.shape {list(spec.random.shape)} would generate {count:,} numbers; a case array holds at most "
+                f"{MAX_ELEMENTS:,} (cases.MAX_ELEMENTS)",
+                "random",
+            )
+    for key, value in spec:
+        if isinstance(value, list) and key not in ("expect", "matrix"):
+            count = _numbers(value)
+            if count > MAX_ELEMENTS:
+                raise fail(f"{key} holds {count:,} numbers; a case array holds at most {MAX_ELEMENTS:,} (cases.MAX_ELEMENTS)", key)
 
 
-def _binary_targets(spec: CaseSpec, predictions: np.ndarray, fail: Any) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """Binary targets have the predictions' shape: 0/1 `labels` or soft `soft_labels` in [0, 1]."""
-    if spec.ignore_index is not None:
-        raise fail("binary_cross_entropy has no ignore_index (use a zero weight)", "ignore_index")
-    seed = spec.random.seed if spec.random else 0
-    key = "labels" if spec.labels is not None else "soft_labels"
-    value = getattr(spec, key)
-    if value == "random":
-        rng = np.random.default_rng(seed + 1)
-        drawn = rng.integers(0, 2, predictions.shape).astype(np.float64) if key == "labels" else rng.random(predictions.shape)
-        return (drawn, None) if key == "labels" else (None, drawn)
-    arr = _array(_deep_numbers(value, fail, key), key, fail, key)
-    if arr.shape != predictions.shape:
-        raise fail(f"{key} have shape {list(arr.shape)}, expected the predictions' {list(predictions.shape)}", key)
-    if key == "labels" and not np.all((arr == 0) | (arr == 1)):
-        raise fail("binary labels must be 0 or 1 (give soft_labels for values in between)", key)
-    if not np.all((arr >= 0) & (arr <= 1)):
-        raise fail("soft_labels must lie in [0, 1]", key)
-    return (arr, None) if key == "labels" else (None, arr)
+def _numbers(value: Any) -> int:
+    """How many numbers nested lists hold (a row of numbers counts as its length: no walk per number)."""
+    if not isinstance(value, list):
+        return 1
+    if value and not isinstance(value[0], list):
+        return len(value)
+    return sum(_numbers(v) for v in value)
 
 
-def _weights(spec: CaseSpec, predictions: np.ndarray, fail: Any, binary: bool) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """Class weights (C,) for softmax cross-entropy; for binary, `weight` and `pos_weight` broadcast
-    against the predictions (pos_weight usually one per class, the last axis)."""
-    out: list[np.ndarray | None] = []
-    for key in ("weight", "pos_weight"):
-        raw = getattr(spec, key)
-        if raw is None:
-            out.append(None)
+def _foreign_keys(spec: Any, family: ModuleType, fail: Any) -> None:
+    """Another family's own key given to this case is an error naming the key (after the family has
+    checked its own keys, so the first mistake of a case is reported first, as it always was)."""
+    for key in losses.fields():
+        if key in family.FIELDS or getattr(spec, key) is None:
             continue
-        if key == "pos_weight" and not binary:
-            raise fail("pos_weight is for binary_cross_entropy; softmax cross-entropy takes class `weight`", key)
-        arr = _array(_deep_numbers(raw, fail, key), key, fail, key)
-        if not np.all(np.isfinite(arr)):
-            raise fail(f"{key} must be finite", key)
-        if not binary:
-            num_classes = predictions.shape[1]
-            if arr.shape != (num_classes,):
-                raise fail(f"weight has {arr.size} entries but the predictions have C={num_classes} classes", key)
-        else:
-            try:
-                shape = np.broadcast_shapes(arr.shape, predictions.shape)
-            except ValueError:
-                shape = None
-            if shape != predictions.shape:
-                raise fail(f"{key} of shape {list(arr.shape)} does not broadcast to the predictions' {list(predictions.shape)}", key)
-        out.append(arr)
-    return out[0], out[1]
+        instead = getattr(family, "INSTEAD", {}).get(key) or f"{family.NAME} has no {key}"
+        raise fail(f"{key} is for {' and '.join(losses.owners(key))}; {instead}", key)
 
 
-def _deep_numbers(value: Any, fail: Any, key: str) -> Any:
-    if isinstance(value, list):
-        return [_deep_numbers(v, fail, key) for v in value]
-    try:
-        return _number(value)
-    except ValueError as exc:
-        raise fail(f"{key}: {exc}", key) from None
-
-
-def _targets(spec: CaseSpec, predictions: np.ndarray, fail: Any) -> tuple[np.ndarray | None, np.ndarray | None]:
-    num_classes = predictions.shape[1]
-    label_shape = predictions.shape[:1] + predictions.shape[2:]
-    seed = spec.random.seed if spec.random else 0
-    if spec.labels is not None:
-        if spec.labels == "random":
-            return np.random.default_rng(seed + 1).integers(0, num_classes, size=label_shape), None
-        raw = _deep_numbers(spec.labels, fail, "labels")
-        arr = _array(raw, "labels", fail, "labels")
-        if arr.size and not np.all(np.isfinite(arr) & (arr == np.round(arr))):
-            raise fail("labels must be integer class indices", "labels")
-        arr = arr.astype(np.int64)
-        if arr.shape != label_shape:
-            raise fail(
-                f"labels have shape {list(arr.shape)}, expected {list(label_shape)} (predictions without the class axis)",
-                "labels",
-            )
-        bad = arr[((arr < 0) | (arr >= num_classes)) & (arr != (spec.ignore_index if spec.ignore_index is not None else arr + 1))]
-        if bad.size:
-            raise fail(
-                f"label {int(bad.flat[0])} is outside [0, {num_classes}) and "
-                + ("there is no ignore_index" if spec.ignore_index is None else f"is not the ignore_index {spec.ignore_index}"),
-                "labels",
-            )
-        return arr, None
-    if spec.soft_labels == "random":
-        logits = np.random.default_rng(seed + 1).standard_normal(predictions.shape)
-        e = np.exp(logits - logits.max(axis=1, keepdims=True))
-        return None, e / e.sum(axis=1, keepdims=True)
-    arr = _array(_deep_numbers(spec.soft_labels, fail, "soft_labels"), "soft_labels", fail, "soft_labels")
-    if arr.shape != predictions.shape:
-        raise fail(f"soft_labels have shape {list(arr.shape)}, expected the predictions' {list(predictions.shape)}", "soft_labels")
-    if np.any((arr < 0) | (arr > 1)) or not np.all(np.isfinite(arr)):
-        raise fail("soft_labels are per-class probabilities and must lie in [0, 1]", "soft_labels")
-    return None, arr
-
-
-def _effective_expectation(spec: CaseSpec, params: dict[str, Any]) -> Expectation | None:
+def _effective_expectation(spec: Any, params: dict[str, Any]) -> Expectation | None:
     """Entries apply in order; a later matching entry overrides the fields it sets. `when` is matched
     against the validated parameters, so a key left at its default (reduction: mean) matches too."""
     if spec.expect is None:
@@ -529,7 +469,7 @@ def _from_validation(exc: ValidationError, origin: dict[str, tuple[Any, ...]], w
     loc = [str(p) for p in err["loc"]]
     key = loc[0] if loc else None
     if err["type"] == "extra_forbidden" and key is not None:
-        message = _unknown_message(loc[-1], CaseSpec.model_fields if len(loc) == 1 else _sub_fields(loc))
+        message = _unknown_message(loc[-1], case_model().model_fields if len(loc) == 1 else _sub_fields(loc))
         if len(loc) > 1:
             message = f"{'.'.join(loc[:-1])}: {message}"
     else:
@@ -580,7 +520,7 @@ def _display(path: Path) -> str:
 
 def schema() -> dict[str, Any]:
     """JSON schema of a case file, for editors that validate YAML as it is typed."""
-    case = CaseSpec.model_json_schema()
+    case = case_model().model_json_schema()
     defs = case.pop("$defs", {})
     defaults = json.loads(json.dumps(case))
     defaults["required"] = []
@@ -596,3 +536,6 @@ def schema() -> dict[str, Any]:
         },
         "$defs": defs,
     }
+
+
+LOSSES = tuple(registry.losses())  # the registered loss families' names, in their ORDER

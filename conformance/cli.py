@@ -8,14 +8,17 @@ from __future__ import annotations
 import argparse
 import difflib
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any, NoReturn
 
 from rich.console import Console
 
-from conformance import adapters, baseline, cases, console, explain, html, registry, results, runner, summary
+from conformance import adapters, baseline, cases, console, registry, results, runner
 from conformance.errors import CaseError, ConformanceError, UsageError
+from conformance.pipeline import Outputs, Pipeline
 
 EXIT_OK, EXIT_VIOLATED, EXIT_USAGE = 0, 1, 2
 
@@ -125,45 +128,35 @@ def _suggest(name: str, known: Any) -> str:
     return f"; did you mean '{close[0]}'?" if close else f"; known: {', '.join(sorted(known))}"
 
 
-def execute(args: argparse.Namespace, out: Console) -> tuple[list[cases.Case], dict[str, Any]]:
-    """Start the workers, load the cases while they import their frameworks, run the cases and build
-    the results document (partial if interrupted)."""
+def evaluate(args: argparse.Namespace, out: Console, outputs: Outputs, baseline_path: Path | None = None) -> tuple[dict[str, Any], int]:
+    """Start the workers, load the cases while they import their frameworks, run the cases into
+    `outputs` and write them; the document's head and the exit code (130 if interrupted: what was done
+    is written)."""
     keys = selection(args.frameworks, args.only)
-    with runner.Workers(keys, args.timeout, most=os.cpu_count() or 1) as workers:
+    with Pipeline(keys, args.timeout, most=os.cpu_count() or 1, baseline_path=baseline_path) as pipeline:
         loaded = cases.load_paths(args.paths)
         if not loaded:
             raise UsageError(f"no case files (*.yaml) under {', '.join(map(str, args.paths))}")
         check_keys(loaded)
-        records: list[dict[str, Any]] = []
-        interrupted = False
+        extra: dict[str, Any] = {}
         try:
-            for case, found in console.progress(workers.stream(loaded, explain.recipe_requests), len(loaded), out):
-                records.append(results.record(case, found))
+            for _, record in console.progress(pipeline.records(loaded), len(loaded), out):
+                outputs.add(record)
         except KeyboardInterrupt:
-            interrupted = True
-    stats = workers.stats
-    extra: dict[str, Any] = {"workers": {f: {"startup_seconds": s.startup_seconds, "restarts": s.restarts} for f, s in stats.items()}}
-    if interrupted:
-        extra["interrupted"] = True
-    return loaded, results.document(records, workers.versions(), extra)
+            extra["interrupted"] = True
+    head = outputs.finish(pipeline.head(extra))
+    if extra:
+        return head, 130
+    failed = head["summary"]["expectations"]["violated"] or (head.get("baseline") and baseline.has_changes(head["baseline"]))
+    return head, EXIT_VIOLATED if failed else EXIT_OK
 
 
 def _run(args: argparse.Namespace) -> int:
     out = Console()
-    old = baseline.load(args.baseline) if args.baseline else None
-    loaded, doc = execute(args, out)
-    if old is not None:
-        doc["baseline"] = baseline.replay(doc, old, str(args.baseline))
-        _attribute_moves(doc["baseline"], loaded, doc)
-        baseline.timeline(doc, args.baseline.parent)
-    results.write(args.json, doc)
-    html.write(args.html, doc)
-    summary.write(args.json.parent / "summary.md", doc, args.html)
-    console.print_summary(doc, out, [str(args.json), str(args.html)])
-    if doc.get("interrupted"):
-        return 130
-    moved = old is not None and baseline.has_changes(doc["baseline"])
-    return EXIT_VIOLATED if doc["summary"]["expectations"]["violated"] or moved else EXIT_OK
+    outputs = Outputs(args.json, args.html)
+    head, code = evaluate(args, out, outputs, args.baseline)
+    console.print_summary({**head, "cases": outputs.violated}, out, [str(args.json), str(args.html)])
+    return code
 
 
 def _fuzz(args: argparse.Namespace) -> int:
@@ -194,29 +187,21 @@ def _baseline_table(paths: list[Path]) -> int:
     return EXIT_OK
 
 
-def _attribute_moves(report: dict[str, Any], loaded: list[cases.Case], doc: dict[str, Any]) -> None:
-    """Say, for each moved loss, which knob of the result's documented point explains the old value."""
-    from conformance.reference import Knobs
-
-    by_name = {c.nodeid: c for c in loaded}
-    records = {f"{r['file']}::{r['id']}": r for r in doc["cases"]}
-    for move in report["moved"]:
-        record, case = records.get(move["case"]), by_name.get(move["case"])
-        documented = (record or {}).get("results", {}).get(move["key"], {}).get("documented")
-        if move["what"] == "loss" and record is not None and case is not None and documented and "knobs" in documented:
-            move["knobs"] = explain.attribute(case, Knobs(**documented["knobs"]), move["old"], record["tolerance"])
-
-
 def _save_baseline(args: argparse.Namespace) -> int:
     out = Console()
-    _, doc = execute(args, out)
-    if doc.get("interrupted"):
-        return 130
-    path = args.out or baseline.default_path(doc["versions"])
-    baseline.save(doc, path)
-    values = sum(1 for c in doc["cases"] for r in c["results"].values() for k in ("loss", "grad") if r.get(k) is not None)
+    path = args.out
+    scratch = Path(tempfile.mkdtemp()) / "baseline.json" if path is None else path
+    outputs = Outputs(None, None, baseline_out=scratch)
+    head, code = evaluate(args, out, outputs)
+    if code == 130:
+        return code
+    if path is None:
+        path = baseline.default_path(head["versions"])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(scratch, path)
     out.print(
-        f"saved {values} values of {len(doc['cases'])} cases ({', '.join(f'{k} {v}' for k, v in doc['versions'].items())}) to {path}",
+        f"saved {outputs.saver.values} values of {outputs.count} cases "  # type: ignore[union-attr]
+        f"({', '.join(f'{k} {v}' for k, v in head['versions'].items())}) to {path}",
         highlight=False,
     )
     return EXIT_OK

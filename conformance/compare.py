@@ -11,14 +11,15 @@ starts a new group. Every member of a group therefore agrees with every other me
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
 from conformance import adapters, registry
 from conformance.cases import Case, Expectation
+from conformance.records import Comparison, Pair, Result
 
 DEFAULT_TOLERANCE: dict[str, dict[str, float]] = {
     # float64: frameworks agree to ~1e-15 on the same formula; paddle builds its one-hot / label_smooth
@@ -78,20 +79,17 @@ def _finite(x: np.ndarray, y: np.ndarray, rtol: float, atol: float) -> tuple[Any
     return gap.max(axis=-1), rel.max(axis=-1), (gap <= atol + rtol * scale).all(axis=-1)
 
 
-def agreement(
-    left: dict[str, Any], right: dict[str, Any], tol: dict[str, float], differ: Callable[[str], Difference] | None = None
-) -> dict[str, Any]:
-    """Loss and gradient differences of two ok results. `differ("loss")` / `differ("grad")` gives a
-    difference (`Pairwise` looks it up in its table); by default `difference` computes it."""
-    differ = differ or (lambda what: difference(left[what], right[what], **tol))
+def agreement(left: Any, right: Any, tol: dict[str, float], differ: Callable[[str], Difference] | None = None, a: str = "", b: str = "") -> Pair:
+    """Loss and gradient differences of two ok results (or a result and its documented formula: anything
+    with `loss` and `grad`). `differ("loss")` / `differ("grad")` gives a difference (`Pairwise` looks it
+    up in its table); by default `difference` computes it."""
+    differ = differ or (lambda what: difference(getattr(left, what), getattr(right, what), **tol))
     loss = differ("loss")
-    out: dict[str, Any] = {"loss_max_abs": loss.max_abs, "loss_max_rel": loss.max_rel, "agree": loss.agree}
-    if loss.reason:
-        out["reason"] = f"loss shapes differ: {loss.reason}"
-    if left.get("grad") is not None and right.get("grad") is not None:
+    reason = f"loss shapes differ: {loss.reason}" if loss.reason else None
+    if left.grad is not None and right.grad is not None:
         grad = differ("grad")
-        out.update(grad_max_abs=grad.max_abs, grad_max_rel=grad.max_rel, agree=loss.agree and grad.agree)
-    return out
+        return Pair(a, b, loss.agree and grad.agree, loss.max_abs, loss.max_rel, grad.max_abs, grad.max_rel, reason)
+    return Pair(a, b, loss.agree, loss.max_abs, loss.max_rel, reason=reason)
 
 
 def order(keys: Any) -> list[str]:
@@ -111,29 +109,29 @@ class Pairwise:
     usual case), all pairs come from one broadcast over the stacked arrays, with `difference`'s formulas (`_finite`);
     the rest go through `difference` itself."""
 
-    def __init__(self, results: dict[str, dict[str, Any]], tol: dict[str, float]) -> None:
+    def __init__(self, results: Mapping[str, Result], tol: dict[str, float]) -> None:
         self.results = results
         self.tol = tol
-        self.found: dict[tuple[str, str], dict[str, Any]] = {}
-        ok = [k for k, r in results.items() if r.get("status") == "ok"]
+        self.found: dict[tuple[str, str], Pair] = {}
+        ok = [k for k, r in results.items() if r.ok]
         self.tables = {what: _Table(results, ok, what, tol) for what in ("loss", "grad")}
 
-    def __call__(self, a: str, b: str) -> dict[str, Any]:
+    def __call__(self, a: str, b: str) -> Pair:
         if (a, b) not in self.found:
             left, right = self.results[a], self.results[b]
 
             def differ(what: str) -> Difference:
-                return self.tables[what].difference(a, b) or difference(left[what], right[what], **self.tol)
+                return self.tables[what].difference(a, b) or difference(getattr(left, what), getattr(right, what), **self.tol)
 
-            self.found[(a, b)] = agreement(left, right, self.tol, differ)
+            self.found[(a, b)] = agreement(left, right, self.tol, differ, a, b)
         return self.found[(a, b)]
 
 
 class _Table:
     """`difference` of every pair among the results whose `what` is finite and of the most common size."""
 
-    def __init__(self, results: dict[str, dict[str, Any]], keys: list[str], what: str, tol: dict[str, float]) -> None:
-        arrays = {k: np.asarray(results[k][what], dtype=np.float64).reshape(-1) for k in keys if results[k].get(what) is not None}
+    def __init__(self, results: Mapping[str, Result], keys: list[str], what: str, tol: dict[str, float]) -> None:
+        arrays = {k: np.asarray(getattr(results[k], what), dtype=np.float64).reshape(-1) for k in keys if getattr(results[k], what) is not None}
         sizes = [a.size for a in arrays.values()]
         size = max(set(sizes), key=sizes.count) if sizes else 0
         self.index = {k: i for i, k in enumerate(k for k, a in arrays.items() if a.size == size and size and np.isfinite(a).all())}
@@ -150,15 +148,13 @@ class _Table:
         return Difference(float(self.max_abs[i, j]), float(self.max_rel[i, j]), bool(self.agree[i, j]))
 
 
-def groups(
-    results: dict[str, dict[str, Any]], keys: Iterable[str], tol: dict[str, float], pairwise: Pairwise | None = None
-) -> list[list[str]]:
+def groups(results: Mapping[str, Result], keys: Iterable[str], tol: dict[str, float], pairwise: Pairwise | None = None) -> list[list[str]]:
     """Greedy partition of the ok results among `keys` into mutually agreeing groups."""
     pairwise = pairwise or Pairwise(results, tol)
     out: list[list[str]] = []
-    for key in order(k for k in keys if results.get(k, {}).get("status") == "ok"):
+    for key in order(k for k in keys if k in results and results[k].ok):
         for group in out:
-            if all(pairwise(other, key)["agree"] for other in group):
+            if all(pairwise(other, key).agree for other in group):
                 group.append(key)
                 break
         else:
@@ -166,18 +162,18 @@ def groups(
     return out
 
 
-def check_documented(results: dict[str, dict[str, Any]], tol: dict[str, float]) -> None:
-    """Mark each result that carries its documented formula's value with whether it matches it."""
-    for result in results.values():
-        documented = result.get("documented")
-        if result.get("status") != "ok" or not documented:
-            continue
-        found = agreement(result, documented, tol)
-        documented.update(agrees=found["agree"], loss_max_abs=found["loss_max_abs"], grad_max_abs=found.get("grad_max_abs"))
+def check_documented(result: Result, tol: dict[str, float]) -> Result:
+    """The result with its documented formula's verdict: whether it matches the formula's value."""
+    documented = result.documented
+    if not result.ok or documented is None:
+        return result
+    found = agreement(result, documented, tol)
+    checked = replace(documented, agrees=found.agree, loss_max_abs=found.loss_max_abs, grad_max_abs=found.grad_max_abs, grad=None)
+    return replace(result, documented=checked)
 
 
 def check_expectation(
-    expect: Expectation | None, results: dict[str, dict[str, Any]], tol: dict[str, float], pairwise: Pairwise | None = None
+    expect: Expectation | None, results: Mapping[str, Result], tol: dict[str, float], pairwise: Pairwise | None = None
 ) -> tuple[str, str | None]:
     """'met', 'violated' or 'none', and what was violated. Only keys named and present are checked."""
     if expect is None or (expect.groups is None and expect.status is None and expect.values is None):
@@ -185,15 +181,15 @@ def check_expectation(
     problems = []
     status = expect.status or {}
     for key, wanted in status.items():
-        have = results.get(key, {}).get("status")
+        have = results[key].status if key in results else None
         if have is not None and have != wanted:
             problems.append(f"{key} is {have}, expected {wanted}" + _because(results[key]))
     if expect.groups is not None:
         named = [k for group in expect.groups for k in group if k in results]
         for key in named:
-            if results[key]["status"] != "ok" and status.get(key, "ok") == "ok":
-                problems.append(f"{key} is {results[key]['status']}, expected ok" + _because(results[key]))
-        live = [k for k in named if results[k]["status"] == "ok"]
+            if not results[key].ok and status.get(key, "ok") == "ok":
+                problems.append(f"{key} is {results[key].status}, expected ok" + _because(results[key]))
+        live = [k for k in named if results[k].ok]
         wanted_groups = [[k for k in group if k in live] for group in expect.groups]
         wanted_set = {frozenset(g) for g in wanted_groups if g}
         found = groups(results, live, tol, pairwise)
@@ -203,10 +199,10 @@ def check_expectation(
         result = results.get(key)
         if result is None:
             continue
-        if result["status"] != "ok":
-            problems.append(f"{key} is {result['status']}, expected the printed value {printed}" + _because(result))
-        elif not printed_match(result["loss"], printed):
-            problems.append(f"{key} gives {np.asarray(result['loss']).tolist()}, the documentation prints {printed}")
+        if not result.ok:
+            problems.append(f"{key} is {result.status}, expected the printed value {printed}" + _because(result))
+        elif not printed_match(result.loss, printed):
+            problems.append(f"{key} gives {np.asarray(result.loss).tolist()}, the documentation prints {printed}")
     return ("violated", "; ".join(problems)) if problems else ("met", None)
 
 
@@ -231,8 +227,8 @@ def _decimals(number: Any) -> int:
     return len(text.split(".")[1]) if "." in text and not text.endswith(".0") else 0
 
 
-def _because(result: dict[str, Any]) -> str:
-    message = result.get("message")
+def _because(result: Result) -> str:
+    message = result.message
     return f" ({message.splitlines()[0][:200]})" if message else ""
 
 
@@ -240,21 +236,14 @@ def _show(found: list[list[str]]) -> str:
     return "[" + ", ".join("[" + ", ".join(g) + "]" for g in found if g) + "]"
 
 
-def compare(case: Case, results: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """The comparison part of a case record: groups, pairwise differences, expectation verdict."""
+def compare(case: Case, results: Mapping[str, Result]) -> tuple[dict[str, Result], Comparison]:
+    """The results in canonical order with their documented-formula verdicts, and their comparison:
+    groups, pairwise differences, expectation verdict."""
     tol = tolerance(case)
-    check_documented(results, tol)
-    ok = order(k for k, r in results.items() if r["status"] == "ok")
-    pairwise = Pairwise(results, tol)
-    pairs = []
-    for i, a in enumerate(ok):
-        for b in ok[i + 1 :]:
-            pairs.append({"a": a, "b": b, **pairwise(a, b)})
-    verdict, message = check_expectation(case.expect, results, tol, pairwise)
-    return {
-        "groups": groups(results, results, tol, pairwise),
-        "pairs": pairs,
-        "tolerance": tol,
-        "expectation": verdict,
-        "expectation_message": message,
-    }
+    checked = {key: check_documented(results[key], tol) for key in order(results)}
+    ok = [k for k, r in checked.items() if r.ok]
+    pairwise = Pairwise(checked, tol)
+    pairs = tuple(pairwise(a, b) for i, a in enumerate(ok) for b in ok[i + 1 :])
+    verdict, message = check_expectation(case.expect, checked, tol, pairwise)
+    found = groups(checked, checked, tol, pairwise)
+    return checked, Comparison(tuple(tuple(g) for g in found), pairs, tol, verdict, message)

@@ -8,65 +8,31 @@ second framework's worker ran. Nothing here is written per case: it all follows 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import fields
 from typing import Any
 
 import numpy as np
 
-from conformance import reference
+from conformance import losses, reference, registry
 from conformance.cases import Case
 from conformance.compare import agreement, difference, tolerance
-
-DEFAULTS = ("torch", "paddle", "tensorflow")
-PHRASES: dict[str, dict[Any, str]] = {
-    "weight_mode": {
-        "per_class": "weighs each class's term inside the smoothed sum",
-        "from_label": "weighs the loss by w.q of the smoothed (or soft) label",
-        "from_hard_label": "weighs the loss by the hard label's class weight (sample_weight = weight[label])",
-    },
-    "denominator": {
-        "target_weight": "divides the mean by the sum of target weights",
-        "label_weight": "divides the mean by the sum of w.q",
-        "valid_count": "divides the mean by the number of non-ignored positions",
-        "positions": "divides the mean by the number of positions",
-        "applied_weight": "divides by the sum of the applied weights",
-        "nonzero_weight": "divides by the number of non-zero weights",
-    },
-    "empty_mean": {"nan": "gives NaN for 0/0", "zero": "gives 0 for 0/0"},
-    "empty_batch": {
-        "nan": "gives NaN for an empty batch",
-        "zero": "gives 0 for an empty batch",
-        "unreduced": "returns an empty batch unreduced",
-    },
-    "probabilities": {
-        "renormalise": "renormalises probabilities",
-        "none": "takes log p as given",
-        "renormalise_then_clip": "renormalises, then clips p to [eps, 1-eps]",
-        "clip_then_renormalise": "clips p to [eps, 1-eps], then renormalises",
-        "clip": "clips p to [eps, 1-eps]",
-    },
-    "logit_floor": {None: "computes softmax exactly"},
-    "log_clamp": {None: "does not clamp log p"},
-    "last_axis_mean": {True: "averages the last axis into one value per sample", False: "keeps one value per element"},
-    "weights_as_sample_weights": {
-        True: "counts class weights among the applied weights",
-        False: "does not count class weights among the applied weights",
-    },
-}
+from conformance.records import CaseRecord, Comparison, Explanation, KnobDifference, Result, ShownRecipe, result_of
 
 
-def explain(case: Case, record: dict[str, Any]) -> list[dict[str, Any]]:
-    """One entry per pair of diverging default variants (first in canonical order is `a`)."""
-    results = record["results"]
-    group_of = {key: i for i, group in enumerate(record["groups"]) for key in group}
-    present = [k for k in DEFAULTS if k in group_of]
+def explain(case: Case, results: Mapping[str, Result], comparison: Comparison) -> tuple[Explanation, ...]:
+    """An explanation for each pair of native default variants that land in different groups."""
+    if len(comparison.groups) < 2:
+        return ()
+    group_of = {key: i for i, group in enumerate(comparison.groups) for key in group}
+    present = [k for k in registry.native() if k in group_of]
     model = Model(case)
     out = []
     for i, a in enumerate(present):
         for b in present[i + 1 :]:
             if group_of[a] != group_of[b]:
-                out.append(_pair(model, a, b, results, record["tolerance"]))
-    return out
+                out.append(_pair(model, a, b, results, comparison.tolerance))
+    return tuple(out)
 
 
 class Model:
@@ -82,25 +48,20 @@ class Model:
         return self.outcomes[knobs]
 
 
-def _pair(model: Model, a: str, b: str, results: dict[str, Any], tol: dict[str, float]) -> dict[str, Any]:
+def _pair(model: Model, a: str, b: str, results: Mapping[str, Result], tol: dict[str, float]) -> Explanation:
     knobs_a = _knobs(results[a])
     knobs_b = _knobs(results[b])
-    entry: dict[str, Any] = {"a": a, "b": b, "knobs": [], "recipe": _recipe(a, b, results, tol)}
+    recipe = _recipe(a, b, results, tol)
     if knobs_a is None or knobs_b is None:
-        entry["text"] = f"{b} vs {a}: no documented formula for this combination in {a if knobs_a is None else b}."
-        return entry
+        return Explanation(a, b, (), f"{b} vs {a}: no documented formula for this combination in {a if knobs_a is None else b}.", recipe)
     base = model(knobs_a)
     other = model(knobs_b)
-    entry["knobs"] = knob_differences(model.case, knobs_a, knobs_b, model)
-    moving = [k for k in entry["knobs"] if k["effect"] is None or k["effect"] > 0]
-    entry["knobs"] = moving or entry["knobs"]
-    entry["text"] = _text(a, b, moving, base, other, results)
-    return entry
+    differences = knob_differences(model.case, knobs_a, knobs_b, model)
+    moving = [k for k in differences if k.effect is None or k.effect > 0]
+    return Explanation(a, b, tuple(moving or differences), _text(a, b, moving, base, other, results), recipe)
 
 
-def knob_differences(
-    case: Case, knobs_a: reference.Knobs, knobs_b: reference.Knobs, model: Model | None = None
-) -> list[dict[str, Any]]:
+def knob_differences(case: Case, knobs_a: reference.Knobs, knobs_b: reference.Knobs, model: Model | None = None) -> list[KnobDifference]:
     """Each knob on which a and b differ, with its effect: the largest change of a's loss when only
     that knob takes b's value (None where not finite)."""
     model = model or Model(case)
@@ -109,37 +70,38 @@ def knob_differences(
     for knob in (f.name for f in fields(reference.Knobs)):
         if getattr(knobs_a, knob) != getattr(knobs_b, knob):
             effect = _effect(base.loss, model(knobs_a.switched(knob, getattr(knobs_b, knob))).loss) if knob in base.read else 0.0
-            out.append({"knob": knob, "a": getattr(knobs_a, knob), "b": getattr(knobs_b, knob), "effect": effect})
+            out.append(KnobDifference(knob, getattr(knobs_a, knob), getattr(knobs_b, knob), effect))
     return out
 
 
-def recipe_requests(case: Case, results: dict[str, dict[str, Any]]) -> dict[str, dict[str, reference.Knobs]]:
-    """The recipes an explanation will show, to be run by the workers: for each pair of default
-    variants that disagree and document different knobs, b reproducing a (b -> a -> a's knobs)."""
+def recipe_requests(case: Case, answers: dict[str, dict[str, Any]]) -> dict[str, dict[str, reference.Knobs]]:
+    """The recipes an explanation will show, to be run by the workers (`answers`: the workers' raw
+    answers by result key): for each pair of native default variants that disagree and document
+    different knobs, b reproducing a (b -> a -> a's knobs)."""
     tol = tolerance(case)
     out: dict[str, dict[str, reference.Knobs]] = {}
-    present = [k for k in DEFAULTS if results.get(k, {}).get("status") == "ok"]
+    results = {k: result_of(k, answers[k]) for k in registry.native() if k in answers and answers[k].get("status") == "ok"}
+    present = list(results)
     for i, a in enumerate(present):
         for b in present[i + 1 :]:
             knobs_a, knobs_b = _knobs(results[a]), _knobs(results[b])
-            if knobs_a is not None and knobs_b is not None and knobs_a != knobs_b and not agreement(results[a], results[b], tol)["agree"]:
+            if knobs_a is not None and knobs_b is not None and knobs_a != knobs_b and not agreement(results[a], results[b], tol).agree:
                 out.setdefault(b, {})[a] = knobs_a
     return out
 
 
-def signature(record: dict[str, Any]) -> set[tuple[str, str, str]]:
+def signature(record: CaseRecord | None) -> set[tuple[str, str, str]]:
     """What kind of divergence a case shows: (a, b, knob) for each knob that moves a diverging pair,
     (a, b, "unexplained") for a pair no knob explains."""
     out: set[tuple[str, str, str]] = set()
-    for entry in record.get("explanation", []):
-        moving = [k["knob"] for k in entry["knobs"] if k["effect"] is None or k["effect"] > 0]
-        out.update((entry["a"], entry["b"], knob) for knob in moving or ["unexplained"])
+    for entry in record.explanation if record is not None else ():
+        moving = [k.knob for k in entry.knobs if k.effect is None or k.effect > 0]
+        out.update((entry.a, entry.b, knob) for knob in moving or ["unexplained"])
     return out
 
 
-def _knobs(result: dict[str, Any]) -> reference.Knobs | None:
-    documented = result.get("documented")
-    return reference.Knobs(**documented["knobs"]) if documented and "knobs" in documented else None
+def _knobs(result: Result) -> reference.Knobs | None:
+    return reference.Knobs(**result.documented.knobs) if result.documented is not None else None
 
 
 def _effect(base: np.ndarray, switched: np.ndarray) -> float | None:
@@ -154,9 +116,11 @@ def _effect(base: np.ndarray, switched: np.ndarray) -> float | None:
     return float(gap.max()) if gap.size and np.all(np.isfinite(gap)) else (0.0 if not gap.size else None)
 
 
-def _text(a: str, b: str, moving: list[dict[str, Any]], base: reference.Outcome, other: reference.Outcome, results: dict[str, Any]) -> str:
+def _text(
+    a: str, b: str, moving: list[KnobDifference], base: reference.Outcome, other: reference.Outcome, results: Mapping[str, Result]
+) -> str:
     if not moving:
-        off = [k for k in (a, b) if results[k].get("documented", {}).get("agrees") is False]
+        off = [k for k in (a, b) if (results[k].documented is not None and results[k].documented.agrees is False)]  # type: ignore[union-attr]
         if off:
             who = " and ".join(off) + (" differ from their" if len(off) > 1 else " differs from its")
             return (
@@ -166,13 +130,13 @@ def _text(a: str, b: str, moving: list[dict[str, Any]], base: reference.Outcome,
         return f"{b} vs {a}: same documented semantics; the difference is numerical (precision), not a semantic choice."
     parts = []
     for k in moving:
-        if k["knob"] == "denominator" and base.denominator is not None and other.denominator is not None:
+        if k.knob == "denominator" and base.denominator is not None and other.denominator is not None:
             parts.append(
-                f"the mean's denominator is {_describe(k['knob'], k['b'])} = {other.denominator:g} in {b}, "
-                f"{_describe(k['knob'], k['a'])} = {base.denominator:g} in {a}"
+                f"the mean's denominator is {_describe(k.knob, k.b)} = {other.denominator:g} in {b}, "
+                f"{_describe(k.knob, k.a)} = {base.denominator:g} in {a}"
             )
         else:
-            parts.append(f"{b} {_phrase(k['knob'], k['b'])}, {a} {_phrase(k['knob'], k['a'])}")
+            parts.append(f"{b} {_phrase(k.knob, k.b)}, {a} {_phrase(k.knob, k.a)}")
     return f"{b} vs {a}: " + "; ".join(parts) + "."
 
 
@@ -181,23 +145,20 @@ def _describe(knob: str, value: Any) -> str:
 
 
 def _phrase(knob: str, value: Any) -> str:
-    known = PHRASES.get(knob, {})
+    known = losses.phrases().get(knob, {})
     if value in known:
         return known[value]
     return f"has {knob} = {value}"
 
 
-def _recipe(a: str, b: str, results: dict[str, Any], tol: dict[str, float]) -> dict[str, Any] | None:
+def _recipe(a: str, b: str, results: Mapping[str, Result], tol: dict[str, float]) -> ShownRecipe | None:
     """b's native code reproducing a, as b's worker ran it, and whether it does reproduce a's loss."""
-    recipe = results[b].get("recipes", {}).get(a)
+    recipe = results[b].recipes.get(a)
     if recipe is None:
         return None
-    shown: dict[str, Any] = {"code": recipe.get("code"), "result": recipe.get("loss"), "target": results[a].get("loss")}
-    if recipe.get("loss") is None:
-        shown.update(reproduces=False, message=recipe.get("message"))
-    else:
-        shown["reproduces"] = difference(recipe["loss"], results[a]["loss"], **tol).agree
-    return shown
+    if recipe.loss is None:
+        return ShownRecipe(recipe.code, None, results[a].loss, False, recipe.message)
+    return ShownRecipe(recipe.code, recipe.loss, results[a].loss, difference(recipe.loss, results[a].loss, **tol).agree)
 
 
 def attribute(case: Case, knobs: reference.Knobs, old_loss: Any, tol: dict[str, float]) -> list[str]:
@@ -216,16 +177,4 @@ def attribute(case: Case, knobs: reference.Knobs, old_loss: Any, tol: dict[str, 
 
 
 def _alternatives(name: str, current: Any) -> list[Any]:
-    options: dict[str, list[Any]] = {
-        "weight_mode": ["per_class", "from_label", "from_hard_label"],
-        "denominator": ["target_weight", "label_weight", "valid_count", "positions", "applied_weight", "nonzero_weight"],
-        "empty_mean": ["nan", "zero"],
-        "empty_batch": ["nan", "zero", "unreduced"],
-        "probabilities": ["renormalise", "none", "renormalise_then_clip", "clip_then_renormalise", "clip"],
-        "logit_floor": [None, 64.0],
-        "log_clamp": [None, 100.0],
-        "ignore_smoothed": [False, True],
-        "weights_as_sample_weights": [False, True],
-        "last_axis_mean": [False, True],
-    }
-    return [v for v in options.get(name, []) if v != current]
+    return [v for v in losses.alternatives().get(name, []) if v != current]

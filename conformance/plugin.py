@@ -11,15 +11,17 @@ is used from a checkout without being installed.
 from __future__ import annotations
 
 import json
-from collections.abc import Generator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from conformance import adapters, baseline, cases, explain, html, registry, results, runner, service, summary
+from conformance import adapters, baseline, cases, registry, service
 from conformance.cli import check_keys, selection
 from conformance.errors import ConformanceError
+from conformance.pipeline import Outputs, Pipeline
+from conformance.records import CaseRecord, Finding, plain
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -87,21 +89,18 @@ class CaseItem(pytest.Item):
     def __init__(self, *, case: cases.Case, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.case = case
-        self.record: dict[str, Any] | None = None
+        self.record: CaseRecord | None = None
 
     def runtest(self) -> None:
         self.record = self.config.stash[_STATE].record_for(self)
-        if self.record["expectation"] == "violated":
-            raise ExpectationViolated(self.record["expectation_message"])
-        old = self.config.stash[_STATE].baseline
-        if old is not None:
-            report = baseline.replay({"cases": [self.record], "versions": {}}, old, "")
-            if baseline.has_changes(report):
-                raise ValuesMoved(moved_table(report))
+        if self.record.comparison.expectation == "violated":
+            raise ExpectationViolated(self.record.comparison.expectation_message)
+        if self.record.findings:
+            raise ValuesMoved(moved_table(self.record.findings))
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
         if isinstance(excinfo.value, ExpectationViolated) and self.record is not None:
-            return failure_table(self.record)
+            return failure_table(self.record.to_json())
         if isinstance(excinfo.value, (ValuesMoved, ConformanceError)):
             return str(excinfo.value)
         return super().repr_failure(excinfo)
@@ -133,38 +132,41 @@ def failure_table(record: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def moved_table(report: dict[str, Any]) -> str:
+def moved_table(findings: tuple[Finding, ...]) -> str:
     lines = [f"  {'result':<22} {'what':<7} old -> new"]
-    for row in report["status_changes"] + report["moved"]:
-        lines.append(f"  {row['key']:<22} {row['what']:<7} {json.dumps(row['old'])[:60]} -> {json.dumps(row['new'])[:60]}")
+    for row in sorted(findings, key=lambda f: f.moved):
+        lines.append(f"  {row.key:<22} {row.what:<7} {json.dumps(plain(row.old))[:60]} -> {json.dumps(plain(row.new))[:60]}")
     return "changed since the baseline:\n" + "\n".join(lines)
 
 
 class _State:
-    """Where this process's case items get their records, and the records the reports hold.
+    """Where this process's case items get their records, and where the records go.
 
-    Without xdist the batch is every case item, streamed through this process's framework workers while
-    the items run. Under xdist the controller evaluates the collected cases once for all xdist workers
+    Without xdist the batch is every case item, streamed through this process's pipeline while the
+    items run. Under xdist the controller evaluates the collected cases once for all xdist workers
     (`service.Service`), and each xdist worker asks it for the record of each item it runs
-    (`service.Remote`): framework workers are started once, not once per xdist worker.
+    (`service.Remote`): framework workers are started once, not once per xdist worker. Either way the
+    records are written by the process that evaluated them, in evaluation order, through `Outputs`.
     """
 
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
         self.workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
-        self.workers: runner.Workers | None = None
-        self.stream: Generator[tuple[cases.Case, dict[str, dict[str, Any]]], None, None] | None = None
-        self.ready: dict[str, dict[str, Any]] = {}
-        self.served: dict[str, dict[str, Any]] = {}
+        self.pipeline: Pipeline | None = None
+        self.outputs: Outputs | None = None
+        self.stream: Iterator[tuple[cases.Case, CaseRecord]] | None = None
+        self.ready: dict[str, CaseRecord] = {}
+        self.served: dict[str, CaseRecord] = {}
         self.service: service.Service | None = None
         self.remote: service.Remote | None = None
         self.keys = selection(config.getoption("conformance_frameworks"), config.getoption("conformance_only"))
         self.timeout = config.getoption("conformance_timeout")
         path = config.getoption("conformance_baseline")
-        self.baseline_path = path
-        self.baseline = baseline.load(Path(path)) if path else None
+        self.baseline_path = Path(path) if path else None
+        if self.baseline_path is not None:
+            baseline.load(self.baseline_path)  # a bad baseline is a usage error before anything runs
 
-    def record_for(self, item: CaseItem) -> dict[str, Any]:
+    def record_for(self, item: CaseItem) -> CaseRecord:
         if self.workerinput is not None:
             if self.remote is None:
                 raise ConformanceError(
@@ -178,10 +180,11 @@ class _State:
             return self.served[nodeid]
         if self.stream is None:
             todo = [i.case for i in item.session.items if isinstance(i, CaseItem)]
-            self.stream = self._local_workers().stream(todo, explain.recipe_requests)
+            self.stream = self._pipeline().records(todo)
         while nodeid not in self.ready:
-            case, found = next(self.stream)
-            self.ready[case.nodeid] = results.record(case, found)
+            _, record = next(self.stream)
+            self.outputs_().add(record)
+            self.ready[record.nodeid] = record
         self.served[nodeid] = self.ready.pop(nodeid)
         return self.served[nodeid]
 
@@ -191,15 +194,23 @@ class _State:
         if self.config.option.collectonly:
             return
         if self.workerinput is None:
-            self._local_workers()
+            self._pipeline()
         elif self.remote is None and self.workerinput.get("conformance_service"):
             self.remote = service.Remote(tuple(self.workerinput["conformance_service"]))
 
-    def _local_workers(self) -> runner.Workers:
-        """This process's framework workers (without xdist), started once."""
-        if self.workers is None:
-            self.workers = runner.Workers(self.keys, self.timeout)
-        return self.workers
+    def _pipeline(self, most: int = 1) -> Pipeline:
+        """This process's pipeline (the controller's, or without xdist the only one), started once."""
+        if self.pipeline is None:
+            self.pipeline = Pipeline(self.keys, self.timeout, most, self.baseline_path)
+        return self.pipeline
+
+    def outputs_(self) -> Outputs:
+        """Where records are written, opened at the first record."""
+        if self.outputs is None:
+            root = Path(self.config.rootpath)
+            json_path, html_path = self.config.getoption("conformance_json"), self.config.getoption("conformance_html")
+            self.outputs = Outputs(root / json_path if json_path else None, root / html_path if html_path else None)
+        return self.outputs
 
     def offer(self, items: list[pytest.Item]) -> None:
         """xdist worker: send the collected cases to the controller, which evaluates them."""
@@ -207,18 +218,16 @@ class _State:
         if self.remote is not None and todo:
             self.remote.offer(todo)
 
-    def close(self) -> None:
+    def finish(self) -> None:
+        """Stop what runs; the controller (or the only process) writes the documents."""
         if self.stream is not None:
-            self.stream.close()
-        for part in (self.workers, self.service, self.remote):
-            if part is not None:
-                part.close()
-
-    def report(self) -> tuple[list[dict[str, Any]], dict[str, str]]:
-        """The records of the items that ran, and the versions that produced them."""
+            self.stream.close()  # type: ignore[attr-defined]
         if self.service is not None:
-            return self.service.records(), self.service.versions()
-        return list(self.served.values()), self.workers.versions() if self.workers else {}
+            self.service.close()
+        if self.pipeline is not None:
+            self.pipeline.close()
+            if self.outputs is not None:
+                self.outputs.finish(self.pipeline.head({"runner": "pytest"}))
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -226,7 +235,7 @@ def pytest_xdist_setupnodes(config: pytest.Config, specs: list[Any]) -> None:
     """xdist controller: the service that evaluates the cases once, for every xdist worker; a framework
     may get up to one worker per xdist worker."""
     state = config.stash[_STATE]
-    state.service = service.Service(state.keys, state.timeout, most=len(specs))
+    state.service = service.Service(lambda: state._pipeline(most=len(specs)), state.outputs_)
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -247,25 +256,8 @@ _STATE = pytest.StashKey[_State]()
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    config = session.config
-    state = config.stash.get(_STATE, None)
-    if state is None:
-        return
-    state.close()
-    if state.workerinput is not None:
-        return
-    records, versions = state.report()
-    if not records:
-        return
-    order = {id(c): i for i, c in enumerate(records)}
-    records = sorted(records, key=lambda r: (r["file"], order[id(r)]))
-    doc = results.document(records, versions, {"runner": "pytest"})
-    if state.baseline is not None:
-        doc["baseline"] = baseline.replay(doc, state.baseline, state.baseline_path)
-    json_path, html_path = config.getoption("conformance_json"), config.getoption("conformance_html")
-    root = Path(config.rootpath)
-    if json_path:
-        results.write(root / json_path, doc)
-    if html_path:
-        html.write(root / html_path, doc)
-        summary.write((root / (json_path or html_path)).parent / "summary.md", doc, root / html_path)
+    state = session.config.stash.get(_STATE, None)
+    if state is not None and state.workerinput is None:
+        state.finish()
+    elif state is not None and state.remote is not None:
+        state.remote.close()

@@ -1,99 +1,130 @@
-"""The results model: one record per case, serialised to `results.json` and read back by reports.
+"""results.json: written case by case as records complete, read back by the reports.
 
 `loss` and `grad` are nested lists of floats; NaN and infinities are written as JSON's NaN/Infinity
 extensions, which Python's `json` reads back (reports that feed JavaScript encode them separately).
+The document is one JSON object (`json.load` reads it); its head (versions, summary, baseline, ...)
+comes first, then `cases`, one case record per line, so a reader can also stream it (`head`, `cases`)
+without holding every case.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from conformance.cases import Case
-from conformance.compare import compare, order
-from conformance.explain import explain
-
 SCHEMA_VERSION = 1
+CASES_LINE = ' "cases": ['
 
 
-def record(case: Case, results: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """A case and its results as plain data (the element of `results.json`'s `cases`)."""
-    comparison = compare(case, results)
-    for result in results.values():
-        if result.get("documented"):
-            result["documented"].pop("grad", None)  # checked above; its verdict and loss are what readers need
-    expected = None
-    if case.expect is not None:
-        expected = case.expect.model_dump(exclude_none=True, exclude={"when"})
-    record = {
-        "id": case.id,
-        "file": case.file,
-        "line": case.line,
-        "description": case.description,
-        "params": case.params,
-        "results": {key: _plain(results[key]) for key in order(results)},
-        **comparison,
-        "expected": expected,
-    }
-    record["explanation"] = _plain(explain(case, record)) if len(record["groups"]) > 1 else []
-    for result in record["results"].values():
-        result.pop("recipes", None)  # shown once, in the explanation
-    return record
+class Counts:
+    """The document's `summary`, counted as cases are added."""
+
+    def __init__(self) -> None:
+        self.cases = self.diverge = self.off_documented = 0
+        self.expectations = {"met": 0, "violated": 0, "none": 0}
+        self.statuses: dict[str, int] = {}
+
+    def add(self, case: dict[str, Any]) -> None:
+        self.cases += 1
+        self.diverge += len(case["groups"]) > 1
+        self.expectations[case["expectation"]] += 1
+        for result in case["results"].values():
+            self.statuses[result["status"]] = self.statuses.get(result["status"], 0) + 1
+            self.off_documented += (result.get("documented") or {}).get("agrees") is False
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "cases": self.cases,
+            "agree": self.cases - self.diverge,
+            "diverge": self.diverge,
+            "expectations": dict(self.expectations),
+            "statuses": dict(self.statuses),
+            "off_documented_formula": self.off_documented,
+        }
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
-
-
-def summary(records: list[dict[str, Any]]) -> dict[str, Any]:
+def summary(cases: list[dict[str, Any]]) -> dict[str, Any]:
     """Counts for the terminal, the report and CI."""
-    diverging = [r for r in records if len(r["groups"]) > 1]
-    statuses: dict[str, int] = {}
-    for r in records:
-        for res in r["results"].values():
-            statuses[res["status"]] = statuses.get(res["status"], 0) + 1
-    undocumented = sum(1 for r in records for res in r["results"].values() if res.get("documented", {}).get("agrees") is False)
-    return {
-        "cases": len(records),
-        "agree": len(records) - len(diverging),
-        "diverge": len(diverging),
-        "expectations": {v: sum(1 for r in records if r["expectation"] == v) for v in ("met", "violated", "none")},
-        "statuses": statuses,
-        "off_documented_formula": undocumented,
-    }
+    counts = Counts()
+    for case in cases:
+        counts.add(case)
+    return counts.summary()
 
 
-def document(records: list[dict[str, Any]], versions: dict[str, str], extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "versions": versions,
-        "summary": summary(records),
-        **(extra or {}),
-        "cases": records,
-    }
+class Writer:
+    """Writes results.json as cases complete: each case line goes to a part file beside it at once (an
+    interrupted run keeps what was done), and `finish` puts the head, whose summary is known only then,
+    before them. Memory stays flat in the number of cases."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.partial = path.with_suffix(path.suffix + ".part")
+        self.out = self.partial.open("w", encoding="utf-8")
+        self.counts = Counts()
+
+    def add(self, case: dict[str, Any]) -> None:
+        """One case record (its JSON form); compact JSON by json's C encoder."""
+        if self.counts.cases:
+            self.out.write(",\n")
+        self.out.write(json.dumps(case, separators=(",", ":"), allow_nan=True))
+        self.counts.add(case)
+
+    def finish(self, head: dict[str, Any]) -> dict[str, Any]:
+        """Write the document; returns its head (with `summary`)."""
+        self.out.close()
+        head = {"schema_version": SCHEMA_VERSION, "versions": head.pop("versions", {}), "summary": self.counts.summary(), **head}
+        text = json.dumps(head, indent=1, allow_nan=True)
+        tmp = self.path.with_suffix(self.path.suffix + ".tmp")
+        with tmp.open("w", encoding="utf-8") as out, self.partial.open(encoding="utf-8") as body:
+            out.write(f"{text[:-2]},\n{CASES_LINE}\n")
+            shutil.copyfileobj(body, out)
+            out.write("\n]}\n")
+        tmp.replace(self.path)
+        self.partial.unlink()
+        return head
 
 
 def write(path: Path, doc: dict[str, Any]) -> None:
-    """Compact JSON (json's C encoder; an indent would use the pure-Python one, ~8x slower), one case
-    record per line so a diff or `grep` still finds a case."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    head = json.dumps({k: v for k, v in doc.items() if k != "cases"}, indent=1, allow_nan=True)
-    body = ",\n".join(json.dumps(case, separators=(",", ":"), allow_nan=True) for case in doc["cases"])
-    tmp.write_text(f'{head[:-2]},\n "cases": [\n{body}\n]}}\n', encoding="utf-8")
-    tmp.replace(path)
+    """A whole in-memory document (the streaming `Writer` does the same case by case)."""
+    writer = Writer(path)
+    for case in doc["cases"]:
+        writer.add(case)
+    writer.finish({k: v for k, v in doc.items() if k not in ("cases", "summary", "schema_version")})
+
+
+def document(records: list[dict[str, Any]], versions: dict[str, str], extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A whole document in memory (small runs and tests; runs stream through `Writer`)."""
+    return {"schema_version": SCHEMA_VERSION, "versions": versions, "summary": summary(records), **(extra or {}), "cases": records}
 
 
 def read(path: Path) -> dict[str, Any]:
     return json.loads(path.read_text(encoding="utf-8"))
+
+
+def head(path: Path) -> dict[str, Any]:
+    """Everything but the cases, without reading them."""
+    lines = []
+    with path.open(encoding="utf-8") as f:
+        for line in f:
+            if line.rstrip("\n") == CASES_LINE:
+                break
+            lines.append(line)
+    text = "".join(lines).rstrip().removesuffix(",")
+    return json.loads(text + "}") if lines else {}
+
+
+def cases(path: Path) -> Iterator[dict[str, Any]]:
+    """The case records one at a time, as `Writer` wrote them (one per line)."""
+    with path.open(encoding="utf-8") as f:
+        for line in f:
+            if line.rstrip("\n") == CASES_LINE:
+                break
+        for line in f:
+            text = line.rstrip().removesuffix(",")
+            if text in ("]}", ""):
+                return
+            yield json.loads(text)

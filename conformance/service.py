@@ -14,14 +14,16 @@ import contextlib
 import secrets
 import socket
 import threading
+from collections.abc import Callable
 from multiprocessing import AuthenticationError
 from multiprocessing.connection import Client as _Connect
 from multiprocessing.connection import Connection, Listener
 from typing import Any
 
-from conformance import explain, results, runner
 from conformance.cases import Case
 from conformance.errors import ConformanceError
+from conformance.pipeline import Outputs, Pipeline
+from conformance.records import CaseRecord
 
 
 class Service:
@@ -29,15 +31,15 @@ class Service:
     case files, the cases the first one collected evaluated in a thread, and a thread per xdist worker
     answering its requests for records."""
 
-    def __init__(self, keys: dict[str, set[str] | None], timeout: float, most: int) -> None:
-        self.keys, self.timeout, self.most = keys, timeout, most
+    def __init__(self, pipeline: Callable[[], Pipeline], outputs: Callable[[], Outputs]) -> None:
+        self.new_pipeline, self.outputs = pipeline, outputs
         self.authkey = secrets.token_bytes(32)
         self.listener = Listener(family="AF_UNIX", authkey=self.authkey)
-        self.workers: runner.Workers | None = None
+        self.pipeline: Pipeline | None = None
         self.evaluation: threading.Thread | None = None
         self.order: dict[str, int] = {}
-        self.ready: dict[str, dict[str, Any]] = {}
-        self.served: dict[int, dict[str, Any]] = {}
+        self.ready: dict[str, CaseRecord] = {}
+        self.served: dict[int, CaseRecord] = {}
         self.failure: str | None = None
         self.closed = False
         self.lock = threading.Condition()
@@ -92,35 +94,36 @@ class Service:
             self.failure = self.failure or message
             self.lock.notify_all()
 
-    def _start(self) -> runner.Workers | None:
+    def _start(self) -> Pipeline | None:
         """Start the framework workers (an xdist worker began collecting a case file)."""
         with self.lock:
-            if self.workers is None and not self.closed:
-                self.workers = runner.Workers(self.keys, self.timeout, self.most)
-            return self.workers
+            if self.pipeline is None and not self.closed:
+                self.pipeline = self.new_pipeline()
+            return self.pipeline
 
     def _evaluate(self, cases: list[Case]) -> None:
         """Start evaluating the collected cases (every xdist worker sends the same; the first one counts)."""
-        workers = self._start()
+        pipeline = self._start()
         with self.lock:
-            if self.evaluation is not None or workers is None:
+            if self.evaluation is not None or pipeline is None:
                 return
             self.order = {case.nodeid: n for n, case in enumerate(cases)}
-            self.evaluation = threading.Thread(target=self._run, args=(workers, cases), daemon=True, name="conformance-evaluation")
+            self.evaluation = threading.Thread(target=self._run, args=(pipeline, cases), daemon=True, name="conformance-evaluation")
             self.evaluation.start()
 
-    def _run(self, workers: runner.Workers, cases: list[Case]) -> None:
+    def _run(self, pipeline: Pipeline, cases: list[Case]) -> None:
         try:
-            for case, found in workers.stream(cases, explain.recipe_requests):
-                record = results.record(case, found)
+            outputs = self.outputs()
+            for case, record in pipeline.records(cases):
+                outputs.add(record)
                 with self.lock:
                     self.ready[case.nodeid] = record
                     self.lock.notify_all()
-            workers.close()  # every case is evaluated: the framework workers exit while the items finish
+            pipeline.close()  # every case is evaluated: the framework workers exit while the items finish
         except Exception as exc:  # a harness bug: every waiting item should say so, not hang
             self._fail(f"evaluating the cases failed in the xdist controller: {type(exc).__name__}: {exc}")
 
-    def _record(self, nodeid: str) -> tuple[str, Any]:
+    def _record(self, nodeid: str) -> tuple[str, CaseRecord | str]:
         with self.lock:
             if nodeid not in self.order:
                 return "error", self.failure or f"{nodeid} is not among the cases the xdist controller evaluated"
@@ -133,14 +136,6 @@ class Service:
             self.served[self.order[nodeid]] = record
             return "record", record
 
-    def records(self) -> list[dict[str, Any]]:
-        """The records served to items that ran, in collection order (what the reports hold)."""
-        with self.lock:
-            return [self.served[n] for n in sorted(self.served)]
-
-    def versions(self) -> dict[str, str]:
-        return self.workers.versions() if self.workers else {}
-
     def close(self) -> None:
         """Stop evaluating (cases no item asked for any more are left) and end the framework workers."""
         with self.lock:
@@ -148,12 +143,10 @@ class Service:
                 return
             self.closed = True
             self.lock.notify_all()
-        if self.workers is not None:
-            self.workers.cancel()
+        if self.pipeline is not None:
+            self.pipeline.cancel()
         if self.evaluation is not None:
             self.evaluation.join()
-        if self.workers is not None:
-            self.workers.close()
         with contextlib.suppress(OSError), socket.socket(socket.AF_UNIX) as wake_up:  # ends `_accept`'s wait
             wake_up.connect(self.listener.address)
         self.listener.close()
@@ -174,7 +167,7 @@ class Remote:
     def offer(self, cases: list[Case]) -> None:
         self.connection.send(("cases", cases))
 
-    def record(self, nodeid: str) -> dict[str, Any]:
+    def record(self, nodeid: str) -> CaseRecord:
         try:
             self.connection.send(("record", nodeid))
             kind, payload = self.connection.recv()
@@ -182,7 +175,7 @@ class Remote:
             raise ConformanceError(f"lost the connection to the xdist controller, which evaluates the cases: {exc}") from None
         if kind == "error":
             raise ConformanceError(payload)
-        return dict(payload)
+        return payload  # type: ignore[no-any-return]
 
     def close(self) -> None:
         self.connection.close()

@@ -3,7 +3,7 @@
 Every framework runs once, in its own worker process, on one batch of cases (module-scoped fixture):
 never import torch, paddle or tensorflow here (two of them in one process segfault). Expected values
 come from outside the package: the cross-framework article's table (float32 prints, checked to rtol
-1e-6) and the documentation examples listed in SEMANTICS.md section 7 (checked to one unit of their
+1e-6) and the documentation examples listed in docs/semantics.md section 7 (checked to one unit of their
 last printed digit).
 """
 
@@ -179,7 +179,7 @@ def test_default_variant_reproduces_the_published_article_table(runs, framework,
     np.testing.assert_allclose(loss_of(result), published(scenario, framework, reduction), rtol=1e-6)
 
 
-# ---------------------------------------------------------------- documented examples (SEMANTICS section 7)
+# ---------------------------------------------------------------- documented examples (docs/semantics.md section 7)
 
 
 @pytest.mark.parametrize("case_id", ["keras_sparse_probs", "keras_categorical_probs"])
@@ -262,7 +262,7 @@ def test_float64_cases_are_computed_in_float64(runs, framework):
 
 
 def test_paddle_clips_extreme_logits_at_64_while_torch_and_tensorflow_do_not(runs):
-    """Protects SEMANTICS D6 through the adapters: logits [1e4,-1e4,0], label 1 -> paddle 64, torch and
+    """Protects docs/semantics.md D6 through the adapters: logits [1e4,-1e4,0], label 1 -> paddle 64, torch and
     Keras 20000."""
     results = runs["extreme_logits"]
     np.testing.assert_allclose(loss_of(results["paddle"]), [64.0], rtol=1e-6)
@@ -271,7 +271,7 @@ def test_paddle_clips_extreme_logits_at_64_while_torch_and_tensorflow_do_not(run
 
 
 def test_all_ignored_mean_is_nan_in_torch_and_zero_in_paddle_and_tensorflow(runs):
-    """Protects SEMANTICS D4 through the adapters: every label ignored -> torch NaN (0/0), paddle 0, Keras 0."""
+    """Protects docs/semantics.md D4 through the adapters: every label ignored -> torch NaN (0/0), paddle 0, Keras 0."""
     results = runs["all_ignored"]
     assert math.isnan(float(loss_of(results["torch"])[0]))
     assert float(loss_of(results["paddle"])[0]) == 0.0
@@ -279,7 +279,7 @@ def test_all_ignored_mean_is_nan_in_torch_and_zero_in_paddle_and_tensorflow(runs
 
 
 def test_paddle_unweighted_mean_divides_by_all_positions_with_negative_ignore_index(runs):
-    """Protects SEMANTICS D3 through the adapters: labels [1, 2, -100], ignore_index -100, no weight: paddle
+    """Protects docs/semantics.md D3 through the adapters: labels [1, 2, -100], ignore_index -100, no weight: paddle
     divides the two published per-sample losses by 3 positions, torch and Keras ignore_class by 2."""
     results = runs["paddle_mean_counts_ignored"]
     kept = sum(PUBLISHED_NONE["plain"]["torch"])

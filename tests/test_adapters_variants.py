@@ -3,7 +3,7 @@
 All cases of this module run in one `runner.run` (one worker per framework, module-scoped fixture); never
 import torch, paddle or tensorflow here (two of them in one process segfault). Expected values come from
 the float64 loops of tests/test_reference_binary.py (each API's documented formula, written as a plain
-loop), from documentation examples (SEMANTICS.md section 7) and from SEMANTICS.md's measured tables, never
+loop), from documentation examples (docs/semantics.md section 7) and from docs/semantics.md's measured tables, never
 from the adapters. Gradients are checked against a central finite difference of the same loop.
 """
 
@@ -312,7 +312,7 @@ CASES = sorted(
 )
 BY_ID = {case.id: case for case in CASES}
 
-# Results whose framework raises, by SEMANTICS.md: paddle's label_smoothing one-hot-encodes the labels,
+# Results whose framework raises, by docs/semantics.md: paddle's label_smoothing one-hot-encodes the labels,
 # and one_hot rejects -100 (section 1.5, item 4).
 EXPECTED_ERRORS = {
     ("s_smooth_ignore[reduction=mean]", "paddle"): "Illegal index",
@@ -360,7 +360,7 @@ def loss_of(result: dict) -> np.ndarray:
 
 
 def tolerance(case, key: str) -> dict[str, float]:
-    """float32 / float64 tolerances; tf.compat.v1 reduces in float32 whatever the input (SEMANTICS 1.14)."""
+    """float32 / float64 tolerances; tf.compat.v1 reduces in float32 whatever the input (docs/semantics.md 1.14)."""
     return TOLERANCE["float32" if key.startswith("tensorflow:v1") else case.dtype]
 
 
@@ -488,7 +488,7 @@ def test_framework_reproduces_its_documentation_example(runs, case_id, key, valu
 
 @pytest.mark.parametrize("key", ["torch", "torch:functional", "paddle", "tensorflow:nn"])
 def test_pos_weight_apis_agree_on_the_tf_nn_weighted_example(runs, key):
-    """Protects pos_weight in torch, paddle and tf.nn alike (the same formula, SEMANTICS 1.13): the
+    """Protects pos_weight in torch, paddle and tf.nn alike (the same formula, docs/semantics.md 1.13): the
     weighted_cross_entropy_with_logits docs values to float32 tolerance of the printed ones."""
     np.testing.assert_allclose(loss_of(runs["doc_tf_nn_weighted"][key]), [0.30212, 0.880496, 4.57764e-05], rtol=1e-5, atol=1e-6)
 
@@ -533,11 +533,11 @@ def test_paddle_3_3_1_bce_with_logits_gradient_bug_at_logit_exactly_zero(runs):
     np.testing.assert_allclose(loss_of(paddle), loss_of(torch), rtol=1e-6)
 
 
-# ---------------------------------------------------------------- edge cases from SEMANTICS.md
+# ---------------------------------------------------------------- edge cases from docs/semantics.md
 
 
 def test_torch_zero_class_weights_give_nan_loss_and_nan_gradient(runs):
-    """Protects torch's 0/0 with class weights (SEMANTICS 1.1, D4): every present target weighs 0 -> NaN
+    """Protects torch's 0/0 with class weights (docs/semantics.md 1.1, D4): every present target weighs 0 -> NaN
     loss and NaN gradient (0 * 1/0) for torch, torch:functional and torch:nll; paddle, Keras and tf.compat.v1
     give 0 with a zero gradient."""
     results = runs["s_zero_class_weights"]
@@ -550,7 +550,7 @@ def test_torch_zero_class_weights_give_nan_loss_and_nan_gradient(runs):
 
 
 def test_torch_all_ignored_mean_is_nan_with_a_zero_gradient(runs):
-    """Protects torch's all-ignored mean (SEMANTICS 1.1): NaN, gradient all zeros; paddle and Keras 0."""
+    """Protects torch's all-ignored mean (docs/semantics.md 1.1): NaN, gradient all zeros; paddle and Keras 0."""
     results = runs["s_all_ignored"]
     for key in ("torch", "torch:functional", "torch:nll"):
         assert math.isnan(float(loss_of(results[key])))
@@ -561,7 +561,7 @@ def test_torch_all_ignored_mean_is_nan_with_a_zero_gradient(runs):
 
 @pytest.mark.parametrize("family_case", ["s_empty", "b_empty"])
 def test_empty_batch_conventions(runs, family_case):
-    """Protects empty batches (SEMANTICS D4): torch and paddle means NaN, sums 0; Keras returns the empty
+    """Protects empty batches (docs/semantics.md D4): torch and paddle means NaN, sums 0; Keras returns the empty
     array unreduced; tf.compat.v1 0 (div_no_nan)."""
     mean, total = runs[f"{family_case}[reduction=mean]"], runs[f"{family_case}[reduction=sum]"]
     for key in ("torch", "paddle"):

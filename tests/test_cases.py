@@ -109,7 +109,12 @@ def test_matrix_of_two_keys_is_the_cartesian_product_last_key_fastest():
         "a[reduction=sum,label_smoothing=0.2]",
     ]
     assert [(c.reduction, c.label_smoothing) for c in loaded] == [
-        ("none", 0.0), ("none", 0.1), ("none", 0.2), ("sum", 0.0), ("sum", 0.1), ("sum", 0.2)
+        ("none", 0.0),
+        ("none", 0.1),
+        ("none", 0.2),
+        ("sum", 0.0),
+        ("sum", 0.1),
+        ("sum", 0.2),
     ]
 
 
@@ -495,9 +500,7 @@ def test_ragged_k_dim_labels_are_rejected():
     assert "ragged" in err.message
 
 
-@pytest.mark.parametrize(
-    "value, fragment", [("1.0", "less than 1"), ("-0.1", "greater than or equal to 0")], ids=["one", "negative"]
-)
+@pytest.mark.parametrize("value, fragment", [("1.0", "less than 1"), ("-0.1", "greater than or equal to 0")], ids=["one", "negative"])
 def test_label_smoothing_outside_zero_one_is_rejected(value, fragment):
     err = error(
         f"""\

@@ -10,13 +10,15 @@ with effects computed here from the formula in a few lines of NumPy.
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 
-from conformance import cases, explain, fuzz, results, runner
+from conformance import cases, explain, fuzz, pipeline, runner
+from conformance.records import CaseRecord, Comparison, Explanation, KnobDifference
 from conformance.reference import Knobs
 
 X = np.array([[0.05, 0.95, 0.0], [0.1, 0.8, 0.1]])
@@ -47,12 +49,13 @@ def ran() -> tuple[dict[str, dict], dict[str, runner.WorkerStats]]:
     loaded = cases.load_text(ARTICLE, "article.yaml")
     with runner.Workers(runner.plan(["torch", "paddle", "tensorflow"], None)) as workers:
         found = workers.stream(loaded, explain.recipe_requests)
-        return {case.id: results.record(case, results_by_key) for case, results_by_key in found}, workers.stats
+        return {case.id: pipeline.build(case, results_by_key) for case, results_by_key in found}, workers.stats
 
 
 @pytest.fixture(scope="module")
 def records(ran) -> dict[str, dict]:
-    return ran[0]
+    """case id -> its record as results.json has it."""
+    return {case_id: record.to_json() for case_id, record in ran[0].items()}
 
 
 def pair(record: dict, a: str, b: str) -> dict:
@@ -100,10 +103,11 @@ def test_tensorflow_vs_torch_is_explained_by_the_means_denominator_with_its_numb
     assert ("torch", "paddle") not in {(e["a"], e["b"]) for e in records["weighted"]["explanation"]}
 
 
-def test_the_signature_names_the_moving_knobs_and_the_knob_model_predicts_it(records):
-    assert explain.signature(records["weighted"]) == {("torch", "tensorflow", "denominator"), ("paddle", "tensorflow", "denominator")}
+def test_the_signature_names_the_moving_knobs_and_the_knob_model_predicts_it(ran):
+    typed = ran[0]
+    assert explain.signature(typed["weighted"]) == {("torch", "tensorflow", "denominator"), ("paddle", "tensorflow", "denominator")}
     loaded = {c.id: c for c in cases.load_text(ARTICLE, "article.yaml")}
-    for case_id, record in records.items():
+    for case_id, record in typed.items():
         assert fuzz.covered([loaded[case_id]]) == explain.signature(record), case_id
 
 
@@ -175,8 +179,8 @@ def test_knob_differences_lists_only_the_differing_knob_with_its_effect_on_the_l
     total = float(-(WEIGHT[LABELS] * lp[[0, 1], LABELS]).sum())
     effect = abs(total / WEIGHT[LABELS].sum() - total / len(LABELS))
     found = explain.knob_differences(WEIGHTED_MEAN, Knobs(), Knobs(denominator="positions"))
-    assert [(d["knob"], d["a"], d["b"]) for d in found] == [("denominator", "target_weight", "positions")]
-    assert found[0]["effect"] == pytest.approx(effect, rel=1e-12)
+    assert [(d.knob, d.a, d.b) for d in found] == [("denominator", "target_weight", "positions")]
+    assert found[0].effect == pytest.approx(effect, rel=1e-12)
 
 
 def test_each_knobs_effect_switches_that_knob_alone():
@@ -186,8 +190,8 @@ def test_each_knobs_effect_switches_that_knob_alone():
     total_from_label = float(-((q @ WEIGHT)[:, None] * q * lp).sum())
     target_weight, positions = WEIGHT[LABELS].sum(), len(LABELS)
     found = explain.knob_differences(WEIGHTED_SMOOTHING_MEAN, Knobs(), Knobs(weight_mode="from_label", denominator="positions"))
-    assert [d["knob"] for d in found] == ["weight_mode", "denominator"]  # in the order Knobs declares them
-    effects = {d["knob"]: d["effect"] for d in found}
+    assert [d.knob for d in found] == ["weight_mode", "denominator"]  # in the order Knobs declares them
+    effects = {d.knob: d.effect for d in found}
     assert effects["weight_mode"] == pytest.approx(abs(total_from_label - total_per_class) / target_weight, rel=1e-12)
     assert effects["denominator"] == pytest.approx(abs(total_per_class / positions - total_per_class / target_weight), rel=1e-12)
 
@@ -195,7 +199,7 @@ def test_each_knobs_effect_switches_that_knob_alone():
 def test_a_differing_knob_without_effect_is_listed_with_effect_zero_and_equal_knobs_give_nothing():
     (unweighted,) = cases.load_text("cases:\n  - id: plain\n    logits: [[0.05, 0.95, 0]]\n    labels: [1]\n", "plain.yaml")
     found = explain.knob_differences(unweighted, Knobs(), Knobs(weight_mode="from_hard_label"))
-    assert found == [{"knob": "weight_mode", "a": "per_class", "b": "from_hard_label", "effect": 0.0}]
+    assert found == [KnobDifference("weight_mode", "per_class", "from_hard_label", 0.0)]
     assert explain.knob_differences(WEIGHTED_MEAN, Knobs(), Knobs()) == []
 
 
@@ -223,7 +227,7 @@ def test_skipping_knobs_the_model_did_not_read_changes_no_effect():
                 with np.errstate(all="ignore"):
                     expected = explain._effect(reference.evaluate(case, base).loss, reference.evaluate(case, other).loss)
                 [found] = explain.knob_differences(case, base, other)
-                assert found["effect"] == expected, (spec, f.name, value)
+                assert found.effect == expected, (spec, f.name, value)
 
 
 def test_an_effect_that_is_not_finite_is_none():
@@ -231,25 +235,24 @@ def test_an_effect_that_is_not_finite_is_none():
         "cases:\n  - id: all_ignored\n    logits: [[0.05, 0.95, 0]]\n    labels: [-100]\n    ignore_index: -100\n", "empty.yaml"
     )
     found = explain.knob_differences(empty, Knobs(empty_mean="nan"), Knobs(empty_mean="zero"))
-    assert found == [{"knob": "empty_mean", "a": "nan", "b": "zero", "effect": None}]
+    assert found == [KnobDifference("empty_mean", "nan", "zero", None)]
 
 
 def test_signature_keeps_knobs_that_move_the_loss_and_calls_a_pair_without_one_unexplained():
-    record = {
-        "explanation": [
-            {
-                "a": "torch",
-                "b": "tensorflow",
-                "knobs": [{"knob": "denominator", "effect": 1.6}, {"knob": "weights_as_sample_weights", "effect": 0.0}],
-            },
-            {"a": "torch", "b": "paddle", "knobs": [{"knob": "empty_mean", "effect": None}]},
-            {"a": "paddle", "b": "tensorflow", "knobs": [{"knob": "weight_mode", "effect": 0.0}]},
-        ]
-    }
+    def knob(name: str, effect: float | None) -> KnobDifference:
+        return KnobDifference(name, None, None, effect)
+
+    explanation = (
+        Explanation("torch", "tensorflow", (knob("denominator", 1.6), knob("weights_as_sample_weights", 0.0)), ""),
+        Explanation("torch", "paddle", (knob("empty_mean", None),), ""),
+        Explanation("paddle", "tensorflow", (knob("weight_mode", 0.0),), ""),
+    )
+    comparison = Comparison((("torch",),), (), {}, "none")
+    record = CaseRecord("c", "f.yaml", 1, None, {}, {}, comparison, None, explanation)
     assert explain.signature(record) == {
         ("torch", "tensorflow", "denominator"),
         ("torch", "paddle", "empty_mean"),
         ("paddle", "tensorflow", "unexplained"),
     }
-    assert explain.signature({"explanation": []}) == set()
-    assert explain.signature({}) == set()
+    assert explain.signature(replace(record, explanation=())) == set()
+    assert explain.signature(None) == set()

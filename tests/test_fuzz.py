@@ -15,7 +15,7 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 
-from conformance import cases, cli, fuzz
+from conformance import cases, cli, fuzz, registry
 
 FRAMEWORKS = ("torch", "paddle", "tensorflow")
 ORIENTED = {("torch", "paddle"), ("torch", "tensorflow"), ("paddle", "tensorflow")}
@@ -32,9 +32,27 @@ def test_every_generated_spec_is_a_case_file_the_loader_accepts(spec):
     for text in (json.dumps({"cases": [spec]}), yaml.safe_dump({"cases": [spec]}, sort_keys=False)):
         (case,) = cases.load_text(text, "fuzz.yaml")
         assert case.id == "fuzz"
-        assert case.loss == "softmax_cross_entropy"
-        assert case.predictions.shape[0] == len(spec["logits"])
+        assert case.loss == spec.get("loss", "softmax_cross_entropy")
+        assert case.predictions.shape[0] == len(spec["logits"] if "logits" in spec else spec["probs"])
     assert fuzz.to_case(spec) is not None
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+@given(fuzz.case_specs())
+def test_the_fuzzer_draws_every_registered_loss_family(spec):
+    """Protects the plug-in draw: specs come from each family's own strategy, the loader accepts them."""
+    assert spec.get("loss", "softmax_cross_entropy") in registry.losses()
+    assert fuzz.to_case(spec) is not None
+
+
+def test_the_generator_draws_both_shipped_families():
+    from hypothesis import find
+
+    for loss in registry.losses():
+        spec = find(
+            fuzz.case_specs(), lambda s, loss=loss: s.get("loss", "softmax_cross_entropy") == loss, settings=settings(database=None)
+        )
+        assert fuzz.to_case(spec).loss == loss
 
 
 # ---------------------------------------------------------------- coverage predicted from the knob model

@@ -51,7 +51,7 @@ WRITE_LOG = """\
 import os
 from pathlib import Path
 
-from conformance import html, results, runner
+from conformance import html, pipeline, results, runner
 
 LOG = Path(__file__).with_name("writes.log")
 
@@ -61,6 +61,15 @@ def logged(kind, write):
         with LOG.open("a", encoding="utf-8") as log:
             log.write(f"{kind} {os.getpid()} {path}\\n")
         return write(path, doc)
+
+    return wrapper
+
+
+def finished(finish):
+    def wrapper(self, head):
+        with LOG.open("a", encoding="utf-8") as log:
+            log.write(f"json {os.getpid()} {self.path}\\n")
+        return finish(self, head)
 
     return wrapper
 
@@ -83,9 +92,9 @@ def started(init):
     return wrapper
 
 
-results.write = logged("json", results.write)
+results.Writer.finish = finished(results.Writer.finish)
 html.write = logged("html", html.write)
-results.record = counted(results.record)
+pipeline.build = counted(pipeline.build)
 runner.Workers.__init__ = started(runner.Workers.__init__)
 """
 

@@ -71,9 +71,7 @@ def as_seen(case):
     def cast(array):
         return None if array is None else np.asarray(array, dtype=case.dtype).astype(np.float64)
 
-    return replace(
-        case, predictions=cast(case.predictions), soft_labels=cast(case.soft_labels), weight=cast(case.weight)
-    )
+    return replace(case, predictions=cast(case.predictions), soft_labels=cast(case.soft_labels), weight=cast(case.weight))
 
 
 def label_positions(case) -> list[tuple[int, ...]]:
@@ -283,9 +281,7 @@ def paddle_knobs(case) -> Knobs:
         denominator = "valid_count"
     else:
         denominator = "positions"
-    return Knobs(
-        weight_mode="from_label", denominator=denominator, empty_mean="zero", probabilities="none", logit_floor=64.0
-    )
+    return Knobs(weight_mode="from_label", denominator=denominator, empty_mean="zero", probabilities="none", logit_floor=64.0)
 
 
 def keras_knobs(case) -> Knobs:
@@ -326,7 +322,7 @@ def grid_case(shape_name: str, weighted: bool, smoothing: float, ignore: int | N
 
 
 def _paddle_formula_defined(smoothing: float, ignore: int | None) -> bool:
-    """paddle raises on smoothing with a -100 label and ignores ignore_index >= 0 when smoothing (SEMANTICS D5):
+    """paddle raises on smoothing with a -100 label and ignores ignore_index >= 0 when smoothing (docs/semantics.md D5):
     its documented formula covers smoothing only without ignore_index."""
     return not (smoothing and ignore is not None)
 
@@ -355,9 +351,7 @@ FRAMEWORK_GRID = [
 
 
 @pytest.mark.parametrize("framework, shape, weighted, smoothing, ignore, reduction", FRAMEWORK_GRID)
-def test_model_matches_each_frameworks_formula_on_index_targets(
-    framework, shape, weighted, smoothing, ignore, reduction
-):
+def test_model_matches_each_frameworks_formula_on_index_targets(framework, shape, weighted, smoothing, ignore, reduction):
     """Protects the weight modes, denominators and ignore handling of `evaluate` on 2-D and K-dim
     index targets: the model at each framework's knob point equals that framework's formula as a loop
     (paddle only where it documents one: no smoothing together with ignore_index)."""
@@ -383,7 +377,7 @@ def test_adapter_declared_knobs_give_the_frameworks_formula(framework, shape, we
 @pytest.mark.parametrize("shape", list(SHAPES))
 def test_paddle_declares_no_formula_for_smoothing_with_a_class_ignore_index(shape):
     """Protects against checking paddle against a formula it does not follow: with smoothing, paddle
-    ignores an ignore_index >= 0 and divides the mean by N*C (SEMANTICS D5), so no knob point is declared."""
+    ignores an ignore_index >= 0 and divides the mean by N*C (docs/semantics.md D5), so no knob point is declared."""
     case = grid_case(shape, False, 0.2, 1, "mean")
     assert paddle_adapter.documented(case) is None
 
@@ -423,7 +417,7 @@ def test_model_matches_formulas_on_probability_targets(framework, shape, weighte
 
 
 def test_torch_probability_targets_ignore_weights_in_the_mean():
-    """Protects SEMANTICS 1.1(c): one-hot probability targets with weights divide by N', index targets by
+    """Protects docs/semantics.md 1.1(c): one-hot probability targets with weights divide by N', index targets by
     sum w[y], so the two differ by the ratio sum w[y] / N."""
     logits = [[0.05, 0.95, 0.0], [0.1, 0.8, 0.1]]
     as_index = make_case(logits=logits, labels=[1, 2], weight=[1, 2, 3])
@@ -468,9 +462,7 @@ def test_ignore_smoothed_only_matters_with_smoothing():
     contribute (a non-zero per-position loss there); with smoothing off the knob changes nothing."""
     spec = {"logits": random_logits((4, 3), 13), "labels": [0, -100, 2, 1], "ignore_index": -100, "reduction": "none"}
     plain = make_case(**spec)
-    assert np.array_equal(
-        reference.evaluate(plain, Knobs(ignore_smoothed=True)).loss, reference.evaluate(plain, Knobs()).loss
-    )
+    assert np.array_equal(reference.evaluate(plain, Knobs(ignore_smoothed=True)).loss, reference.evaluate(plain, Knobs()).loss)
     smoothed = make_case(**spec, label_smoothing=0.2)
     assert float(reference.evaluate(smoothed, Knobs()).loss[1]) == 0.0
     assert float(reference.evaluate(smoothed, Knobs(ignore_smoothed=True)).loss[1]) > 0.0
@@ -556,13 +548,11 @@ def test_declared_knobs_on_kdim_probability_inputs(framework, weighted, smoothin
     case = make_case(**spec)
     formula, log_probs = PROB_LOOPS[framework]
     declared = FORMULAS[framework][2](case)
-    np.testing.assert_allclose(
-        reference.evaluate(case, declared).loss, formula(case, log_probs(case)), rtol=1e-12, atol=1e-15
-    )
+    np.testing.assert_allclose(reference.evaluate(case, declared).loss, formula(case, log_probs(case)), rtol=1e-12, atol=1e-15)
 
 
 def test_keras_clip_values_at_probability_edges():
-    """Protects the Keras 1e-7 clip (SEMANTICS 1.10/1.11, D7): CCE renormalises then clips (p_y = 1 ->
+    """Protects the Keras 1e-7 clip (docs/semantics.md 1.10/1.11, D7): CCE renormalises then clips (p_y = 1 ->
     -log(1 - 1e-7) ~ 1e-7; p_y = 0 -> -log(1e-7) = 16.118), SCCE clips then renormalises (p_y = 1 ->
     ~2e-7); renormalise/none give inf for p_y = 0."""
     one = make_case(probs=[[1.0, 0.0, 0.0]], labels=[0])
@@ -612,7 +602,7 @@ def test_keras_documentation_example_categorical_crossentropy():
     [([1e4, -1e4, 0.0], 1, 64.0, 20000.0), ([70.0, 0.0, -70.0], 2, 64.0, 140.0)],
 )
 def test_logit_floor_caps_a_position_at_64(logits, label, clipped, exact):
-    """Protects the paddle -64 clip of shifted logits (SEMANTICS D6): logits [1e4,-1e4,0], label 1 -> 64
+    """Protects the paddle -64 clip of shifted logits (docs/semantics.md D6): logits [1e4,-1e4,0], label 1 -> 64
     with logit_floor=64, 20000 without; [70,0,-70], label 2 -> 64 vs 140."""
     case = make_case(logits=[logits], labels=[label], dtype="float32")
     assert float(reference.evaluate(case, Knobs(logit_floor=64.0)).loss) == pytest.approx(clipped, rel=1e-12)
@@ -631,9 +621,7 @@ def test_logit_floor_caps_a_position_at_64(logits, label, clipped, exact):
 def test_analytic_gradient_matches_finite_difference_on_logits(framework, shape, reduction):
     """Protects `_grad` for logits: weights, smoothing, ignored positions and every reduction, against a
     central difference of the framework's loop."""
-    case = grid_case(
-        shape, True, 0.2 if framework != "paddle" else 0.0, -100 if framework != "paddle" else None, reduction, 7
-    )
+    case = grid_case(shape, True, 0.2 if framework != "paddle" else 0.0, -100 if framework != "paddle" else None, reduction, 7)
     formula, knobs, _ = FORMULAS[framework]
     analytic = reference.evaluate(case, knobs(case)).grad
     assert analytic.shape == case.predictions.shape
@@ -643,13 +631,9 @@ def test_analytic_gradient_matches_finite_difference_on_logits(framework, shape,
 def test_analytic_gradient_matches_finite_difference_on_soft_targets():
     """Protects the gradient with probability targets and weights (paddle's w . q factor included)."""
     dims = SHAPES["kdim"]
-    case = make_case(
-        logits=random_logits(dims, 8), soft_labels=random_soft(dims, 9), weight=[0.5, 2.0, 1.5], label_smoothing=0.1
-    )
+    case = make_case(logits=random_logits(dims, 8), soft_labels=random_soft(dims, 9), weight=[0.5, 2.0, 1.5], label_smoothing=0.1)
     for formula, knobs, _ in FORMULAS.values():
-        np.testing.assert_allclose(
-            reference.evaluate(case, knobs(case)).grad, finite_difference(case, formula), rtol=1e-5, atol=1e-8
-        )
+        np.testing.assert_allclose(reference.evaluate(case, knobs(case)).grad, finite_difference(case, formula), rtol=1e-5, atol=1e-8)
 
 
 SMOOTH_PROBS = [[0.2, 0.5, 0.3], [0.25, 0.35, 0.1], [5e-9, 0.6, 0.4], [0.3, 0.3, 0.3]]
@@ -663,9 +647,7 @@ def test_analytic_gradient_matches_finite_difference_on_probabilities(mode, redu
     """Protects `_grad` for every `probabilities` mode at smooth points, with weights. The entry 5e-9 is
     inside the clip region of the clipping modes (a 1e-9 step keeps it there); for the others it enters
     only through the row sum without smoothing (1e-6 step) and through a steep -q/p with it (5e-13)."""
-    case = make_case(
-        probs=SMOOTH_PROBS, labels=SMOOTH_LABELS, weight=[0.5, 2.0, 1.5], reduction=reduction, label_smoothing=smoothing
-    )
+    case = make_case(probs=SMOOTH_PROBS, labels=SMOOTH_LABELS, weight=[0.5, 2.0, 1.5], reduction=reduction, label_smoothing=smoothing)
     analytic = reference.evaluate(case, Knobs(probabilities=mode)).grad
     tiny_step = 1e-9 if "clip" in mode else (5e-13 if smoothing else 1e-6)
     numeric = finite_difference(case, torch_formula, tiny_step=tiny_step, log_probs=PROB_MODES[mode])
@@ -724,9 +706,7 @@ def published(scenario: str, framework: str, reduction: str) -> np.ndarray:
 
 
 def article_case(scenario: str, reduction: str):
-    return make_case(
-        logits=ARTICLE_LOGITS, labels=ARTICLE_LABELS, reduction=reduction, dtype="float32", **SCENARIOS[scenario]
-    )
+    return make_case(logits=ARTICLE_LOGITS, labels=ARTICLE_LABELS, reduction=reduction, dtype="float32", **SCENARIOS[scenario])
 
 
 @pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
@@ -744,10 +724,8 @@ def test_declared_knobs_reproduce_the_published_article_table(framework, scenari
 def test_paddle_issue_47813_kdim_weighted_smoothing():
     """Protects the K-dim path against Paddle issue #47813: x=[0,1,0,0,0,1].view(1,3,2), t=[[0,1]],
     weight [1,2,3], smoothing 0.1 -> paddle 1.5481 (the issue's number); torch's formula gives 1.59971
-    (SEMANTICS section 7: the issue's own torch print 1.5991 came from torch 1.x)."""
-    case = make_case(
-        logits=[[[0, 1], [0, 0], [0, 1]]], labels=[[0, 1]], weight=[1, 2, 3], label_smoothing=0.1, dtype="float32"
-    )
+    (docs/semantics.md section 7: the issue's own torch print 1.5991 came from torch 1.x)."""
+    case = make_case(logits=[[[0, 1], [0, 0], [0, 1]]], labels=[[0, 1]], weight=[1, 2, 3], label_smoothing=0.1, dtype="float32")
     paddle_value = float(reference.evaluate(case, paddle_adapter.documented(case)).loss)
     assert paddle_value == pytest.approx(1.5481, abs=1e-4)
     assert paddle_value == pytest.approx(float(paddle_formula(case)), rel=1e-12)

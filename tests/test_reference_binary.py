@@ -2,7 +2,7 @@
 against independent float64 loops.
 
 Every native API an adapter runs is written here again as a plain loop over elements (binary) or
-positions (softmax), from its documentation (SEMANTICS.md 1.3, 1.4, 1.8, 1.9, 1.12-1.14 and the recipe
+positions (softmax), from its documentation (docs/semantics.md 1.3, 1.4, 1.8, 1.9, 1.12-1.14 and the recipe
 the adapter shows in its snippet: `reduction='none'`, multiply by the per-sample weights, reduce by
 hand). The loops share nothing with the vectorised model. The model evaluated at the knob point each
 adapter declares (`adapters.<framework>.*documented`) must give the loop's loss, its analytic gradient
@@ -63,8 +63,8 @@ def as_seen(case: Case) -> Case:
         predictions=cast(case.predictions),
         soft_labels=cast(case.soft_labels),
         weight=cast(case.weight),
-        pos_weight=cast(case.pos_weight),
         sample_weight=cast(case.sample_weight),
+        extra={**case.extra, **({"pos_weight": cast(case.pos_weight)} if case.pos_weight is not None else {})},
     )
 
 
@@ -172,7 +172,7 @@ def keras_bce(p: float, z: float, bounds: tuple[float, float]) -> float:
 
 
 def torch_binary(case: Case, through_sigmoid: bool = False) -> np.ndarray:
-    """torch BCEWithLogitsLoss / BCELoss (paddle: the same formulas, SEMANTICS 1.8) as the adapters run them:
+    """torch BCEWithLogitsLoss / BCELoss (paddle: the same formulas, docs/semantics.md 1.8) as the adapters run them:
     l_i = w_i * bce(x_i, z_i) (through_sigmoid: BCELoss(sigmoid(x))), per-sample weights by hand l_i * sw_n;
     mean = (loss_none * sw).mean() = / numel, sum_over_batch_size / numel, mean_with_sample_weight / sum_i sw_n,
     sum_by_nonzero_weights / #{i: sw_n != 0}; element weights never count; 0/0 = NaN."""
@@ -239,7 +239,6 @@ def keras_binary(case: Case) -> np.ndarray:
             "sum_by_nonzero_weights": (float(sum(w != 0 for w in weights.values())), 0.0),
         },
     )
-
 
 
 def tf_nn_binary(case: Case) -> np.ndarray:
@@ -564,7 +563,6 @@ def keras_ce(case: Case, categorical: bool = False, smoothed_weight: bool = Fals
     )
 
 
-
 def keras_cce(case: Case) -> np.ndarray:
     return keras_ce(case, categorical=True)
 
@@ -679,7 +677,7 @@ def unsupported_reasons(key: str, case: Case) -> list[str]:
     when the API runs the case. Written from the APIs' signatures, not from the adapters."""
     probs, soft = not case.from_logits, case.soft_labels is not None
     reasons = []
-    if case.binary:
+    if case.loss == BINARY:
         if case.pos_weight is not None and (probs or key in ("torch:sigmoid_bce", "paddle:sigmoid_bce", "tensorflow", "tensorflow:v1")):
             reasons.append("pos_weight")
         if probs and key in ("torch:sigmoid_bce", "paddle:sigmoid_bce", "tensorflow:nn", "tensorflow:v1"):
@@ -727,6 +725,7 @@ def finite_difference(case: Case, loop: Callable[[Case], np.ndarray], h: float =
 
 
 # ---------------------------------------------------------------- known bugs of the declared knobs
+
 
 def known_bug(key: str, case: Case) -> str | None:
     """The reason the model at `key`'s declared knobs departs from the API's loop on `case`, if known.
@@ -1006,7 +1005,7 @@ def test_tf_compat_v1_softmax_cross_entropy_docs_example():
         assert_printed(loop(as_seen(case)), "0.57618")
 
 
-# ---------------------------------------------------------------- clip and clamp values (SEMANTICS 1.3, 1.12, D7)
+# ---------------------------------------------------------------- clip and clamp values (docs/semantics.md 1.3, 1.12, D7)
 
 
 @pytest.mark.parametrize("dtype, keras_values", [("float32", (15.942385, 16.118095)), ("float64", (16.118095, 16.118095))])
@@ -1024,7 +1023,7 @@ def test_keras_clip_and_torch_clamp_on_probabilities_of_exactly_zero_and_one(dty
 
 
 def test_bce_log_clamp_only_bites_below_exp_minus_100():
-    """Protects the -100 clamp of BCELoss as measured (SEMANTICS 1.3): p = 1 - 1e-12 with y = 0 costs
+    """Protects the -100 clamp of BCELoss as measured (docs/semantics.md 1.3): p = 1 - 1e-12 with y = 0 costs
     -log(1e-12) = 27.631, unclamped; the textbook knobs (no clamp) give inf at p = 0."""
     case = make_case(loss=BINARY, probs=[1.0 - 1e-12, 0.0], labels=[0, 1], reduction="none")
     got = reference.evaluate(case, torch_adapter.binary_documented(case)).loss
@@ -1043,7 +1042,7 @@ def test_keras_rejects_per_sample_weights_on_a_one_dimensional_batch():
 
 
 def test_keras_last_axis_mean_gives_the_element_mean_but_a_smaller_sum():
-    """Protects SEMANTICS D12: Keras averages the last axis into one value per sample, so on (N, d, C) inputs
+    """Protects docs/semantics.md D12: Keras averages the last axis into one value per sample, so on (N, d, C) inputs
     with per-sample weights its mean (sum / N d) equals torch's mean over elements (sum / N d C) while its
     sum is torch's sum divided by C."""
     spec = json.loads(binary_spec("3d", "logits", "plain", True, "sum", seed=9))
@@ -1122,7 +1121,7 @@ def test_all_zero_sample_weights_follow_each_apis_zero_division(key, family, red
 
 @pytest.mark.parametrize("key", [key for key, family in DECLARED if family == BINARY])
 def test_zero_element_weights_count_in_the_binary_mean_only_where_they_are_sample_weights(key):
-    """Protects SEMANTICS D12: torch/paddle element weights of 0 leave the mean's denominator at numel (mean
+    """Protects docs/semantics.md D12: torch/paddle element weights of 0 leave the mean's denominator at numel (mean
     0 / 6 = 0), as does tf.nn's reduce_mean; tf.compat.v1's default divides by the non-zero weights (0/0 ->
     0) and mean_with_sample_weight (tf.nn, by hand with divide_no_nan) by their sum (0/0 -> 0)."""
     for reduction in ("mean", "mean_with_sample_weight"):
@@ -1142,7 +1141,7 @@ def test_zero_element_weights_count_in_the_binary_mean_only_where_they_are_sampl
 
 
 def test_torch_zero_class_weights_give_nan_loss_and_nan_gradient_on_counted_positions():
-    """Protects torch's 0/0 (SEMANTICS 1.1, D4): every present target weighs 0 -> mean NaN, and the
+    """Protects torch's 0/0 (docs/semantics.md 1.1, D4): every present target weighs 0 -> mean NaN, and the
     gradient is NaN where a position was not ignored (0 * 1/0) but 0 at ignored ones; paddle and Keras
     give 0 and a zero gradient."""
     case = make_case(
@@ -1173,7 +1172,7 @@ def test_tf_nn_all_ignored_mean_is_zero_with_a_zero_gradient(key):
 
 @pytest.mark.parametrize("shape", ["2d", "kdim"])
 def test_torch_all_ignored_mean_is_nan_with_a_zero_gradient(shape):
-    """Protects torch's all-ignored mean (SEMANTICS 1.1): NaN loss, gradient 0 everywhere (no position
+    """Protects torch's all-ignored mean (docs/semantics.md 1.1): NaN loss, gradient 0 everywhere (no position
     counted), with per-sample weights too; tf.compat.v1 gives 0 and Keras ignore_class 0."""
     dims = SOFTMAX_SHAPES[shape]
     labels = np.full(dims[:1] + dims[2:], -100).tolist()

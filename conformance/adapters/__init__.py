@@ -69,17 +69,20 @@ def storage_dtype(case: Case) -> str:
 
 
 def arrays(case: Case) -> dict[str, np.ndarray]:
-    """The arrays a variant's code reads: x (predictions), y (class indices, or binary 0/1 targets) or t
-    (soft targets), w (weights), pw (pos_weight), sw (per-sample weights)."""
+    """The arrays a variant's code reads: x (predictions), y (labels: int64 class indices where the
+    family's labels are indices, else targets in the case dtype) or t (soft targets), w (weights), the
+    family's own arrays by their names (binary: pw, pos_weight), sw (per-sample weights)."""
     from conformance.reference import rounded
 
     dtype = storage_dtype(case)
+    family = case.family
     out = {"x": rounded(case, case.predictions).astype(dtype)}
     if case.labels is not None:
-        out["y"] = rounded(case, case.targets).astype(dtype) if case.binary else case.targets.astype(np.int64)
+        out["y"] = case.targets.astype(np.int64) if family.INDEX_LABELS else rounded(case, case.targets).astype(dtype)
     else:
         out["t"] = rounded(case, case.targets).astype(dtype)
-    for name, value in (("w", case.weight), ("pw", case.pos_weight), ("sw", case.sample_weight)):
+    own = [(name, case.extra.get(key)) for key, name in family.ARRAYS.items()]
+    for name, value in [("w", case.weight), *own, ("sw", case.sample_weight)]:
         if value is not None:
             out[name] = rounded(case, value).astype(dtype)
     return out
@@ -99,8 +102,9 @@ def for_case(variants: list[Variant], case: Case) -> list[Variant]:
 
 
 def batch_shape(case: Case, name: str = "sw") -> str:
-    """`sw` reshaped to broadcast over a sample's positions: sw[:, None, None] for (N, d1, d2)."""
-    trailing = case.predictions.ndim - 1 - (0 if case.binary else 1)
+    """`sw` reshaped to broadcast over a sample's positions: sw[:, None, None] for (N, d1, d2) (the
+    predictions without the batch axis and the family's class axis, if it has one)."""
+    trailing = case.predictions.ndim - 1 - (0 if case.family.CLASS_AXIS is None else 1)
     return name + ("[:, " + ", ".join(["None"] * trailing) + "]" if trailing > 0 else "")
 
 
@@ -114,8 +118,9 @@ def array_source(case: Case) -> str:
 
 
 def moved(case: Case) -> bool:
-    """Whether the case is K-dim, so channels-last APIs need the class axis moved to the end."""
-    return case.predictions.ndim > 2
+    """Whether the case is K-dim with a class axis, so channels-last APIs need the class axis moved to
+    the end (an elementwise family has none to move)."""
+    return case.predictions.ndim > 2 and case.family.CLASS_AXIS is not None
 
 
 def kwargs(*pairs: tuple[str, object | None]) -> str:

@@ -37,17 +37,17 @@ def _leaf(case: Case) -> str:
 
 def _head(case: Case) -> list[str]:
     lines = [f"{_leaf(case)} = {_tensor('x', case)}", f"{_leaf(case)}.stop_gradient = False"]
-    if moved(case) and not case.binary:
+    if moved(case):
         lines.append(f"inputs = paddle.moveaxis({_leaf(case)}, 1, -1)  # paddle smoothing needs classes last")
     return lines
 
 
 def _inputs(case: Case) -> str:
-    return "inputs" if moved(case) and not case.binary else _leaf(case)
+    return "inputs" if moved(case) else _leaf(case)
 
 
 def _soft_target(case: Case) -> str:
-    return _tensor("np.moveaxis(t, 1, -1)" if moved(case) and not case.binary else "t", case)
+    return _tensor("np.moveaxis(t, 1, -1)" if moved(case) else "t", case)
 
 
 REDUCE = {
@@ -70,7 +70,7 @@ def _reduce(case: Case, per_position_api: bool = False) -> list[str]:
         sw = f"{_tensor('sw', case)}.reshape([-1] + [1] * (loss.ndim - 1))"
         lines.append(f"loss = loss * {sw}  # per-sample weights, by hand")
         weights += f" * {sw}"
-    if case.ignore_index is not None and not case.binary:
+    if case.ignore_index is not None:  # only families with class indices take one
         weights += f" * (paddle.to_tensor(y) != {case.ignore_index}).astype(loss.dtype).reshape(loss.shape)"
     if case.reduction != "none":
         lines.append(REDUCE[case.reduction].format(weights=weights))

@@ -69,13 +69,13 @@ def _sparse(case: Case) -> bool:
 
 def _head(case: Case) -> list[str]:
     lines = [f"{_leaf(case)} = {_tensor('x', case)}", "with tf.GradientTape() as tape:", f"    tape.watch({_leaf(case)})"]
-    if moved(case) and not case.binary:
+    if moved(case):
         lines.append(f"    inputs = tf.experimental.numpy.moveaxis({_leaf(case)}, 1, -1)  # TensorFlow wants classes last")
     return lines
 
 
 def _inputs(case: Case) -> str:
-    return "inputs" if moved(case) and not case.binary else _leaf(case)
+    return "inputs" if moved(case) else _leaf(case)
 
 
 def _tail(case: Case) -> list[str]:
@@ -83,7 +83,7 @@ def _tail(case: Case) -> list[str]:
 
 
 def _soft(case: Case) -> str:
-    return _tensor("np.moveaxis(t, 1, -1)" if moved(case) and not case.binary else "t", case)
+    return _tensor("np.moveaxis(t, 1, -1)" if moved(case) else "t", case)
 
 
 def _one_hot(case: Case) -> str:

@@ -45,7 +45,7 @@ def _head(case: Case, log_of_probs: bool = True) -> list[str]:
 
 def _target(case: Case) -> str:
     if case.labels is not None:
-        return _tensor("y", case) if case.binary else "torch.tensor(y)"
+        return "torch.tensor(y)" if case.family.INDEX_LABELS else _tensor("y", case)
     return _tensor("t", case)
 
 
@@ -68,7 +68,7 @@ def _reduce(case: Case) -> list[str]:
         sw = _tensor(batch_shape(case), case)
         lines.append(f"loss = loss * {sw}  # per-sample weights, by hand")
         weights += f" * {sw}"
-    if case.ignore_index is not None and not case.binary:
+    if case.ignore_index is not None:  # only families with class indices take one
         weights += f" * (torch.tensor(y) != {case.ignore_index})"
     if case.reduction != "none":
         lines.append(REDUCE[case.reduction].format(weights=weights))

@@ -1,0 +1,249 @@
+"""Binary cross-entropy: every element of the predictions (any shape) is its own binary problem; 0/1
+labels or soft targets in [0, 1] of the predictions' shape; element weights and `pos_weight` broadcast
+against the predictions (pos_weight usually one per class, the last axis). No ignore_index.
+
+Targets are smoothed towards 0.5 (z = y(1-eps) + eps/2: Keras natively, a target transform elsewhere).
+The textbook point is the plain BCE: no clamp of the logs, mean over all elements.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from conformance.losses import Fail, array, deep_numbers, given_predictions, nested
+from conformance.reference import Knobs, Outcome, clip_bounds, divided, empty_batch, mean_denominator, rounded
+
+if TYPE_CHECKING:
+    from hypothesis.strategies import SearchStrategy
+
+    from conformance.cases import Case
+
+NAME = "binary_cross_entropy"
+ORDER = 20
+FIELDS: dict[str, tuple[Any, Any]] = {"pos_weight": (list[Any] | None, None)}
+ARRAYS = {"pos_weight": "pw"}
+CLASS_AXIS = None  # elementwise: nothing to move for channels-last APIs; C is the last axis
+INDEX_LABELS = False  # labels are 0/1 targets of the predictions' shape
+
+
+# ---------------------------------------------------------------- the case's arrays
+
+
+def build(spec: Any, fail: Fail) -> dict[str, Any]:
+    """Predictions of any shape, targets of the same shape, weight and pos_weight broadcast to it."""
+    predictions, key = given_predictions(spec, fail, lambda shape: True)
+    if key is not None and predictions.ndim < 1:
+        raise fail(f"{key} must be an array (any shape) for binary_cross_entropy", key)
+    labels, soft = _targets(spec, predictions, fail)
+    weight, pos_weight = _weights(spec, predictions, fail)
+    return {
+        "predictions": predictions,
+        "from_logits": key != "probs",
+        "labels": labels,
+        "soft_labels": soft,
+        "weight": weight,
+        "pos_weight": pos_weight,
+    }
+
+
+def _targets(spec: Any, predictions: np.ndarray, fail: Fail) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Binary targets have the predictions' shape: 0/1 `labels` or soft `soft_labels` in [0, 1]."""
+    if spec.ignore_index is not None:
+        raise fail("binary_cross_entropy has no ignore_index (use a zero weight)", "ignore_index")
+    seed = spec.random.seed if spec.random else 0
+    key = "labels" if spec.labels is not None else "soft_labels"
+    value = getattr(spec, key)
+    if value == "random":
+        rng = np.random.default_rng(seed + 1)
+        drawn = rng.integers(0, 2, predictions.shape).astype(np.float64) if key == "labels" else rng.random(predictions.shape)
+        return (drawn, None) if key == "labels" else (None, drawn)
+    arr = array(deep_numbers(value, fail, key), key, fail, key)
+    if arr.shape != predictions.shape:
+        raise fail(f"{key} have shape {list(arr.shape)}, expected the predictions' {list(predictions.shape)}", key)
+    if key == "labels" and not np.all((arr == 0) | (arr == 1)):
+        raise fail("binary labels must be 0 or 1 (give soft_labels for values in between)", key)
+    if not np.all((arr >= 0) & (arr <= 1)):
+        raise fail("soft_labels must lie in [0, 1]", key)
+    return (arr, None) if key == "labels" else (None, arr)
+
+
+def _weights(spec: Any, predictions: np.ndarray, fail: Fail) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """`weight` and `pos_weight` broadcast against the predictions."""
+    out: list[np.ndarray | None] = []
+    for key in ("weight", "pos_weight"):
+        raw = getattr(spec, key)
+        if raw is None:
+            out.append(None)
+            continue
+        arr = array(deep_numbers(raw, fail, key), key, fail, key)
+        if not np.all(np.isfinite(arr)):
+            raise fail(f"{key} must be finite", key)
+        try:
+            shape = np.broadcast_shapes(arr.shape, predictions.shape)
+        except ValueError:
+            shape = None
+        if shape != predictions.shape:
+            raise fail(f"{key} of shape {list(arr.shape)} does not broadcast to the predictions' {list(predictions.shape)}", key)
+        out.append(arr)
+    return out[0], out[1]
+
+
+# ---------------------------------------------------------------- the float64 model
+
+
+def textbook(case: Case) -> Knobs:
+    """The plain BCE: mean over all elements, no clamp."""
+    return Knobs(denominator=mean_denominator(case, "positions"))
+
+
+def evaluate(case: Case, knobs: Knobs) -> Outcome:
+    """Binary cross-entropy, elementwise, with pos_weight, element and sample weights."""
+    x = rounded(case, case.predictions)
+    eps = case.label_smoothing
+    z = rounded(case, case.targets) * (1.0 - eps) + 0.5 * eps
+    pos = np.ones_like(x) if case.pos_weight is None else np.broadcast_to(rounded(case, case.pos_weight), x.shape)
+    weight = np.ones_like(x) if case.weight is None else np.broadcast_to(rounded(case, case.weight), x.shape)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        if case.from_logits:
+            scale_pos = 1.0 + (pos - 1.0) * z
+            softplus = np.log1p(np.exp(-np.abs(x))) + np.maximum(-x, 0.0)
+            element = (1.0 - z) * x + scale_pos * softplus
+            d_element = scale_pos / (1.0 + np.exp(-x)) - pos * z
+        elif knobs.probabilities == "clip":
+            lo, hi = clip_bounds(case, knobs)
+            p = np.clip(x, lo, hi)
+            live = (x > lo) & (x < hi)
+            element = -(_xlog(pos * z, p) + _xlog(1.0 - z, 1.0 - p))
+            d_element = np.where(live, -pos * z / p + (1.0 - z) / (1.0 - p), 0.0)
+        else:
+            clamp = np.inf if knobs.log_clamp is None else knobs.log_clamp
+            element = -(_xlog(pos * z, x, clamp) + _xlog(1.0 - z, 1.0 - x, clamp))
+            d_element = (pos * z * (x - 1.0) + (1.0 - z) * x) / np.maximum(x * (1.0 - x), 1e-12)
+    sw = None if case.sample_weight is None else rounded(case, case.sample_weight)
+    with np.errstate(invalid="ignore"):  # an infinite unclamped log times a zero weight is NaN, as in the frameworks
+        element = element * weight
+        d_element = d_element * weight
+        if knobs.last_axis_mean:
+            values = element.mean(axis=-1)
+            d_values = d_element / max(x.shape[-1], 1)
+            sample = _batch_aligned(sw, values.shape)
+            d_sample = sample[..., None]
+        else:
+            values, d_values = element, d_element
+            sample = d_sample = _batch_aligned(sw, x.shape)
+        values = values * sample
+    applied = sample
+    if knobs.weights_as_sample_weights and not knobs.last_axis_mean:
+        applied = sample * weight
+    if case.reduction == "none":
+        return Outcome(loss=np.asarray(values, dtype=np.float64), grad=np.asarray(d_values * d_sample))
+    if x.size == 0:
+        return Outcome(loss=empty_batch(case, knobs), grad=np.zeros(x.shape))
+    denom = 1.0
+    if case.reduction != "sum":
+        kind = knobs.denominator
+        denom = {
+            "applied_weight": float(np.sum(applied)),
+            "nonzero_weight": float(np.count_nonzero(applied)),
+        }.get(kind, float(np.size(values)))
+    loss, factor = divided(float(np.sum(values)), denom, knobs)
+    return Outcome(loss=loss, grad=np.asarray(d_values * d_sample * factor), denominator=denom if case.reduction != "sum" else None)
+
+
+def _xlog(coefficient: np.ndarray, p: np.ndarray, clamp: float = np.inf) -> np.ndarray:
+    """coefficient * max(log p, -clamp), with 0 * log 0 = 0 (the limit, as the formula means it)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(coefficient != 0, coefficient * np.maximum(np.log(p), -clamp), 0.0)
+
+
+def _batch_aligned(weights: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray:
+    """Per-sample weights (N,) spread over an array of `shape` whose first axis is the batch."""
+    if weights is None:
+        return np.ones(shape)
+    if not shape:
+        raise ValueError("per-sample weights need a batch axis")
+    return np.broadcast_to(weights.reshape((-1,) + (1,) * (len(shape) - 1)), shape)
+
+
+# ---------------------------------------------------------------- explanations
+
+PHRASES: dict[str, dict[Any, str]] = {
+    "denominator": {
+        "positions": "divides the mean by the number of positions",
+        "applied_weight": "divides by the sum of the applied weights",
+        "nonzero_weight": "divides by the number of non-zero weights",
+    },
+    "empty_mean": {"nan": "gives NaN for 0/0", "zero": "gives 0 for 0/0"},
+    "empty_batch": {
+        "nan": "gives NaN for an empty batch",
+        "zero": "gives 0 for an empty batch",
+        "unreduced": "returns an empty batch unreduced",
+    },
+    "probabilities": {"none": "takes log p as given", "clip": "clips p to [eps, 1-eps]"},
+    "log_clamp": {None: "does not clamp log p"},
+    "last_axis_mean": {True: "averages the last axis into one value per sample", False: "keeps one value per element"},
+    "weights_as_sample_weights": {
+        True: "counts class weights among the applied weights",
+        False: "does not count class weights among the applied weights",
+    },
+}
+
+ALTERNATIVES: dict[str, list[Any]] = {
+    "denominator": ["positions", "applied_weight", "nonzero_weight"],
+    "empty_mean": ["nan", "zero"],
+    "empty_batch": ["nan", "zero", "unreduced"],
+    "probabilities": ["none", "clip"],
+    "log_clamp": [None, 100.0],
+    "weights_as_sample_weights": [False, True],
+    "last_axis_mean": [False, True],
+}
+
+
+# ---------------------------------------------------------------- the fuzzer's cases
+
+LOGITS = [0.0, 1.0, -1.0, 2.0, 0.5, -3.0, 20.0, -120.0]
+PROBS = [0.5, 0.25, 0.75, 0.1, 0.9, 0.0, 1.0]
+TARGETS = [0.0, 1.0, 0.5, 0.25]
+WEIGHTS = [1.0, 2.0, 0.5, 3.0, 0.0]
+POS_WEIGHTS = [1.0, 2.0, 0.5, 3.0]
+SAMPLE_WEIGHTS = [1.0, 0.5, 2.0, 0.0]
+SMOOTHING = [0.0, 0.1, 0.2, 0.5]
+
+
+def strategy() -> SearchStrategy[dict[str, Any]]:
+    """Binary cross-entropy cases as they would be written in YAML: logits or probabilities of small
+    shapes (N, N x C, N x C x d), 0/1 labels or soft targets, and each option from a small set.
+    Simplest values first, so shrinking moves towards one sample of one logit 0, label 0, no options."""
+    from hypothesis import strategies as st
+
+    @st.composite
+    def case_specs(draw: Callable[..., Any]) -> dict[str, Any]:
+        n = draw(st.integers(1, 4))
+        shape = [n, *draw(st.sampled_from([[], [2], [3], [2, 2]]))]
+        spec: dict[str, Any] = {"id": "fuzz", "loss": NAME}
+        if draw(st.booleans()):
+            spec["probs"] = draw(nested(st.sampled_from(PROBS), shape))
+        else:
+            spec["logits"] = draw(nested(st.sampled_from(LOGITS), shape))
+        if draw(st.booleans()):
+            spec["soft_labels"] = draw(nested(st.sampled_from(TARGETS), shape))
+        else:
+            spec["labels"] = draw(nested(st.sampled_from([0, 1]), shape))
+        spec["reduction"] = draw(st.sampled_from(["mean", "sum", "none"]))
+        if draw(st.booleans()):  # element weights: one per element, or one per class (the last axis)
+            spec["weight"] = draw(nested(st.sampled_from(WEIGHTS), draw(st.sampled_from([shape[-1:], shape]))))
+        if draw(st.booleans()):
+            spec["pos_weight"] = draw(nested(st.sampled_from(POS_WEIGHTS), shape[-1:]))
+        smoothing = draw(st.sampled_from(SMOOTHING))
+        if smoothing:
+            spec["label_smoothing"] = smoothing
+        if draw(st.booleans()):
+            spec["sample_weight"] = draw(st.lists(st.sampled_from(SAMPLE_WEIGHTS), min_size=n, max_size=n))
+        if draw(st.booleans()):
+            spec["dtype"] = "float64"
+        return spec
+
+    return case_specs()

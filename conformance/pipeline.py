@@ -1,0 +1,127 @@
+"""The one evaluation pipeline: cases -> framework workers -> comparison -> explanation -> baseline -> records.
+
+`conformance run`, `baseline save`, `fuzz` and the pytest plugin (serial, and the xdist controller's
+service) all evaluate through `Pipeline`, and all write through `Outputs`, so for the same cases and
+baseline they write the same results document (timings, worker statistics and the `runner` field aside).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from conformance import baseline, explain, html, results, runner, summary
+from conformance.cases import Case
+from conformance.compare import compare
+from conformance.records import CaseRecord, result_of
+
+
+class Pipeline:
+    """Framework workers for `keys` (started at once, so their imports overlap whatever comes next) and
+    what turns their answers into records: comparison, explanation and, given a baseline, its replay."""
+
+    def __init__(self, keys: dict[str, set[str] | None], timeout: float = 120.0, most: int = 1, baseline_path: Path | None = None) -> None:
+        self.replay = None
+        if baseline_path is not None:
+            self.replay = baseline.Replay(baseline.load(baseline_path), str(baseline_path), baseline_path.parent)
+        self.frameworks = set(keys)
+        self.workers = runner.Workers(keys, timeout, most)
+
+    def records(self, cases: list[Case]) -> Iterator[tuple[Case, CaseRecord]]:
+        """Each case with its record, in case order, as soon as it is complete."""
+        for case, answers in self.workers.stream(cases, explain.recipe_requests):
+            yield case, self.record(case, answers)
+
+    def evaluate(self, case: Case) -> CaseRecord:
+        """The record of one case (the fuzzer asks case by case)."""
+        return next(self.records([case]))[1]
+
+    def record(self, case: Case, answers: dict[str, dict[str, Any]]) -> CaseRecord:
+        record = build(case, answers)
+        if self.replay is not None:
+            record = self.replay.check(case, record, self.frameworks, self.versions())
+        return record
+
+    def versions(self) -> dict[str, str]:
+        return self.workers.versions()
+
+    def head(self, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The document's head but for its summary: versions, worker statistics, the baseline's report."""
+        stats = self.workers.stats
+        out: dict[str, Any] = {
+            "versions": self.versions(),
+            "workers": {f: {"startup_seconds": s.startup_seconds, "restarts": s.restarts} for f, s in stats.items()},
+            **(extra or {}),
+        }
+        if self.replay is not None:
+            out["baseline"] = self.replay.report(self.versions())
+        return out
+
+    def cancel(self) -> None:
+        self.workers.cancel()
+
+    def close(self) -> None:
+        self.workers.close()
+
+    def __enter__(self) -> Pipeline:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def build(case: Case, answers: dict[str, dict[str, Any]]) -> CaseRecord:
+    """A case's record from its workers' answers (by result key): results, comparison, explanation."""
+    checked, comparison = compare(case, {key: result_of(key, answer) for key, answer in answers.items()})
+    return CaseRecord(
+        id=case.id,
+        file=case.file,
+        line=case.line,
+        description=case.description,
+        params=case.params,
+        results=checked,
+        comparison=comparison,
+        expected=case.expect.model_dump(exclude_none=True, exclude={"when"}) if case.expect is not None else None,
+        explanation=explain.explain(case, checked, comparison),
+    )
+
+
+class Outputs:
+    """Where records go as they complete: results.json (always written, to a temporary file if no path
+    is asked for, since the reports are built from it), a baseline being saved, and at the end the HTML
+    report and summary.md, built from what was written."""
+
+    def __init__(self, json_path: Path | None, html_path: Path | None = None, baseline_out: Path | None = None) -> None:
+        self.scratch = tempfile.TemporaryDirectory() if json_path is None else None
+        self.json_path = json_path or Path(self.scratch.name) / "results.json"  # type: ignore[union-attr]
+        self.html_path = html_path
+        self.writer = results.Writer(self.json_path)
+        self.saver = baseline.Saver(baseline_out) if baseline_out is not None else None
+        self.violated: list[dict[str, Any]] = []
+
+    def add(self, record: CaseRecord) -> None:
+        data = record.to_json()
+        self.writer.add(data)
+        if record.comparison.expectation == "violated":
+            self.violated.append(data)
+        if self.saver is not None:
+            self.saver.add(data)
+
+    @property
+    def count(self) -> int:
+        return self.writer.counts.cases
+
+    def finish(self, head: dict[str, Any]) -> dict[str, Any]:
+        """Write results.json, the baseline, the HTML report and summary.md; the document's head."""
+        if self.saver is not None:
+            self.saver.finish(head["versions"])
+        written = self.writer.finish(head)
+        if self.html_path is not None:
+            doc = results.read(self.json_path)
+            html.write(self.html_path, doc)
+            summary.write((self.json_path if self.scratch is None else self.html_path).parent / "summary.md", doc, self.html_path)
+        if self.scratch is not None:
+            self.scratch.cleanup()
+        return written
