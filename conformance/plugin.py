@@ -1,27 +1,23 @@
 """pytest plugin: each expanded case of a YAML case file is one test item.
 
-Thin on purpose: it maps case files to items and failures to a readable table; the work is done by the
-same `runner` and `results` as `conformance run`. Frameworks still run in their own worker processes,
-in one batch of every collected case, streamed item by item (under xdist, by the controller, which
-serves each xdist worker the records of its items: `service`).
-Registered through the `pytest11` entry point; the top-level conftest.py registers it when the package
-is used from a checkout without being installed.
+Thin on purpose: it maps case files to items (`conformance.items`) and failures to a readable table;
+the work is done by the same pipeline as `conformance run`. Frameworks still run in their own worker
+processes, in one batch of every collected case, streamed item by item (under xdist, by the
+controller, which serves each xdist worker the records of its items: `service`).
+
+Registered through the `pytest11` entry point, so it is loaded in every pytest run of any project where
+this package is installed: it collects only case files, and imports the package's machinery only once
+it has one (the top-level conftest.py registers it when the package is used from a checkout without
+being installed).
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-
-from conformance import adapters, baseline, cases, registry, service
-from conformance.cli import check_keys, selection
-from conformance.errors import ConformanceError
-from conformance.pipeline import Outputs, Pipeline
-from conformance.records import CaseRecord, Finding, plain
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -32,231 +28,99 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--conformance-html", default="reports/index.html", help="HTML report to write ('' for none)")
     group.addoption("--conformance-timeout", type=float, default=120.0, help="seconds one case may take in a worker")
     group.addoption("--conformance-baseline", default=None, help="fail items whose values moved since this baseline file")
+    parser.addini(
+        "conformance_cases",
+        type="args",
+        default=["cases"],
+        help="folders (relative to the rootdir) whose YAML files are case files; a YAML file named on the command line always is",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    for name in registry.frameworks():
-        config.addinivalue_line("markers", f"{name}: the case's expectation checks {name} results")
-    for loss in cases.LOSSES:
-        config.addinivalue_line("markers", f"{loss}: {loss.replace('_', ' ')} cases")
-    try:
-        config.stash[_STATE] = _State(config)
-    except ConformanceError as exc:
-        raise pytest.UsageError(str(exc)) from None
+    """Options given are checked now (a bad one is one usage error); nothing else happens until a case
+    file is collected, so a project without case files pays nothing for this plugin."""
+    if not any(config.getoption(o) for o in ("conformance_frameworks", "conformance_only", "conformance_baseline")):
+        return  # nothing given to check; the state is made with the first case file
+    _state(config)
 
 
 def pytest_collect_file(parent: pytest.Collector, file_path: Path) -> pytest.Collector | None:
-    if file_path.suffix in (".yaml", ".yml"):
+    if file_path.suffix in (".yaml", ".yml") and is_case_file(parent.config, file_path):
+        from conformance.items import CaseFile
+
+        _state(parent.config)
         return CaseFile.from_parent(parent, path=file_path)
     return None
 
 
-class CaseFile(pytest.File):
-    """A YAML case file; a bad one is a single collection error naming the file and line."""
-
-    def collect(self) -> Iterator[pytest.Item]:
-        self.config.stash[_STATE].prepare()
-        loaded = cases.load_file(self.path)
-        check_keys(loaded)
-        for case in loaded:
-            item = CaseItem.from_parent(self, name=case.id, case=case)
-            for key in _named_keys(case):
-                item.add_marker(adapters.framework_of(key))
-            item.add_marker(case.loss)
-            yield item
-
-    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
-        if isinstance(excinfo.value, ConformanceError):
-            return str(excinfo.value)
-        return super().repr_failure(excinfo)
+def is_case_file(config: pytest.Config, path: Path) -> bool:
+    """Only case files are collected: YAML files named on the command line, and those under the
+    `conformance_cases` folders. Another project's docker-compose.yml or CI YAML is none of ours."""
+    resolved = path.resolve()
+    named = {(config.invocation_params.dir / arg.split("::")[0]).resolve() for arg in config.args}
+    if resolved in named:
+        return True
+    folders = [(config.rootpath / folder).resolve() for folder in config.getini("conformance_cases")]
+    return any(resolved.is_relative_to(folder) for folder in folders)
 
 
-def _named_keys(case: cases.Case) -> set[str]:
-    if case.expect is None:
-        return set()
-    return {k for g in case.expect.groups or [] for k in g} | set(case.expect.status or {}) | set(case.expect.values or {})
+def may_have_cases(config: pytest.Config) -> bool:
+    """Whether this run can collect a case file: a YAML file named, or a case folder that exists."""
+    if any(arg.split("::")[0].endswith((".yaml", ".yml")) for arg in config.args):
+        return True
+    return any((config.rootpath / folder).is_dir() for folder in config.getini("conformance_cases"))
 
 
-class ExpectationViolated(Exception):
-    """The case's expected groups or statuses do not hold."""
+def _state(config: pytest.Config) -> Any:
+    """This process's case-file state, made once (a bad option or baseline is one usage error)."""
+    from conformance.errors import ConformanceError
+    from conformance.items import STATE, State
+
+    if STATE not in config.stash:
+        try:
+            config.stash[STATE] = State(config)
+        except ConformanceError as exc:
+            raise pytest.UsageError(str(exc)) from None
+    return config.stash[STATE]
 
 
-class ValuesMoved(Exception):
-    """Values of the case moved beyond tolerance (or changed status) since the baseline."""
+def _existing(config: pytest.Config) -> Any:
+    """The state if a case file made one (else None: nothing of ours ran)."""
+    if "conformance.items" not in sys.modules:
+        return None
+    from conformance.items import STATE
 
-
-class CaseItem(pytest.Item):
-    def __init__(self, *, case: cases.Case, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.case = case
-        self.record: CaseRecord | None = None
-
-    def runtest(self) -> None:
-        self.record = self.config.stash[_STATE].record_for(self)
-        if self.record.comparison.expectation == "violated":
-            raise ExpectationViolated(self.record.comparison.expectation_message)
-        if self.record.findings:
-            raise ValuesMoved(moved_table(self.record.findings))
-
-    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
-        if isinstance(excinfo.value, ExpectationViolated) and self.record is not None:
-            return failure_table(self.record.to_json())
-        if isinstance(excinfo.value, (ValuesMoved, ConformanceError)):
-            return str(excinfo.value)
-        return super().repr_failure(excinfo)
-
-    def reportinfo(self) -> tuple[Path, int, str]:
-        return self.path, max(self.case.line - 1, 0), f"case: {self.case.id}"
-
-
-def failure_table(record: dict[str, Any]) -> str:
-    """What a reader needs to see why the expectation failed: values, groups, largest gap, code."""
-    lines = [f"{record['file']}::{record['id']}: {record['expectation_message']}", ""]
-    lines.append(f"  {'result':<22} {'status':<11} loss")
-    for key, r in record["results"].items():
-        loss = json.dumps(r["loss"]) if r["status"] == "ok" else (r.get("message") or "").splitlines()[0][:90] if r.get("message") else ""
-        lines.append(f"  {key:<22} {r['status']:<11} {loss[:100]}")
-    expected = (record.get("expected") or {}).get("groups")
-    lines += ["", f"  groups found:    {record['groups']}", f"  groups expected: {expected}"]
-    worst = max(record["pairs"], key=lambda p: p["loss_max_abs"], default=None)
-    if worst is not None:
-        lines.append(
-            f"  largest loss difference: {worst['a']} vs {worst['b']}: {worst['loss_max_abs']:.6g} abs, {worst['loss_max_rel']:.3g} rel"
-        )
-    groups = record["groups"]
-    if len(groups) > 1:
-        for group in groups:
-            code = record["results"][group[0]].get("code")
-            if code:
-                lines += ["", f"  --- native code of {group[0]} (group {group}):", *("    " + c for c in code.splitlines())]
-    return "\n".join(lines)
-
-
-def moved_table(findings: tuple[Finding, ...]) -> str:
-    lines = [f"  {'result':<22} {'what':<7} old -> new"]
-    for row in sorted(findings, key=lambda f: f.moved):
-        lines.append(f"  {row.key:<22} {row.what:<7} {json.dumps(plain(row.old))[:60]} -> {json.dumps(plain(row.new))[:60]}")
-    return "changed since the baseline:\n" + "\n".join(lines)
-
-
-class _State:
-    """Where this process's case items get their records, and where the records go.
-
-    Without xdist the batch is every case item, streamed through this process's pipeline while the
-    items run. Under xdist the controller evaluates the collected cases once for all xdist workers
-    (`service.Service`), and each xdist worker asks it for the record of each item it runs
-    (`service.Remote`): framework workers are started once, not once per xdist worker. Either way the
-    records are written by the process that evaluated them, in evaluation order, through `Outputs`.
-    """
-
-    def __init__(self, config: pytest.Config) -> None:
-        self.config = config
-        self.workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
-        self.pipeline: Pipeline | None = None
-        self.outputs: Outputs | None = None
-        self.stream: Iterator[tuple[cases.Case, CaseRecord]] | None = None
-        self.ready: dict[str, CaseRecord] = {}
-        self.served: dict[str, CaseRecord] = {}
-        self.service: service.Service | None = None
-        self.remote: service.Remote | None = None
-        self.keys = selection(config.getoption("conformance_frameworks"), config.getoption("conformance_only"))
-        self.timeout = config.getoption("conformance_timeout")
-        path = config.getoption("conformance_baseline")
-        self.baseline_path = Path(path) if path else None
-        if self.baseline_path is not None:
-            baseline.load(self.baseline_path)  # a bad baseline is a usage error before anything runs
-
-    def record_for(self, item: CaseItem) -> CaseRecord:
-        if self.workerinput is not None:
-            if self.remote is None:
-                raise ConformanceError(
-                    "case items under xdist are evaluated by the xdist controller, which serves them over a local "
-                    "socket, and this xdist worker is not on this machine: run case files with -n (local workers) "
-                    "or without xdist"
-                )
-            return self.remote.record(item.case.nodeid)
-        nodeid = item.case.nodeid
-        if nodeid in self.served:  # the item runs again (a rerun plugin): a case is evaluated once per session
-            return self.served[nodeid]
-        if self.stream is None:
-            todo = [i.case for i in item.session.items if isinstance(i, CaseItem)]
-            self.stream = self._pipeline().records(todo)
-        while nodeid not in self.ready:
-            _, record = next(self.stream)
-            self.outputs_().add(record)
-            self.ready[record.nodeid] = record
-        self.served[nodeid] = self.ready.pop(nodeid)
-        return self.served[nodeid]
-
-    def prepare(self) -> None:
-        """A case file is being collected: start the framework workers (under xdist, have the controller
-        start them), so that their imports overlap the rest of the collection."""
-        if self.config.option.collectonly:
-            return
-        if self.workerinput is None:
-            self._pipeline()
-        elif self.remote is None and self.workerinput.get("conformance_service"):
-            self.remote = service.Remote(tuple(self.workerinput["conformance_service"]))
-
-    def _pipeline(self, most: int = 1) -> Pipeline:
-        """This process's pipeline (the controller's, or without xdist the only one), started once."""
-        if self.pipeline is None:
-            self.pipeline = Pipeline(self.keys, self.timeout, most, self.baseline_path)
-        return self.pipeline
-
-    def outputs_(self) -> Outputs:
-        """Where records are written, opened at the first record."""
-        if self.outputs is None:
-            root = Path(self.config.rootpath)
-            json_path, html_path = self.config.getoption("conformance_json"), self.config.getoption("conformance_html")
-            self.outputs = Outputs(root / json_path if json_path else None, root / html_path if html_path else None)
-        return self.outputs
-
-    def offer(self, items: list[pytest.Item]) -> None:
-        """xdist worker: send the collected cases to the controller, which evaluates them."""
-        todo = [i.case for i in items if isinstance(i, CaseItem)]
-        if self.remote is not None and todo:
-            self.remote.offer(todo)
-
-    def finish(self) -> None:
-        """Stop what runs; the controller (or the only process) writes the documents."""
-        if self.stream is not None:
-            self.stream.close()  # type: ignore[attr-defined]
-        if self.service is not None:
-            self.service.close()
-        if self.pipeline is not None:
-            self.pipeline.close()
-            if self.outputs is not None:
-                self.outputs.finish(self.pipeline.head({"runner": "pytest"}))
+    return config.stash.get(STATE, None)
 
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_setupnodes(config: pytest.Config, specs: list[Any]) -> None:
     """xdist controller: the service that evaluates the cases once, for every xdist worker; a framework
-    may get up to one worker per xdist worker."""
-    state = config.stash[_STATE]
-    state.service = service.Service(lambda: state._pipeline(most=len(specs)), state.outputs_)
+    may get up to one worker per xdist worker. Not for a run that cannot have case files."""
+    if not may_have_cases(config):
+        return
+    from conformance.service import Service
+
+    state = _state(config)
+    state.service = Service(lambda: state.pipeline_(most=len(specs)), state.outputs_)
 
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_configure_node(node: Any) -> None:
     """xdist controller: tell each xdist worker on this machine where the service listens."""
-    state = node.config.stash[_STATE]
-    if state.service is not None and node.gateway.spec.popen:
+    state = _existing(node.config)
+    if state is not None and state.service is not None and node.gateway.spec.popen:
         node.workerinput["conformance_service"] = list(state.service.address())
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
-    state = session.config.stash.get(_STATE, None)
+    state = _existing(session.config)
     if state is not None and state.workerinput is not None:
         state.offer(session.items)
 
 
-_STATE = pytest.StashKey[_State]()
-
-
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    state = session.config.stash.get(_STATE, None)
+    state = _existing(session.config)
     if state is not None and state.workerinput is None:
         state.finish()
     elif state is not None and state.remote is not None:

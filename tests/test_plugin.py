@@ -107,6 +107,8 @@ def run(pytester: pytest.Pytester, *args: str, frameworks: str = "reference") ->
     does not use (hypothesis's alone doubles a subprocess's start-up)."""
     return pytester.runpytest_subprocess(
         *QUIET,
+        "-o",
+        "conformance_cases=.",
         "--conformance-frameworks",
         frameworks,
         "--conformance-json",
@@ -341,3 +343,46 @@ def test_an_unknown_result_key_under_values_is_a_collection_error(pytester):
     result = run(pytester, "--collect-only", "-q")
     assert "unknown result key 'referense'" in output(result)
     assert result.ret == pytest.ExitCode.INTERRUPTED
+
+
+# ---------------------------------------------------------------- scope: only case files, only where there are some
+
+FOREIGN_PROJECT_CONFTEST = """\
+import sys
+
+
+def pytest_sessionfinish(session):
+    machinery = sorted(m for m in sys.modules if m.startswith("conformance.") and m != "conformance.plugin")
+    print("conformance modules imported:", machinery or "none")
+"""
+
+
+def test_another_projects_yaml_files_are_not_collected_and_nothing_of_ours_runs(pytester):
+    """Installing this package must not break another project's test run: its docker-compose.yml is not a
+    case file, no framework worker starts, and none of the package's machinery is imported."""
+    pytester.makefile(".yml", **{"docker-compose": "services:\n  web:\n    image: nginx\n"})
+    pytester.makefile(".yaml", ci="jobs: [build]\n")
+    pytester.makepyfile(test_ordinary="def test_one():\n    assert 1 + 1 == 2\n")
+    pytester.makeconftest(FOREIGN_PROJECT_CONFTEST)
+    for extra in ([], ["-n", "2"]):
+        result = pytester.runpytest_subprocess(*QUIET, "-s", *extra)
+        assert result.ret == 0, result.stdout.str()
+        result.stdout.fnmatch_lines(["*1 passed*"])
+        result.stdout.no_fnmatch_line("*ERROR*")
+        result.stdout.fnmatch_lines(["*conformance modules imported: none"])
+
+
+def test_a_case_file_named_on_the_command_line_or_under_the_case_folder_is_collected(pytester):
+    """`pytest some/dir/x.yaml` and the default `cases/` folder keep working without any setting."""
+    pytester.mkdir("cases")
+    pytester.mkdir("some")
+    (pytester.path / "cases" / "first.yaml").write_text(CASES, encoding="utf-8")
+    (pytester.path / "some" / "second.yaml").write_text(CASES, encoding="utf-8")
+    pytester.makefile(".yml", **{"docker-compose": "services: {}\n"})
+    result = pytester.runpytest_subprocess(*QUIET, "--collect-only", "-q")
+    assert result.ret == 0, result.stdout.str()
+    collected = [line for line in result.stdout.lines if "::" in line]
+    assert collected and all(line.startswith("cases/first.yaml::") for line in collected)
+    result = pytester.runpytest_subprocess(*QUIET, "--collect-only", "-q", "some/second.yaml")
+    collected = [line for line in result.stdout.lines if "::" in line]
+    assert collected and all(line.startswith("some/second.yaml::") for line in collected)
