@@ -1,10 +1,16 @@
-"""Terminal output: a progress bar while cases run, then the summary table and what failed."""
+"""Terminal output: a progress bar while cases run, then the summary table and what failed.
+
+The output is read in CI logs as often as in terminals: a line naming a case holds the whole case id
+(`file::id`, never wrapped, so it can be searched for and copied), and numbers are written at their
+dtype's precision (`number`: a float32 loss as 1.0553335, not 1.0553334951400757).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from typing import Any, TypeVar
 
+import numpy as np
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -48,17 +54,20 @@ def print_summary(doc: dict[str, Any], console: Console, outputs: list[str]) -> 
     violated = [c for c in doc["cases"] if c["expectation"] == "violated"]
     for case in violated[:MAX_LISTED]:
         text = escape(f"{case['file']}::{case['id']}: {case['expectation_message']}")
-        console.print(f"[red]VIOLATED[/red] {text}", highlight=False)
+        console.print(f"[red]VIOLATED[/red] {text}", highlight=False, soft_wrap=True)
     if len(violated) > MAX_LISTED:
         console.print(f"... and {len(violated) - MAX_LISTED} more (see the report)")
     if "baseline" in doc:
-        print_baseline(doc["baseline"], console)
+        dtypes = {(f"{c['file']}::{c['id']}", key): r.get("dtype") for c in doc["cases"] for key, r in c["results"].items()}
+        print_baseline(doc["baseline"], console, dtypes)
     for path in outputs:
-        console.print(f"wrote {path}", highlight=False)
+        console.print(f"wrote {path}", highlight=False, soft_wrap=True)
 
 
-def print_baseline(report: dict[str, Any], console: Console) -> None:
-    """Per framework, every value that moved since the baseline, old and new versions side by side."""
+def print_baseline(report: dict[str, Any], console: Console, dtypes: dict[tuple[str, str], str | None] | None = None) -> None:
+    """Every value that moved since the baseline and every status that changed, one line each: the case
+    id whole, the result key, what changed, old -> new (at the result's dtype: the row's `dtype`, else
+    `dtypes` by case and key, else float64). Lines are never wrapped: a CI log keeps each one greppable."""
     old, new = report["old_versions"], report["new_versions"]
     names = sorted(set(old) | set(new))
     steps = ", ".join(f"{n} {old.get(n, '-')} -> {new.get(n, '-')}" for n in names if old.get(n) != new.get(n)) or "same versions"
@@ -70,17 +79,47 @@ def print_baseline(report: dict[str, Any], console: Console) -> None:
     )
     if not (report["moved"] or report["status_changes"]):
         return
-    table = Table(title="changed since the baseline")
-    for column in ("case", "result", "what", "old", "new"):
-        table.add_column(column, overflow="fold")
+    console.print("changed since the baseline (case, result, what: old -> new):", highlight=False)
     rows = report["status_changes"] + report["moved"]
     for row in rows[:MAX_LISTED]:
-        table.add_row(escape(row["case"]), row["key"], row["what"], escape(_short(row["old"])), escape(_short(row["new"])))
-    console.print(table)
+        dtype = row.get("dtype") or (dtypes or {}).get((row["case"], row["key"]))
+        change = f"{_short(row['old'], dtype)} -> {_short(row['new'], dtype)}"
+        console.print(escape(f"  {row['case']} {row['key']} {row['what']}: {change}"), highlight=False, soft_wrap=True)
     if len(rows) > MAX_LISTED:
         console.print(f"... and {len(rows) - MAX_LISTED} more (see results.json)")
 
 
-def _short(value: Any) -> str:
-    text = str(value)
+def number(value: Any, dtype: str | None) -> str:
+    """A loss or gradient (a number or nested lists of numbers) written with the shortest digits that
+    read back as the same value of `dtype` (float64 where None): results are stored as float64, and a
+    float32 loss printed as a float64 shows 17 digits of which only ~9 mean anything."""
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(number(v, dtype) for v in value) + "]"
+    if isinstance(value, str) or value is None:
+        return str(value)
+    x = float(value)
+    if dtype == "bfloat16" and np.isfinite(x):
+        return _shortest_bfloat16(x)
+    kind = {"float16": np.float16, "float32": np.float32, "bfloat16": np.float32}.get(dtype or "", np.float64)
+    return str(kind(x))
+
+
+def _shortest_bfloat16(x: float) -> str:
+    """NumPy has no bfloat16: the fewest significant digits that round to the same bfloat16 value."""
+    target = _bfloat16(x)
+    for digits in range(1, 10):
+        text = f"{x:.{digits}g}"
+        if _bfloat16(float(text)) == target:
+            return text
+    return str(np.float32(x))
+
+
+def _bfloat16(x: float) -> int:
+    """`x` rounded to bfloat16 (the upper half of a float32, to nearest, ties to even), as its bits."""
+    bits = int(np.array(x, dtype=np.float32).view(np.uint32))
+    return (bits + 0x7FFF + ((bits >> 16) & 1)) >> 16
+
+
+def _short(value: Any, dtype: str | None = None) -> str:
+    text = number(value, dtype) if not isinstance(value, str) else value
     return text if len(text) <= 60 else text[:57] + "..."

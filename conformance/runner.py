@@ -11,8 +11,12 @@ When one framework holds the others back (they wait at `AHEAD`) and its work lef
 take cases from one shared queue.
 
 A worker answers in the order it is sent work, so when one dies or hangs, what it died on is the
-oldest unanswered message: that case is recorded as `crashed` (with the exit signal and the tail of the
-worker's stderr), and a fresh worker is sent the rest.
+oldest unanswered message: that case is recorded as `crashed` (with the exit signal and the tail of what
+the worker wrote to stderr since that case was sent), and a fresh worker is sent the rest. A worker that
+dies with nothing unanswered (waiting for more work, for a recipe round, for the next batch) died on no
+case: it is replaced as soon as its death is seen, and only the restart is counted (one that keeps dying
+so fails its framework, `IDLE_DEATHS`). A death is seen when the worker's output ends, and is also checked
+before any work is sent, so no work waits for the timeout on a worker that is already gone.
 """
 
 from __future__ import annotations
@@ -39,6 +43,9 @@ from conformance.reference import Knobs
 START_TIMEOUT = 300.0
 WINDOW = 4
 AHEAD = 256
+# A worker that dies waiting for work, on no case, is replaced; one that does so this many times in a row
+# (no answer between) fails its framework instead of being restarted for ever.
+IDLE_DEATHS = 3
 # Another worker's import competes for the same cores as the work it is to share: on 2 cores, a second
 # TensorFlow worker started with ~8 s of its work left (~2.5 start-ups) made a 1,000-case run slower.
 SPARE_WORKER_PAYS = 5
@@ -362,6 +369,10 @@ class _Shard:
         self.generation = 0
         self.ready = False
         self.worker: _Worker | None = None
+        self.inflight: deque[tuple[tuple[Any, ...], int]] = deque()
+        """What the worker was sent and has not answered, oldest first, each with where the worker's
+        stderr stood when it was sent (what it writes on that task comes after)."""
+        self.idle_deaths = 0
         self._start()
 
     def _start(self) -> None:
@@ -383,19 +394,39 @@ class _Shard:
         if self.worker is not None:
             self.worker.reap()
             self.worker = None
+        self.inflight.clear()
+
+    def _replace_if_dead(self) -> bool:
+        """Before work is sent: a worker that has exited with nothing in flight died on no case. Drop it
+        (`_lost`); whether it was dropped."""
+        if self.worker is None or self.inflight or self.worker.process.poll() is None:
+            return False
+        self._lost()
+        return True
+
+    def _lost(self) -> None:
+        """The worker died waiting for work: reap it and count the restart; a fresh one starts as soon
+        as there is work, without blaming any case. After `IDLE_DEATHS` such deaths in a row the
+        framework is failed (its remaining work `crashed`, saying so)."""
+        assert self.worker is not None
+        how = self.worker.failure(timed_out=False, timeout=self.framework.timeout, since=self.worker.stderr_size())
+        self.framework.stats.restarts += 1
+        self.idle_deaths += 1
+        self.stop()
+        if self.idle_deaths >= IDLE_DEATHS:
+            self.framework.failed = f"died {self.idle_deaths} times in a row waiting for work (the last time: {how})"
 
     def drive(self, stream: _Stream) -> None:
         """Feed the worker from the framework's queue until the stream ends; emit every answer or crash."""
-        f, emit = self.framework, stream.inbox.put
-        inflight: deque[tuple[Any, ...]] = deque()
+        f, emit, inflight = self.framework, stream.inbox.put, self.inflight
         since = time.monotonic()
         while True:
             if f.failed is not None:
-                for sent in inflight:
-                    emit(f.crash(sent, f"the {f.name} worker did not start: {f.failed}"))
+                for sent, _ in inflight:
+                    emit(f.crash(sent, f"the {f.name} worker {f.failed}"))
                 inflight.clear()
                 while (left := f.take(len(f.cases))) is not None:
-                    emit(f.crash(left, f"the {f.name} worker did not start: {f.failed}"))
+                    emit(f.crash(left, f"the {f.name} worker {f.failed}"))
             elif self.worker is None and f.has_work():
                 self._start()
             if f.failed is None and self.worker is not None and not self.ready:
@@ -407,14 +438,16 @@ class _Shard:
                     return
                 if f.failed is not None:
                     continue
+            if self._replace_if_dead():
+                continue
             while self.worker is not None and self.ready and len(inflight) < WINDOW:
                 task = f.take(stream.limit)
                 if task is None:
                     break
                 if not inflight:
                     since = time.monotonic()
+                inflight.append((task, self.worker.stderr_size()))
                 self.worker.send(task)
-                inflight.append(task)
             if not inflight and f.finished():
                 return
             try:
@@ -427,15 +460,18 @@ class _Shard:
                 return
             if kind == "answer" and event[1] == self.generation and inflight:
                 inflight.popleft()
+                self.idle_deaths = 0
                 since = time.monotonic()
                 _, _, (answer_kind, index, payload) = event
                 emit(("result" if answer_kind == "result" else "recipes", f.name, index, payload))
+            elif kind == "eof" and event[1] == self.generation and not inflight and self.worker is not None:
+                self._lost()
             elif kind in ("eof", "hung") and event[1] == self.generation and inflight and self.worker is not None:
-                reason = f"the {f.name} worker {self.worker.failure(timed_out=kind == 'hung', timeout=f.timeout)} while running this case"
-                emit(f.crash(inflight.popleft(), reason))
+                (task, mark), *rest = inflight
+                why = self.worker.failure(timed_out=kind == "hung", timeout=f.timeout, since=mark)
+                emit(f.crash(task, f"the {f.name} worker {why} while running this case"))
                 f.stats.restarts += 1
-                f.give_back(list(inflight))
-                inflight.clear()
+                f.give_back([sent for sent, _ in rest])
                 self.stop()
 
     def _wait_ready(self, stream: _Stream) -> str | None:
@@ -459,7 +495,7 @@ class _Shard:
                 if any(s.ready for s in self.framework.shards if s is not self):
                     self.framework.shards.remove(self)
                     return "retired"
-                self.framework.failed = reason
+                self.framework.failed = f"did not start: {reason}"
                 return None
             elif event[0] == "stop" and event[1] is stream:
                 return "stop"
@@ -493,6 +529,11 @@ class _Worker:
         except Exception:
             events.put(("eof", generation))
 
+    def stderr_size(self) -> int:
+        """How much the worker has written to stderr so far (read without moving the file's offset,
+        which the worker shares)."""
+        return os.fstat(self.stderr.fileno()).st_size
+
     def send(self, message: object) -> None:
         assert self.process.stdin is not None
         try:
@@ -501,8 +542,9 @@ class _Worker:
         except (BrokenPipeError, OSError):
             pass
 
-    def failure(self, timed_out: bool, timeout: float) -> str:
-        """Why the worker stopped answering, for the `crashed` message."""
+    def failure(self, timed_out: bool, timeout: float, since: int = 0) -> str:
+        """Why the worker stopped answering, for the `crashed` message, with the last lines it wrote to
+        stderr after offset `since` (where the task it failed on was sent: not its import warnings)."""
         if timed_out:
             self.process.kill()
             what = f"timed out after {timeout:g} s"
@@ -510,7 +552,7 @@ class _Worker:
             code = self.process.wait()
             what = f"died with signal {signal.Signals(-code).name}" if code < 0 else f"exited with code {code}"
         self.process.wait()
-        self.stderr.seek(0)
+        self.stderr.seek(since)
         tail = [line for line in self.stderr.read().decode(errors="replace").splitlines() if line.strip()][-3:]
         return what + (f" ({' | '.join(tail)})" if tail else "")
 

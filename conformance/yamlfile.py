@@ -3,7 +3,8 @@
 `yaml.safe_load` forgets where a value came from and silently keeps the last of two equal keys; error
 messages here must name the line, so the node tree is walked by hand with the safe constructor. Only
 plain YAML is accepted: a tag on a mapping or list (`!!python/object...`, `!!set`) is an error, not
-silently dropped; merge keys (`<<: *anchor`) work as in `yaml.safe_load`.
+silently dropped; merge keys (`<<: *anchor`) work as in `yaml.safe_load`. Aliases may reach at most
+`ALIAS_LIMIT` values: a few lines of nested aliases (an "alias bomb") would otherwise hang the loader.
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 MAP_TAG = "tag:yaml.org,2002:map"
 SEQ_TAG = "tag:yaml.org,2002:seq"
 MERGE_TAG = "tag:yaml.org,2002:merge"
+# Case files share values through aliases (defaults, merge keys: the shipped ones reach at most 277 values
+# that way); nine lines of nested aliases reach 10^8 and would hang the loader. A million is far from both.
+ALIAS_LIMIT = 1_000_000
 
 
 def load(text: str, file: str) -> tuple[Any, dict[Path, int]]:
@@ -33,6 +37,7 @@ def load(text: str, file: str) -> tuple[Any, dict[Path, int]]:
         node = loader.get_single_node()
         if node is None:
             return None, lines
+        _check_aliases(node, text, file)
         return _Builder(loader, lines, file).build(node, (), None), lines
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
@@ -42,6 +47,59 @@ def load(text: str, file: str) -> tuple[Any, dict[Path, int]]:
         raise CaseError(file, f"not valid YAML: {exc}") from None
     finally:
         loader.dispose()
+
+
+def _check_aliases(root: yaml.Node, text: str, file: str) -> None:
+    """Refuse a file whose aliases reach more than `ALIAS_LIMIT` values, naming the alias that crosses
+    the limit. An alias is the same node object as its anchor, so the size of every node's expansion is
+    counted once per node (linear in the file, however much the aliases multiply it)."""
+    if "*" not in text:  # no alias at all (most case files): nothing to count
+        return
+    sizes: dict[int, int] = {}
+
+    def size(node: yaml.Node) -> int:
+        if id(node) not in sizes:
+            sizes[id(node)] = 0  # a node reached inside itself counts once here; the builder rejects it
+            sizes[id(node)] = 1 + sum(size(child) for child in _children(node))
+        return sizes[id(node)]
+
+    if size(root) <= ALIAS_LIMIT:
+        return
+    # In document order (anchors come before their aliases), a node met again is met through an alias.
+    seen: set[int] = set()
+    reached = aliases = 0
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            aliases += 1
+            reached += size(node)
+            if reached > ALIAS_LIMIT:
+                message = (
+                    f"the aliases up to this one reach more than {ALIAS_LIMIT:,} values (an alias bomb?); "
+                    "case files use aliases to share a value (defaults, merge keys), not to multiply it"
+                )
+                raise CaseError(file, message, _alias_line(text, aliases))
+            continue
+        seen.add(id(node))
+        stack.extend(reversed(_children(node)))
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    return []
+
+
+def _alias_line(text: str, number: int) -> int | None:
+    """The 1-based line of the file's `number`-th alias (parsed again, only to say where the file went wrong)."""
+    aliases = (event for event in yaml.parse(text, Loader=_Loader) if isinstance(event, yaml.AliasEvent))
+    for count, event in enumerate(aliases, 1):
+        if count == number:
+            return int(event.start_mark.line) + 1
+    return None
 
 
 class _Builder:

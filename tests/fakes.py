@@ -1,5 +1,7 @@
 """A numpy-only fake framework for the tests of the runner and the xdist service: it dies, hangs,
-raises, prints or sleeps on chosen case ids, which no real framework can be made to do on purpose."""
+raises, prints or sleeps on chosen case ids (in a case or only in a recipe), which no real framework can
+be made to do on purpose. Like paddle, it warns on stderr when imported, so a crash message can be
+checked for showing what the worker printed on the case, not at import."""
 
 from __future__ import annotations
 
@@ -10,7 +12,13 @@ from conformance import cases, registry
 
 FAKE_ADAPTER = '''
 """A fake framework for the runner tests: numpy only; dies, hangs, raises or prints on chosen case ids."""
+import os
+import sys
+import threading
+
 from conformance.adapters import Unsupported, Variant
+
+print("fake: an import-time warning (paddle warns 'No ccache found' here)", file=sys.stderr)
 
 SETUP = "import os\\nimport time\\nimport numpy as np"
 BODIES = {
@@ -20,12 +28,17 @@ BODIES = {
     "raise": "raise ValueError('bad input')",
     "long_error": "raise ValueError('\\\\n'.join(f'line {i}' for i in range(20)))",
     "noisy": "print('noise on sys.stdout')\\nos.write(1, b'noise on fd 1\\\\n')\\nloss = np.float64(x.sum())",
+    "say_and_kill": "os.write(2, b'last words of say_and_kill\\\\n')\\nos.kill(os.getpid(), 9)",
 }
 
 
 def version():
+    """Called in the worker only: it may fail there, or arrange for the worker to die on its own a while
+    after it is ready (`FAKE_DIES_AFTER_SECONDS`), whatever it is doing."""
     if {broken}:
         raise RuntimeError("fake framework failed to initialise")
+    if os.environ.get("FAKE_DIES_AFTER_SECONDS"):
+        threading.Timer(float(os.environ["FAKE_DIES_AFTER_SECONDS"]), os.kill, (os.getpid(), 9)).start()
     return {"fake": "0"}
 
 
@@ -41,6 +54,11 @@ def build(case):
     if case.id.startswith("slow"):
         return "time.sleep(0.02)\\nloss = np.float64(x.sum())"
     return BODIES.get(case.id, "loss = np.float64(x.sum())\\ngrad = np.ones_like(x)")
+
+
+def recipe(case, knobs):
+    """Any target's recipe is the plain loss; the case `kill_in_recipe` dies only here."""
+    return BODIES["kill"] if case.id == "kill_in_recipe" else "loss = np.float64(x.sum())"
 
 
 VARIANTS = [Variant("{name}", "fake.cross_entropy", build, lambda case: None)]

@@ -1,7 +1,8 @@
 """`conformance.compare`: elementwise agreement, agreement groups, expectation checks, tolerances.
 
-Results here are hand-made dicts shaped like a worker's (`status`, `loss`, `grad`, `message`), so no
-framework runs.
+Results here are hand-made `Result` records (`status`, `loss`, `grad`, `message`), so no framework runs.
+Expected verdicts and tolerances are literals worked out by hand from the README's rule
+`|a - b| <= atol + rtol * max(|a|, |b|)` and its table of default tolerances, never read from `compare`.
 """
 
 from __future__ import annotations
@@ -16,16 +17,22 @@ import pytest
 from conformance import cases, compare
 from conformance.cases import Expectation
 from conformance.compare import DEFAULT_TOLERANCE, check_expectation, difference, groups
+from conformance.records import Result
 
 TOL = {"rtol": 0.0, "atol": 1.0}
 
 
-def ok(loss, grad=None) -> dict:
-    return {"status": "ok", "loss": np.asarray(loss, dtype=np.float64), "grad": grad, "message": None}
+def ok(loss, grad=None) -> Result:
+    return Result(key="", api="api", status="ok", loss=np.asarray(loss, dtype=np.float64), grad=grad)
 
 
-def failed(status: str, message: str) -> dict:
-    return {"status": status, "loss": None, "grad": None, "message": message}
+def failed(status: str, message: str) -> Result:
+    return Result(key="", api="api", status=status, message=message)
+
+
+def found_groups(case, results: dict) -> list[list[str]]:
+    """The groups `compare.compare` finds, as lists."""
+    return [list(group) for group in compare.compare(case, results)[1].groups]
 
 
 def make_case(**spec: object):
@@ -99,6 +106,21 @@ def test_difference_uses_atol_plus_rtol_times_the_larger_magnitude():
     assert found.max_rel == pytest.approx(0.5 / 1.5)
 
 
+def test_difference_scales_rtol_by_the_values_and_adds_atol_as_is():
+    """Protects the roles of rtol and atol (swapped, the rule reads rtol + atol * scale): at rtol 1e-7 and
+    atol 1e-3, 1000 and 1000.5 may differ by 1e-3 + 1e-7 * 1000.5 = 0.00110005 and do not agree (swapped:
+    1.0005, they would); 0 and 5e-4 may differ by 1e-3 and agree (swapped: 1.0005e-7, they would not).
+    Checked on the finite path, on the path taken when a NaN is present, and in the all-pairs table."""
+    rtol, atol = 1e-7, 1e-3
+    assert not difference([1000.0], [1000.5], rtol, atol).agree
+    assert difference([0.0], [5e-4], rtol, atol).agree
+    assert not difference([1000.0, math.nan], [1000.5, math.nan], rtol, atol).agree
+    assert difference([0.0, math.nan], [5e-4, math.nan], rtol, atol).agree
+    tol = {"rtol": rtol, "atol": atol}
+    assert groups({"torch": ok(1000.0), "paddle": ok(1000.5)}, ["torch", "paddle"], tol) == [["torch"], ["paddle"]]
+    assert groups({"torch": ok(0.0), "paddle": ok(5e-4)}, ["torch", "paddle"], tol) == [["torch", "paddle"]]
+
+
 def test_empty_arrays_agree():
     """Protects empty batches (both frameworks return an empty loss)."""
     assert difference([], [], 0.0, 0.0).agree
@@ -114,7 +136,16 @@ def test_groups_split_a_non_transitive_chain_into_mutually_agreeing_groups():
     assert found == [["torch", "paddle"], ["tensorflow"]]
     for group in found:
         for x, y in itertools.combinations(group, 2):
-            assert difference(results[x]["loss"], results[y]["loss"], **TOL).agree
+            assert difference(results[x].loss, results[y].loss, **TOL).agree
+
+
+def test_a_result_joins_a_group_only_if_it_agrees_with_every_member_not_just_the_first():
+    """Protects 'every member of a group agrees with every other member': at atol 1, torch 0.0 agrees with
+    paddle 0.9 and with tensorflow -0.9, but paddle and tensorflow are 1.8 apart. tensorflow, checked after
+    paddle joined torch's group, agrees with that group's first member and not with its later one, so it
+    starts its own group (a check against the first member only, or against any member, would let it in)."""
+    results = {"torch": ok(0.0), "paddle": ok(0.9), "tensorflow": ok(-0.9)}
+    assert groups(results, list(results), TOL) == [["torch", "paddle"], ["tensorflow"]]
 
 
 def test_groups_hold_only_ok_results():
@@ -219,27 +250,47 @@ def test_expectation_reports_every_problem():
     expect = Expectation(groups=[["torch", "paddle", "tensorflow"]])
     verdict, message = check_expectation(expect, results, TOL)
     assert verdict == "violated"
-    assert message == (
-        "tensorflow is crashed, expected ok (worker died); expected groups [[torch, paddle]], found [[torch], [paddle]]"
-    )
+    assert message == ("tensorflow is crashed, expected ok (worker died); expected groups [[torch, paddle]], found [[torch], [paddle]]")
 
 
 # ---------------------------------------------------------------- tolerances
 
 
+# The README's table: float64 rtol 1e-7 atol 1e-8; float32 rtol 1e-5 atol 1e-6; float16 rtol 1e-2 atol 1e-3;
+# bfloat16 rtol 4e-2 atol 1e-2.
+DOCUMENTED_TOLERANCE = {
+    "float64": {"rtol": 1e-7, "atol": 1e-8},
+    "float32": {"rtol": 1e-5, "atol": 1e-6},
+    "float16": {"rtol": 1e-2, "atol": 1e-3},
+    "bfloat16": {"rtol": 4e-2, "atol": 1e-2},
+}
+
+
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32", "float64"])
-def test_default_tolerance_is_the_dtypes(dtype):
-    """Protects per-dtype defaults: a case without `tolerance:` gets its dtype's entry, and `compare`
-    judges with it (a gap of half the rtol agrees, of twice the rtol does not)."""
+def test_default_tolerance_is_the_documented_one_for_the_dtype(dtype):
+    """Protects per-dtype defaults: a case without `tolerance:` gets its dtype's documented entry (README
+    literals, not the constant under test), and `compare` judges with it: a gap of half the documented rtol
+    agrees, a gap of twice the rtol (plus atol) does not."""
     case = make_case(dtype=dtype)
-    tol = DEFAULT_TOLERANCE[dtype]
+    tol = DOCUMENTED_TOLERANCE[dtype]
+    assert DEFAULT_TOLERANCE[dtype] == tol
     assert compare.tolerance(case) == tol
     base = 1000.0
     near = {"torch": ok(base), "paddle": ok(base * (1 + tol["rtol"] / 2))}
     far = {"torch": ok(base), "paddle": ok(base * (1 + tol["rtol"] * 2) + tol["atol"])}
-    assert compare.compare(case, near)["groups"] == [["torch", "paddle"]]
-    assert compare.compare(case, far)["groups"] == [["torch"], ["paddle"]]
-    assert compare.compare(case, near)["tolerance"] == tol
+    assert found_groups(case, near) == [["torch", "paddle"]]
+    assert found_groups(case, far) == [["torch"], ["paddle"]]
+    assert compare.compare(case, near)[1].tolerance == tol
+
+
+def test_float32_values_apart_by_5e_5_relative_disagree_and_by_5e_6_agree():
+    """Protects the float32 default's size, through a case and its groups: 1000 and 1000.05 are 0.05 apart,
+    more than 1e-6 + 1e-5 * 1000.05 = 0.0100015 (they would agree at a ten times looser rtol 1e-4: 0.100006);
+    1000 and 1000.005 are 0.005 apart, within 0.0100015 (they would disagree at a ten times tighter rtol
+    1e-6: 0.001001). Worked by hand from the README's rule and float32 row."""
+    case = make_case(dtype="float32")
+    assert found_groups(case, {"torch": ok(1000.0), "paddle": ok(1000.05)}) == [["torch"], ["paddle"]]
+    assert found_groups(case, {"torch": ok(1000.0), "paddle": ok(1000.005)}) == [["torch", "paddle"]]
 
 
 def test_default_tolerances_tighten_with_precision():
@@ -253,25 +304,25 @@ def test_default_tolerances_tighten_with_precision():
 def test_case_tolerance_overrides_only_what_it_names():
     """Protects `tolerance:` in a case: it overrides the named field and keeps the dtype default for the other."""
     case = make_case(dtype="float32", tolerance={"rtol": 0.1})
-    assert compare.tolerance(case) == {"rtol": 0.1, "atol": DEFAULT_TOLERANCE["float32"]["atol"]}
+    assert compare.tolerance(case) == {"rtol": 0.1, "atol": 1e-6}  # atol: the README's float32 default
     results = {"torch": ok(1.0), "paddle": ok(1.05)}
-    assert compare.compare(case, results)["groups"] == [["torch", "paddle"]]
+    assert found_groups(case, results) == [["torch", "paddle"]]
     strict = make_case(dtype="float32", tolerance={"rtol": 0, "atol": 0})
     assert compare.tolerance(strict) == {"rtol": 0.0, "atol": 0.0}
-    assert compare.compare(strict, {"torch": ok(1.0), "paddle": ok(1.0 + 1e-12)})["groups"] == [["torch"], ["paddle"]]
+    assert found_groups(strict, {"torch": ok(1.0), "paddle": ok(1.0 + 1e-12)}) == [["torch"], ["paddle"]]
 
 
 def test_compare_record_lists_pairs_and_the_expectation_verdict():
     """Protects the comparison record: one pair per two ok results, in canonical order, and the verdict."""
     case = make_case(expect={"groups": [["torch", "paddle"], ["tensorflow"]]})
     results = {"tensorflow": ok(2.0), "paddle": ok(1.0), "torch": ok(1.0), "torch:nll": failed("unsupported", "x")}
-    record = compare.compare(case, results)
-    assert [(p["a"], p["b"], p["agree"]) for p in record["pairs"]] == [
+    _, comparison = compare.compare(case, results)
+    assert [(p.a, p.b, p.agree) for p in comparison.pairs] == [
         ("torch", "paddle", True),
         ("torch", "tensorflow", False),
         ("paddle", "tensorflow", False),
     ]
-    assert record["expectation"] == "met" and record["expectation_message"] is None
+    assert comparison.expectation == "met" and comparison.expectation_message is None
 
 
 # ---------------------------------------------------------------- Pairwise (all pairs at once)
@@ -295,6 +346,6 @@ def test_pairwise_gives_exactly_what_agreement_gives_for_every_pair():
     }
     for tol in (TOL, DEFAULT_TOLERANCE["float32"], {"rtol": 0.0, "atol": 0.0}):
         pairwise = compare.Pairwise(results, tol)
-        live = [k for k, r in results.items() if r["status"] == "ok"]
+        live = [k for k, r in results.items() if r.ok]
         for a, b in itertools.permutations(live, 2):
-            assert pairwise(a, b) == compare.agreement(results[a], results[b], tol), (a, b, tol)
+            assert pairwise(a, b) == compare.agreement(results[a], results[b], tol, a=a, b=b), (a, b, tol)

@@ -2,6 +2,7 @@
 
 import contextlib
 import textwrap
+import time
 
 import pytest
 import yaml
@@ -134,6 +135,50 @@ def test_non_scalar_mapping_key_is_rejected():
 
 def test_recursive_alias_is_a_case_error():
     error("cases: &loop\n  - *loop\n")
+
+
+ALIAS_BOMB = """\
+a: &a [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]
+b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]
+c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]
+d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]
+e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d]
+f: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e, *e]
+g: &g [*f, *f, *f, *f, *f, *f, *f, *f, *f, *f]
+h: &h [*g, *g, *g, *g, *g, *g, *g, *g, *g, *g]
+cases: *h
+"""
+
+
+def test_alias_bomb_is_a_case_error_naming_the_alias_within_a_second():
+    """Protects the loader against an alias bomb: 8 lines of 10 aliases each reach 10^8 numbers (line 8
+    alone holds 10 * 10^7); it used to hang. Counted by hand: line 2 reaches 10 * 11 values (each `*a`
+    is the list and its 10 numbers), line 3 10 * 111, line 4 10 * 1,111, line 5 10 * 11,111 (123,440 in
+    all), and on line 6 each `*e` adds 111,111: the 8th one passes 1,000,000."""
+    started = time.monotonic()
+    with pytest.raises(CaseError) as info:
+        yamlfile.load(ALIAS_BOMB, "bomb.yaml")
+    assert time.monotonic() - started < 1.0
+    assert (info.value.file, info.value.line) == ("bomb.yaml", 6)
+    assert "more than 1,000,000 values" in info.value.message
+    assert str(info.value).startswith("bomb.yaml:6: the aliases up to this one reach more than 1,000,000 values")
+    with pytest.raises(CaseError):  # the case loader (the CLI's exit-2 path) gets the same error
+        cases.load_text(ALIAS_BOMB, "bomb.yaml")
+    assert time.monotonic() - started < 1.0
+
+
+def test_alias_limit_counts_only_values_reached_through_aliases(monkeypatch):
+    """Protects ordinary files from the alias limit: a long list written out counts nothing, an alias
+    counts its whole expansion, and the error names the alias that crosses the limit (line 3 here:
+    `*a` is 1 + 4 values, so the third alias reaches 15 > 12)."""
+    monkeypatch.setattr(yamlfile, "ALIAS_LIMIT", 12)
+    doc, _ = yamlfile.load(f"note: a * b\nlong: {list(range(40))}\n", "y.yaml")  # a '*' but no alias
+    assert doc == {"note": "a * b", "long": list(range(40))}
+    doc, _ = yamlfile.load("a: &a [1, 2, 3, 4]\nb: [*a, *a]\n", "y.yaml")
+    assert doc == {"a": [1, 2, 3, 4], "b": [[1, 2, 3, 4], [1, 2, 3, 4]]}
+    with pytest.raises(CaseError) as info:
+        yamlfile.load("a: &a [1, 2, 3, 4]\nb: [*a, *a]\nc: {x: 1, y: *a}\n", "y.yaml")
+    assert info.value.line == 3
 
 
 def test_merge_keys_load_like_safe_load():

@@ -1,0 +1,246 @@
+"""`conformance.runner` under faults: a worker that dies is noticed at once, whatever it was doing.
+
+A worker is killed (SIGKILL, by pid, from the test) in each state a worker can be in: idle before a
+recipe round, idle at the end of a batch, between batches, idle at the window limit, starting as a spare,
+starting at all; or it dies by itself on a case, in a recipe, or again and again while idle. Every test
+runs with a per-case timeout of `TIMEOUT` seconds and must finish well within it: a death noticed only by
+the timeout fails it. The framework is the NumPy-only fake of `fakes.py` (its loss is the sum of the
+logits, `x.sum()`).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+
+import pytest
+from fakes import fake_cases
+
+from conformance import runner
+from conformance.reference import TEXTBOOK
+
+TIMEOUT = 15.0
+
+
+def shards(workers: runner.Workers, name: str) -> list:
+    return workers._frameworks[name].shards
+
+
+def kill(shard) -> None:
+    """SIGKILL the shard's worker and wait until it is gone, as an OOM killer or a user would."""
+    process = shard.worker.process
+    os.kill(process.pid, signal.SIGKILL)
+    while process.poll() is None:
+        time.sleep(0.01)
+
+
+def wait_until(condition: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + TIMEOUT
+    while not condition():
+        assert time.monotonic() < deadline, f"never {what}"
+        time.sleep(0.005)
+
+
+def idle_at_the_limit(workers: runner.Workers, name: str):
+    """The framework's only shard once it waits at the window limit with nothing in flight. With one case
+    taken by the consumer and no more, the collector fills the outbox (`AHEAD` cases) and blocks with the
+    limit at 1 + 2 * AHEAD; the worker runs up to it and waits."""
+    framework, [shard] = workers._frameworks[name], shards(workers, name)
+    limit = 1 + 2 * runner.AHEAD
+    wait_until(lambda: workers._current.limit == framework.next_case == limit and not shard.inflight, "idle at the limit")
+    return shard
+
+
+def loss(results: dict, name: str) -> float:
+    result = results[name]
+    assert result["status"] == "ok", result["message"]
+    return float(result["loss"])
+
+
+def test_worker_killed_while_idle_before_a_recipe_round_runs_the_recipe_on_a_fresh_worker(fake_framework):
+    """Protects the recipe round: the worker has answered its only case and waits; killed then, the
+    recipe asked next runs on a fresh worker (no case or recipe is blamed for a death it did not cause).
+    Before: the recipe was sent to the dead worker and came back 'timed out' after the whole timeout."""
+    [case] = fake_cases("a")
+
+    def recipes(case, results):
+        [shard] = shards(workers, fake_framework)
+        kill(shard)
+        return {fake_framework: {"other": TEXTBOOK}}
+
+    started = time.monotonic()
+    with runner.Workers(runner.plan([fake_framework], None), TIMEOUT) as workers:
+        [(_, results)] = list(workers.stream([case], recipes))
+        stats = workers.stats[fake_framework]
+    recipe = results[fake_framework]["recipes"]["other"]
+    assert recipe.get("message") is None and float(recipe["loss"]) == float(case.predictions.sum())
+    assert loss(results, fake_framework) == float(case.predictions.sum())
+    assert stats.restarts == 1
+    assert time.monotonic() - started < TIMEOUT / 2
+
+
+def test_worker_that_dies_in_a_recipe_fails_that_recipe_and_a_fresh_worker_runs_the_rest(fake_framework):
+    """Protects crash isolation in a recipe round: the recipe the worker died on carries how it died,
+    the next case runs on a fresh worker."""
+    batch = fake_cases("kill_in_recipe", "after")
+
+    def recipes(case, results):
+        return {fake_framework: {"other": TEXTBOOK}} if case.id == "kill_in_recipe" else {}
+
+    started = time.monotonic()
+    with runner.Workers(runner.plan([fake_framework], None), TIMEOUT) as workers:
+        found = {case.id: results for case, results in workers.stream(batch, recipes)}
+    recipe = found["kill_in_recipe"][fake_framework]["recipes"]["other"]
+    assert recipe["loss"] is None and "died with signal SIGKILL while running this case" in recipe["message"]
+    assert loss(found["kill_in_recipe"], fake_framework) == float(batch[0].predictions.sum())
+    assert loss(found["after"], fake_framework) == float(batch[1].predictions.sum())
+    assert time.monotonic() - started < TIMEOUT / 2
+
+
+def test_worker_killed_while_idle_at_the_end_of_a_batch_is_replaced_for_the_next(fake_framework):
+    """Protects the end of a batch: killed after its last answer while the batch is still open, the
+    worker is replaced, and the next batch's case runs (before: it was sent to the dead worker and
+    'timed out', or was blamed for the death)."""
+    first, second = fake_cases("first", "second")
+
+    def recipes(case, results):
+        kill(shards(workers, fake_framework)[0])
+        return {}
+
+    started = time.monotonic()
+    with runner.Workers(runner.plan([fake_framework], None), TIMEOUT) as workers:
+        list(workers.stream([first], recipes))
+        [(_, results)] = list(workers.stream([second]))
+        stats = workers.stats[fake_framework]
+    assert loss(results, fake_framework) == float(second.predictions.sum())
+    assert stats.restarts == 1
+    assert time.monotonic() - started < TIMEOUT / 2
+
+
+def test_worker_killed_between_batches_does_not_blame_the_next_case(fake_framework):
+    """Protects honest crash messages: a worker that died while no batch ran did not die on the next
+    case; that case runs on a fresh worker (before: it was recorded as `crashed` 'while running this case')."""
+    first, second = fake_cases("first", "second")
+    started = time.monotonic()
+    with runner.Workers(runner.plan([fake_framework], None), TIMEOUT) as workers:
+        list(workers.stream([first]))
+        kill(shards(workers, fake_framework)[0])
+        [(_, results)] = list(workers.stream([second]))
+    assert loss(results, fake_framework) == float(second.predictions.sum())
+    assert time.monotonic() - started < TIMEOUT / 2
+
+
+def test_worker_killed_while_idle_at_the_window_limit_is_replaced_and_the_rest_runs(fake_framework, monkeypatch):
+    """Protects the window refill: the consumer stops taking cases, so the worker runs up to `AHEAD`
+    cases past it and waits with nothing in flight; killed then, a fresh worker runs the rest when the
+    consumer carries on (before: the next window went to the dead worker and timed out)."""
+    monkeypatch.setattr(runner, "AHEAD", 8)
+    batch = fake_cases(*(f"c{i}" for i in range(40)))
+    found: dict[str, dict] = {}
+    started = time.monotonic()
+    with runner.Workers(runner.plan([fake_framework], None), TIMEOUT) as workers:
+        for case, results in workers.stream(batch):
+            found[case.id] = results
+            if len(found) == 1:
+                kill(idle_at_the_limit(workers, fake_framework))
+        stats = workers.stats[fake_framework]
+    assert list(found) == [case.id for case in batch]
+    for case in batch:
+        assert loss(found[case.id], fake_framework) == float(case.predictions.sum())
+    assert stats.restarts == 1
+    assert time.monotonic() - started < TIMEOUT / 2
+
+
+def test_worker_that_keeps_dying_while_idle_fails_its_framework_instead_of_restarting_for_ever(fake_framework, monkeypatch):
+    """Protects against an endless restart loop: every fake worker dies 1 s after it is ready, and the
+    consumer holds the stream at the window limit, so each dies idle. After `IDLE_DEATHS` (3) deaths in a
+    row the framework is failed: the cases it had answered stay ok, the rest are `crashed` saying why."""
+    monkeypatch.setenv("FAKE_DIES_AFTER_SECONDS", "1.0")
+    monkeypatch.setattr(runner, "AHEAD", 8)
+    batch = fake_cases(*(f"c{i}" for i in range(40)))
+    found: dict[str, dict] = {}
+    with runner.Workers(runner.plan([fake_framework], None), TIMEOUT) as workers:
+        for case, results in workers.stream(batch):
+            found[case.id] = results[fake_framework]
+            if len(found) == 1:
+                idle_at_the_limit(workers, fake_framework)
+                wait_until(lambda: workers._frameworks[fake_framework].failed is not None, "failed")
+        stats = workers.stats[fake_framework]
+    answered = 1 + 2 * runner.AHEAD
+    assert [found[case.id]["status"] for case in batch] == ["ok"] * answered + ["crashed"] * (len(batch) - answered)
+    message = f"the {fake_framework} worker died 3 times in a row waiting for work (the last time: died with signal SIGKILL)"
+    assert found[batch[-1].id]["message"] == message
+    assert stats.restarts == 3
+
+
+def test_spare_worker_killed_while_starting_leaves_the_work_to_the_running_one(fake_framework, monkeypatch):
+    """Protects a spare worker's start-up: killed while importing, it is dropped at once and the workers
+    left (the one already running, and any spare started later) do every case, once, in order."""
+    monkeypatch.setattr(runner, "AHEAD", 16)
+    monkeypatch.setattr(runner, "SPARE_WORKER_PAYS", 0)  # a spare as soon as the fake holds the reference back
+    batch = fake_cases(*(f"slow{i}" for i in range(160)))  # 20 ms a case; the reference waits for the fake
+    killed: list[int] = []
+    started = time.monotonic()
+    with runner.Workers(runner.plan([fake_framework, "reference"], None), TIMEOUT, most=2) as workers:
+        list(workers.stream(fake_cases("warm_up")))  # both ready: from here on the fake is the one behind
+
+        def kill_the_spare() -> None:
+            wait_until(lambda: len(shards(workers, fake_framework)) == 2, "a spare worker")
+            spare = shards(workers, fake_framework)[1]
+            assert not spare.ready
+            killed.append(spare.worker.process.pid)
+            kill(spare)
+
+        killer = threading.Thread(target=kill_the_spare)
+        killer.start()
+        found = {case.id: results for case, results in workers.stream(batch)}
+        killer.join()
+    assert killed
+    assert list(found) == [case.id for case in batch]
+    for case in batch:
+        assert loss(found[case.id], fake_framework) == float(case.predictions.sum())
+    assert time.monotonic() - started < TIMEOUT
+
+
+def test_worker_killed_before_it_is_ready_fails_its_framework_at_once(fake_framework):
+    """Protects waiting for `ready`: a worker killed while importing makes its framework's cases
+    `crashed` with how it died at once (the other framework is unaffected), not after `START_TIMEOUT`."""
+    batch = fake_cases("a", "b")
+    started = time.monotonic()
+    with runner.Workers(runner.plan([fake_framework, "reference"], None), TIMEOUT) as workers:
+        kill(shards(workers, fake_framework)[0])
+        found = {case.id: results for case, results in workers.stream(batch)}
+    for results in found.values():
+        assert results[fake_framework]["status"] == "crashed"
+        assert f"the {fake_framework} worker did not start: died with signal SIGKILL" in results[fake_framework]["message"]
+        assert results["reference"]["status"] == "ok"
+    assert time.monotonic() - started < TIMEOUT / 2
+
+
+def test_crash_message_shows_what_the_worker_printed_on_that_case_not_at_import(fake_framework):
+    """Protects the stderr tail of a crash: it is what the worker wrote while running the case it died
+    on (the fake's `say_and_kill` writes 'last words'), never the import-time warning every worker prints
+    (paddle's 'No ccache found'); a case that printed nothing has no tail."""
+    batch = fake_cases("say_and_kill", "kill")
+    with runner.Workers(runner.plan([fake_framework], None), TIMEOUT) as workers:
+        found = {case.id: results[fake_framework] for case, results in workers.stream(batch)}
+    said, killed = found["say_and_kill"], found["kill"]
+    assert said["status"] == "crashed" and killed["status"] == "crashed"
+    prefix = f"the {fake_framework} worker died with signal SIGKILL"
+    assert said["message"] == f"{prefix} (last words of say_and_kill) while running this case"
+    assert killed["message"] == f"{prefix} while running this case"
+
+
+@pytest.mark.parametrize("case_id", ["kill", "exit"])
+def test_worker_that_dies_on_a_case_is_noticed_at_once(fake_framework, case_id):
+    """Protects the common state, a death on a case: it is `crashed` at once, and the next case runs."""
+    batch = fake_cases(case_id, "after")
+    started = time.monotonic()
+    with runner.Workers(runner.plan([fake_framework], None), TIMEOUT) as workers:
+        found = {case.id: results[fake_framework] for case, results in workers.stream(batch)}
+    assert found[case_id]["status"] == "crashed"
+    assert float(found["after"]["loss"]) == float(batch[1].predictions.sum())
+    assert time.monotonic() - started < TIMEOUT / 2
