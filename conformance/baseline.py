@@ -15,10 +15,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from conformance.cases import Case
 from conformance.compare import difference
+from conformance.digits import shortest
 from conformance.errors import UsageError
 from conformance.records import CaseRecord, Finding, Result, plain
 
@@ -32,20 +31,6 @@ def default_path(versions: dict[str, str]) -> Path:
     return FOLDER / (re.sub(r"[^A-Za-z0-9_.+-]", "-", slug) + ".json")
 
 
-def compact(value: Any, dtype: str | None) -> Any:
-    """A value at its dtype's shortest round-trip digits (a float32 0.1 is written 0.1, not
-    0.10000000149011612), so baselines stay small and diff line by line. Reading it back and rounding to
-    the dtype gives the same value, so an unchanged value replays as unchanged."""
-    if value is None:
-        return None
-    array = np.asarray(value, dtype=np.float64)
-    kind = {"float16": np.float16, "bfloat16": np.float32, "float32": np.float32}.get(dtype or "", np.float64)
-    if kind is np.float64:
-        return array.tolist()
-    flat = [float(str(v)) if np.isfinite(v) else float(v) for v in array.astype(kind).reshape(-1)]
-    return np.asarray(flat, dtype=np.float64).reshape(array.shape).tolist()
-
-
 def entry(record: dict[str, Any]) -> dict[str, Any]:
     """What a baseline keeps of one case record: per result key its status, output dtype and (if ok)
     loss and gradient; nothing that can be recomputed (code, messages, comparisons)."""
@@ -53,7 +38,7 @@ def entry(record: dict[str, Any]) -> dict[str, Any]:
     for key, r in record["results"].items():
         kept: dict[str, Any] = {"status": r["status"]}
         if r["status"] == "ok":
-            kept.update(dtype=r.get("dtype"), loss=compact(r.get("loss"), r.get("dtype")), grad=compact(r.get("grad"), r.get("dtype")))
+            kept.update(dtype=r.get("dtype"), loss=shortest(r.get("loss"), r.get("dtype")), grad=shortest(r.get("grad"), r.get("dtype")))
         results[key] = kept
     return {"tolerance": record["tolerance"], "results": results}
 
@@ -144,21 +129,23 @@ class Replay:
                     self.gone_keys.append({"case": name, "key": key})
                 continue
             if then["status"] != now.status:
-                findings.append(Finding(name, key, "status", then["status"], now.status, message=now.message))
+                findings.append(Finding(name, key, "status", then["status"], now.status, message=now.message, dtype=now.dtype))
                 continue
             if now.status != "ok":
                 continue
             if then.get("dtype") != now.dtype:
-                findings.append(Finding(name, key, "dtype", then.get("dtype"), now.dtype))
+                findings.append(Finding(name, key, "dtype", then.get("dtype"), now.dtype, dtype=now.dtype))
             for what in ("loss", "grad"):
                 old_value, new_value = then.get(what), getattr(now, what)
                 if old_value is None or new_value is None:
                     continue
                 compared += 1
-                found = difference(old_value, compact(new_value, now.dtype), **record.comparison.tolerance)
+                found = difference(old_value, shortest(new_value, now.dtype), **record.comparison.tolerance)
                 if not found.agree:
                     knobs = _knobs_explaining(case, now, old_value, record.comparison.tolerance) if what == "loss" else None
-                    findings.append(Finding(name, key, what, old_value, new_value, found.max_abs, found.max_rel, knobs=knobs))
+                    findings.append(
+                        Finding(name, key, what, old_value, new_value, found.max_abs, found.max_rel, knobs=knobs, dtype=now.dtype)
+                    )
                 elif found.max_abs > 0:
                     within += 1
         self.findings.extend(findings)

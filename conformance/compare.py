@@ -19,6 +19,7 @@ import numpy as np
 
 from conformance import adapters, registry
 from conformance.cases import Case, Expectation
+from conformance.digits import number
 from conformance.records import Comparison, Pair, Result
 
 DEFAULT_TOLERANCE: dict[str, dict[str, float]] = {
@@ -79,7 +80,9 @@ def _finite(x: np.ndarray, y: np.ndarray, rtol: float, atol: float) -> tuple[Any
     return gap.max(axis=-1), rel.max(axis=-1), (gap <= atol + rtol * scale).all(axis=-1)
 
 
-def agreement(left: Any, right: Any, tol: dict[str, float], differ: Callable[[str], Difference] | None = None, a: str = "", b: str = "") -> Pair:
+def agreement(
+    left: Any, right: Any, tol: dict[str, float], differ: Callable[[str], Difference] | None = None, a: str = "", b: str = ""
+) -> Pair:
     """Loss and gradient differences of two ok results (or a result and its documented formula: anything
     with `loss` and `grad`). `differ("loss")` / `differ("grad")` gives a difference (`Pairwise` looks it
     up in its table); by default `difference` computes it."""
@@ -131,7 +134,9 @@ class _Table:
     """`difference` of every pair among the results whose `what` is finite and of the most common size."""
 
     def __init__(self, results: Mapping[str, Result], keys: list[str], what: str, tol: dict[str, float]) -> None:
-        arrays = {k: np.asarray(getattr(results[k], what), dtype=np.float64).reshape(-1) for k in keys if getattr(results[k], what) is not None}
+        arrays = {
+            k: np.asarray(getattr(results[k], what), dtype=np.float64).reshape(-1) for k in keys if getattr(results[k], what) is not None
+        }
         sizes = [a.size for a in arrays.values()]
         size = max(set(sizes), key=sizes.count) if sizes else 0
         self.index = {k: i for i, k in enumerate(k for k, a in arrays.items() if a.size == size and size and np.isfinite(a).all())}
@@ -202,7 +207,7 @@ def check_expectation(
         if not result.ok:
             problems.append(f"{key} is {result.status}, expected the printed value {printed}" + _because(result))
         elif not printed_match(result.loss, printed):
-            problems.append(f"{key} gives {np.asarray(result.loss).tolist()}, the documentation prints {printed}")
+            problems.append(f"{key} gives {number(np.asarray(result.loss).tolist(), result.dtype)}, the documentation prints {printed}")
     return ("violated", "; ".join(problems)) if problems else ("met", None)
 
 

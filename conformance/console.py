@@ -2,7 +2,7 @@
 
 The output is read in CI logs as often as in terminals: a line naming a case holds the whole case id
 (`file::id`, never wrapped, so it can be searched for and copied), and numbers are written at their
-dtype's precision (`number`: a float32 loss as 1.0553335, not 1.0553334951400757).
+dtype's precision (`digits.number`: a float32 loss as 1.0553335, not 1.0553334951400757).
 """
 
 from __future__ import annotations
@@ -10,11 +10,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Any, TypeVar
 
-import numpy as np
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+
+from conformance.digits import number
 
 T = TypeVar("T")
 MAX_LISTED = 25
@@ -87,37 +88,6 @@ def print_baseline(report: dict[str, Any], console: Console, dtypes: dict[tuple[
         console.print(escape(f"  {row['case']} {row['key']} {row['what']}: {change}"), highlight=False, soft_wrap=True)
     if len(rows) > MAX_LISTED:
         console.print(f"... and {len(rows) - MAX_LISTED} more (see results.json)")
-
-
-def number(value: Any, dtype: str | None) -> str:
-    """A loss or gradient (a number or nested lists of numbers) written with the shortest digits that
-    read back as the same value of `dtype` (float64 where None): results are stored as float64, and a
-    float32 loss printed as a float64 shows 17 digits of which only ~9 mean anything."""
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(number(v, dtype) for v in value) + "]"
-    if isinstance(value, str) or value is None:
-        return str(value)
-    x = float(value)
-    if dtype == "bfloat16" and np.isfinite(x):
-        return _shortest_bfloat16(x)
-    kind = {"float16": np.float16, "float32": np.float32, "bfloat16": np.float32}.get(dtype or "", np.float64)
-    return str(kind(x))
-
-
-def _shortest_bfloat16(x: float) -> str:
-    """NumPy has no bfloat16: the fewest significant digits that round to the same bfloat16 value."""
-    target = _bfloat16(x)
-    for digits in range(1, 10):
-        text = f"{x:.{digits}g}"
-        if _bfloat16(float(text)) == target:
-            return text
-    return str(np.float32(x))
-
-
-def _bfloat16(x: float) -> int:
-    """`x` rounded to bfloat16 (the upper half of a float32, to nearest, ties to even), as its bits."""
-    bits = int(np.array(x, dtype=np.float32).view(np.uint32))
-    return (bits + 0x7FFF + ((bits >> 16) & 1)) >> 16
 
 
 def _short(value: Any, dtype: str | None = None) -> str:

@@ -22,9 +22,9 @@ from hypothesis import strategies as st
 from hypothesis.errors import NoSuchExample
 
 from conformance import adapters, cases, explain, registry, runner
+from conformance.errors import ConformanceError
 from conformance.pipeline import Pipeline
 from conformance.records import CaseRecord
-from conformance.errors import ConformanceError
 
 
 def case_specs() -> st.SearchStrategy[dict[str, Any]]:

@@ -6,7 +6,6 @@ with no case file imports nothing of this package's machinery.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ import pytest
 
 from conformance import adapters, baseline, cases, registry, service
 from conformance.cli import check_keys, selection
+from conformance.digits import number
 from conformance.errors import ConformanceError
 from conformance.pipeline import Outputs, Pipeline
 from conformance.records import CaseRecord, Finding, plain
@@ -94,7 +94,13 @@ def failure_table(record: dict[str, Any]) -> str:
     lines = [f"{record['file']}::{record['id']}: {record['expectation_message']}", ""]
     lines.append(f"  {'result':<22} {'status':<11} loss")
     for key, r in record["results"].items():
-        loss = json.dumps(r["loss"]) if r["status"] == "ok" else (r.get("message") or "").splitlines()[0][:90] if r.get("message") else ""
+        loss = (
+            number(r["loss"], r.get("dtype"))
+            if r["status"] == "ok"
+            else (r.get("message") or "").splitlines()[0][:90]
+            if r.get("message")
+            else ""
+        )
         lines.append(f"  {key:<22} {r['status']:<11} {loss[:100]}")
     expected = (record.get("expected") or {}).get("groups")
     lines += ["", f"  groups found:    {record['groups']}", f"  groups expected: {expected}"]
@@ -115,7 +121,7 @@ def failure_table(record: dict[str, Any]) -> str:
 def moved_table(findings: tuple[Finding, ...]) -> str:
     lines = [f"  {'result':<22} {'what':<7} old -> new"]
     for row in sorted(findings, key=lambda f: f.moved):
-        lines.append(f"  {row.key:<22} {row.what:<7} {json.dumps(plain(row.old))[:60]} -> {json.dumps(plain(row.new))[:60]}")
+        lines.append(f"  {row.key:<22} {row.what:<7} {number(plain(row.old), row.dtype)[:60]} -> {number(plain(row.new), row.dtype)[:60]}")
     return "changed since the baseline:\n" + "\n".join(lines)
 
 

@@ -210,6 +210,7 @@ class Finding:
     max_rel: float | None = None
     message: str | None = None
     knobs: tuple[str, ...] | None = None
+    dtype: str | None = None
 
     @property
     def moved(self) -> bool:
@@ -217,6 +218,8 @@ class Finding:
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"case": self.case, "key": self.key, "what": self.what, "old": plain(self.old), "new": plain(self.new)}
+        if self.dtype is not None:
+            out["dtype"] = self.dtype
         if self.moved:
             out.update(max_abs=self.max_abs, max_rel=self.max_rel)
         elif self.what == "status":

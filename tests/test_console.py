@@ -9,7 +9,7 @@ import math
 import pytest
 from rich.console import Console
 
-from conformance import console
+from conformance import console, digits
 
 SHORT_ID = "cases/seed.yaml::plain[reduction=none]"
 LONG_ID = "cases/sweep_soft_labels.yaml::soft_labels_weighted[reduction=mean,label_smoothing=0.25,dtype=float32]"
@@ -124,4 +124,4 @@ def test_numbers_are_written_at_their_dtypes_shortest_round_trip_digits(value, d
     """Protects `number`: the fewest digits that read back as the same value of the dtype (float32 at
     most 9 significant digits, float64 its shortest repr); expected texts worked out by hand from the
     formats' significand widths (float32 24 bits, float16 11, bfloat16 8)."""
-    assert console.number(value, dtype) == text
+    assert digits.number(value, dtype) == text

@@ -10,9 +10,9 @@ with effects computed here from the formula in a few lines of NumPy.
 from __future__ import annotations
 
 import os
-from dataclasses import replace
 import subprocess
 import sys
+from dataclasses import replace
 
 import numpy as np
 import pytest
