@@ -33,9 +33,6 @@ from conformance.errors import CaseError
 
 ID_PATTERN = r"^[A-Za-z0-9_.-]+$"
 MAX_ELEMENTS = 10_000_000  # numbers in any one array of a case (see the module docstring)
-# none/mean/sum: each framework's own; the others are framework-specific reductions made explicit, run
-# natively where a framework has them and through the idiomatic reduction='none' recipe elsewhere.
-REDUCTIONS = ("none", "mean", "sum", "sum_over_batch_size", "mean_with_sample_weight", "sum_by_nonzero_weights")
 
 
 def _integer(value: Any) -> Any:
@@ -123,6 +120,8 @@ class _SharedKeys(BaseModel):
     sample_weight: list[Number] | None = None
     label_smoothing: Number = Field(default=0.0, ge=0.0, lt=1.0)
     ignore_index: Integer | None = None
+    # none/mean/sum: each framework's own; the others are framework-specific reductions made explicit, run
+    # natively where a framework has them and through the idiomatic reduction='none' recipe elsewhere.
     reduction: Literal["none", "mean", "sum", "sum_over_batch_size", "mean_with_sample_weight", "sum_by_nonzero_weights"] = "mean"
     dtype: Literal["float16", "bfloat16", "float32", "float64"] = "float32"
     tolerance: Tolerance | None = None

@@ -21,6 +21,7 @@ from conformance.errors import CaseError, ConformanceError, UsageError
 from conformance.pipeline import Outputs, Pipeline
 
 EXIT_OK, EXIT_VIOLATED, EXIT_USAGE = 0, 1, 2
+DEFAULT_CASES = Path("cases")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -47,7 +48,7 @@ def parser() -> argparse.ArgumentParser:
     fuzz.add_argument("--budget", type=float, default=60.0, help="seconds to fuzz (default 60)")
     fuzz.add_argument("--seed", type=int, default=0, help="makes a run reproducible (default 0)")
     fuzz.add_argument("--out", type=Path, default=Path("reports/fuzz"), help="where to write the cases (default reports/fuzz)")
-    fuzz.add_argument("--cases", type=Path, default=Path("cases"), help="case files whose divergences count as covered")
+    fuzz.add_argument("--cases", type=Path, default=None, help="case files whose divergences count as covered (default: cases/, if any)")
     fuzz.add_argument("--ignore-cases", action="store_true", help="count nothing as covered (find everything anew)")
     schema = sub.add_parser("schema", help="write the JSON schema of case files")
     schema.add_argument("--out", type=Path, default=Path("cases/schema.json"))
@@ -55,7 +56,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def _selection_options(command: argparse.ArgumentParser) -> None:
-    command.add_argument("paths", nargs="*", type=Path, default=[Path("cases")], help="case files or folders (default: cases/)")
+    command.add_argument("paths", nargs="*", type=Path, default=[DEFAULT_CASES], help="case files or folders (default: cases/)")
     command.add_argument("--frameworks", default=None, help="comma-separated (default: every registered framework)")
     command.add_argument("--only", default=None, help="run exactly these result keys, e.g. torch,paddle,tensorflow")
     command.add_argument("--timeout", type=float, default=120.0, help="seconds one case may take in a worker (default 120)")
@@ -162,7 +163,15 @@ def _run(args: argparse.Namespace) -> int:
 def _fuzz(args: argparse.Namespace) -> int:
     from conformance import fuzz
 
-    known = set() if args.ignore_cases else fuzz.covered(cases.load_paths([args.cases]))
+    known: set[tuple[str, str, str]] = set()
+    if args.ignore_cases:
+        pass
+    elif args.cases is not None:
+        known = fuzz.covered(cases.load_paths([args.cases]))  # named and missing: an error
+    elif DEFAULT_CASES.is_dir():
+        known = fuzz.covered(cases.load_paths([DEFAULT_CASES]))
+    else:
+        print(f"no {DEFAULT_CASES}/ folder here: fuzzing with no divergence counted as covered (--cases names case files)")
     outcome = fuzz.run(args.budget, args.seed, args.out, known)
     print(
         f"fuzz seed {outcome['seed']}: {outcome['evaluations']} cases evaluated in {outcome['seconds']} s "

@@ -16,7 +16,7 @@ import numpy as np
 
 from conformance import losses, reference, registry
 from conformance.cases import Case
-from conformance.compare import agreement, difference, tolerance
+from conformance.compare import difference, groups, tolerance
 from conformance.records import CaseRecord, Comparison, Explanation, KnobDifference, Result, ShownRecipe, result_of
 
 
@@ -53,12 +53,21 @@ def _pair(model: Model, a: str, b: str, results: Mapping[str, Result], tol: dict
     knobs_b = _knobs(results[b])
     recipe = _recipe(a, b, results, tol)
     if knobs_a is None or knobs_b is None:
-        return Explanation(a, b, (), f"{b} vs {a}: no documented formula for this combination in {a if knobs_a is None else b}.", recipe)
+        missing = a if knobs_a is None else b
+        text = f"{b} vs {a}: no documented formula for this combination in {missing}."
+        return Explanation(a, b, (), text, recipe, None if recipe else f"no recipe: {missing} documents no formula here")
     base = model(knobs_a)
     other = model(knobs_b)
     differences = knob_differences(model.case, knobs_a, knobs_b, model)
     moving = [k for k in differences if k.effect is None or k.effect > 0]
-    return Explanation(a, b, tuple(moving or differences), _text(a, b, moving, base, other, results), recipe)
+    why = None
+    if recipe is None:
+        why = (
+            "no recipe: both document the same semantics, so there is nothing to reproduce"
+            if knobs_a == knobs_b
+            else f"no recipe: {b} has no native recipe for {a}'s semantics on this case (recipes cover cross-entropy on logits)"
+        )
+    return Explanation(a, b, tuple(moving or differences), _text(a, b, moving, base, other, results), recipe, why)
 
 
 def knob_differences(case: Case, knobs_a: reference.Knobs, knobs_b: reference.Knobs, model: Model | None = None) -> list[KnobDifference]:
@@ -75,17 +84,19 @@ def knob_differences(case: Case, knobs_a: reference.Knobs, knobs_b: reference.Kn
 
 
 def recipe_requests(case: Case, answers: dict[str, dict[str, Any]]) -> dict[str, dict[str, reference.Knobs]]:
-    """The recipes an explanation will show, to be run by the workers (`answers`: the workers' raw
-    answers by result key): for each pair of native default variants that disagree and document
+    """The recipes the explanations will show, to be run by the workers (`answers`: the workers' raw
+    answers by result key): for each pair of native default variants that the comparison will put in
+    different groups (the same grouping, so every explained pair gets its recipe) and that document
     different knobs, b reproducing a (b -> a -> a's knobs)."""
-    tol = tolerance(case)
+    results = {k: result_of(k, a) for k, a in answers.items() if a.get("status") == "ok"}
+    found = groups(results, results, tolerance(case))
+    group_of = {key: i for i, group in enumerate(found) for key in group}
+    present = [k for k in registry.native() if k in group_of]
     out: dict[str, dict[str, reference.Knobs]] = {}
-    results = {k: result_of(k, answers[k]) for k in registry.native() if k in answers and answers[k].get("status") == "ok"}
-    present = list(results)
     for i, a in enumerate(present):
         for b in present[i + 1 :]:
             knobs_a, knobs_b = _knobs(results[a]), _knobs(results[b])
-            if knobs_a is not None and knobs_b is not None and knobs_a != knobs_b and not agreement(results[a], results[b], tol).agree:
+            if group_of[a] != group_of[b] and knobs_a is not None and knobs_b is not None and knobs_a != knobs_b:
                 out.setdefault(b, {})[a] = knobs_a
     return out
 
@@ -162,17 +173,29 @@ def _recipe(a: str, b: str, results: Mapping[str, Result], tol: dict[str, float]
 
 
 def attribute(case: Case, knobs: reference.Knobs, old_loss: Any, tol: dict[str, float]) -> list[str]:
-    """Which single knob, set otherwise, makes the documented model give a baseline's old value: how a
-    moved value says what moved (e.g. "denominator was positions")."""
+    """Which knob of the documented point, set otherwise, makes the model give a baseline's old value:
+    how a moved value says what moved. One line per knob, with the numbers where the knob has one (a
+    denominator); alternatives that are equal on this case are not repeated."""
+    model = Model(case)
+    now = model(knobs)
     found = []
     for f in fields(reference.Knobs):
-        for value in _alternatives(f.name, getattr(knobs, f.name)):
+        current = getattr(knobs, f.name)
+        for value in _alternatives(f.name, current):
             try:
-                outcome = reference.evaluate(case, knobs.switched(f.name, value))
+                outcome = model(knobs.switched(f.name, value))
             except (ValueError, TypeError):
                 continue
-            if difference(outcome.loss, old_loss, **tol).agree:
-                found.append(f"{f.name} was {value!r} (now {getattr(knobs, f.name)!r}): {_phrase(f.name, value)}")
+            if not difference(outcome.loss, old_loss, **tol).agree:
+                continue
+            if f.name == "denominator" and outcome.denominator is not None and now.denominator is not None:
+                found.append(
+                    f"denominator: the baseline's mean divided by {_describe(f.name, value)} = {outcome.denominator:g}; "
+                    f"this run's by {_describe(f.name, current)} = {now.denominator:g}"
+                )
+            else:
+                found.append(f"{f.name} was {value!r} (now {current!r}): {_phrase(f.name, value)}")
+            break
     return found
 
 

@@ -178,22 +178,27 @@ class ShownRecipe:
 
 @dataclass(frozen=True)
 class Explanation:
-    """Why two default variants land in different groups: the knobs that move them, in words, and the recipe."""
+    """Why two default variants land in different groups: the knobs that move them, in words, and the
+    recipe (b's native code reproducing a), or why there is none (`no_recipe`)."""
 
     a: str
     b: str
     knobs: tuple[KnobDifference, ...]
     text: str
     recipe: ShownRecipe | None = None
+    no_recipe: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out = {
             "a": self.a,
             "b": self.b,
             "knobs": [k.to_json() for k in self.knobs],
             "recipe": self.recipe.to_json() if self.recipe else None,
             "text": self.text,
         }
+        if self.no_recipe is not None:
+            out["no_recipe"] = self.no_recipe
+        return out
 
 
 @dataclass(frozen=True)

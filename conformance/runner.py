@@ -162,9 +162,6 @@ def _with_code(case: Case, results: Results) -> Results:
     return results
 
 
-Emit = Callable[[tuple[str, str, int, Any]], None]
-
-
 class _Stream:
     """One batch on its way through the workers: a thread per worker feeds it from its framework's
     queue, and a collector thread joins the answers case by case, asks for the recipes as soon as a

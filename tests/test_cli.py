@@ -71,9 +71,7 @@ def test_bad_option_is_a_usage_error_not_a_system_exit(capsys):
     assert "--no-such-option" in message
 
 
-@pytest.mark.parametrize(
-    "expect", ["groups: [[torhc, reference]]", "status: {torhc: ok}"], ids=["groups", "status"]
-)
+@pytest.mark.parametrize("expect", ["groups: [[torhc, reference]]", "status: {torhc: ok}"], ids=["groups", "status"])
 def test_expectation_naming_an_unknown_result_key_is_rejected(tmp_path, capsys, expect):
     path = write(tmp_path / "typo.yaml", GOOD + f"    expect:\n      {expect}\n")
     message = fails(capsys, "run", path, "--frameworks", "reference")
@@ -225,3 +223,36 @@ def test_results_json_has_the_contract_keys(tmp_path, capsys):
     assert doc["cases"][0]["params"]["reduction"] == "none"
     assert len(doc["cases"][0]["results"]["reference"]["loss"]) == 2
     assert "plain[reduction=sum]" in html
+
+
+# ---------------------------------------------------------------- fuzz: where coverage comes from
+
+
+@pytest.fixture
+def fuzz_calls(monkeypatch):
+    """`fuzz.run` replaced by a recorder of what it was told was covered (no framework starts)."""
+    from conformance import fuzz
+
+    calls = []
+
+    def recorded(budget, seed, out, known, timeout=120.0):
+        calls.append(set(known))
+        return {"seed": seed, "evaluations": 0, "seconds": 0.0, "per_second": 0.0, "new_signatures": [], "written": []}
+
+    monkeypatch.setattr(fuzz, "run", recorded)
+    return calls
+
+
+def test_fuzz_in_a_folder_without_cases_starts_from_nothing_and_says_so(tmp_path, monkeypatch, capsys, fuzz_calls):
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["fuzz", "--budget", "1"]) == 0
+    assert fuzz_calls == [set()]
+    assert "no cases/ folder here: fuzzing with no divergence counted as covered" in capsys.readouterr().out
+
+
+def test_fuzz_counts_the_default_cases_as_covered_and_a_named_missing_path_is_an_error(tmp_path, monkeypatch, capsys, fuzz_calls):
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path / "cases" / "weighted.yaml", GOOD.replace("labels: [1, 2]", "labels: [1, 2]\n    weight: [1, 2, 3]"))
+    assert cli.main(["fuzz", "--budget", "1"]) == 0
+    assert ("torch", "tensorflow", "denominator") in fuzz_calls[0]  # the weighted mean's known divergence
+    assert "does/not/exist: no such file or directory" in fails(capsys, "fuzz", "--cases", "does/not/exist")

@@ -256,3 +256,90 @@ def test_signature_keeps_knobs_that_move_the_loss_and_calls_a_pair_without_one_u
     }
     assert explain.signature(replace(record, explanation=())) == set()
     assert explain.signature(None) == set()
+
+
+def test_a_moved_value_is_attributed_once_per_knob_with_the_denominators_numbers():
+    """A weighted mean with one ignored position: the baseline divided by the 3 non-ignored positions,
+    this run by the sum of target weights w[1] + w[2] + w[0] = 2 + 3 + 1 = 6. On this case several
+    denominator alternatives give the old value's 3 (valid_count; applied_weight and nonzero_weight count
+    the same 3 positions): the attribution says it once, with both numbers."""
+    (case,) = cases.load_text(
+        "cases:\n  - id: w\n    logits: [[0, 1, 2], [1, 0, 2], [2, 1, 0], [0, 0, 0]]\n    labels: [1, 2, 0, -100]\n"
+        "    ignore_index: -100\n    weight: [1, 2, 3]\n    dtype: float64\n",
+        "w.yaml",
+    )
+    x = np.array([[0, 1, 2], [1, 0, 2], [2, 1, 0]], dtype=np.float64)
+    log_p = x - np.log(np.exp(x).sum(axis=1, keepdims=True))
+    weighted_sum = -(2 * log_p[0, 1] + 3 * log_p[1, 2] + 1 * log_p[2, 0])  # w[y] * -log p[y], ignored row out
+    old = weighted_sum / 3
+    found = explain.attribute(case, Knobs(), old, {"rtol": 1e-7, "atol": 1e-8})
+    assert found == [
+        "denominator: the baseline's mean divided by the number of non-ignored positions = 3; this run's by the sum of target weights = 6"
+    ]
+
+
+# ---------------------------------------------------------------- recipes that do not reproduce, pairs without one
+
+WEIGHTED_CASE = "cases:\n  - id: w\n    logits: [[0.05, 0.95, 0], [0.1, 0.8, 0.1]]\n    labels: [1, 2]\n    weight: [1, 2, 3]\n"
+
+
+def answer(loss: float, knobs: Knobs, recipes: dict | None = None) -> dict:
+    """A worker's answer as the runner hands it over (its wire form)."""
+    return {
+        "api": "api",
+        "status": "ok",
+        "loss": loss,
+        "grad": None,
+        "documented": {"knobs": knobs.as_dict(), "loss": loss},
+        "recipes": recipes,
+    }
+
+
+def test_a_recipe_that_misses_its_target_is_shown_as_not_reproducing():
+    """torch 1.0 and tensorflow 2.0 differ by the denominator; tensorflow's recipe for torch gave 1.5,
+    which is not torch's 1.0 at float32 tolerance: the recipe must say it does not reproduce."""
+    (case,) = cases.load_text(WEIGHTED_CASE, "w.yaml")
+    answers = {
+        "torch": answer(1.0, Knobs()),
+        "tensorflow": answer(2.0, Knobs(denominator="positions"), {"torch": {"code": "loss = 1.5", "loss": 1.5}}),
+    }
+    [entry] = pipeline.build(case, answers).explanation
+    assert (entry.a, entry.b) == ("torch", "tensorflow")
+    assert entry.recipe is not None and entry.recipe.reproduces is False
+    assert (entry.recipe.result, entry.recipe.target) == (1.5, 1.0)
+    answers["tensorflow"]["recipes"]["torch"]["loss"] = 1.0 + 5e-7  # within float32's rtol 1e-5
+    [entry] = pipeline.build(case, answers).explanation
+    assert entry.recipe.reproduces is True
+
+
+def test_every_explained_pair_has_its_recipe_or_says_why_not():
+    (case,) = cases.load_text(WEIGHTED_CASE, "w.yaml")
+    no_recipe = {"torch": answer(1.0, Knobs()), "tensorflow": answer(2.0, Knobs(denominator="positions"))}
+    [entry] = pipeline.build(case, no_recipe).explanation
+    assert entry.recipe is None
+    assert (
+        entry.no_recipe
+        == "no recipe: tensorflow has no native recipe for torch's semantics on this case (recipes cover cross-entropy on logits)"
+    )
+    same = {"torch": answer(1.0, Knobs()), "tensorflow": answer(2.0, Knobs())}
+    [entry] = pipeline.build(case, same).explanation
+    assert entry.no_recipe == "no recipe: both document the same semantics, so there is nothing to reproduce"
+
+
+def test_recipes_are_asked_for_exactly_the_pairs_the_comparison_separates():
+    """Agreement is not transitive: with torch 1.0, paddle 1.000008 and tensorflow 1.000016 at float32
+    tolerance (|a-b| <= 1e-6 + 1e-5 * max: about 1.1e-5 here), torch~paddle and paddle~tensorflow (gaps
+    of 8e-6) but torch!~tensorflow (1.6e-5). The groups are
+    [torch, paddle] and [tensorflow]: the explanations are paddle-vs-tensorflow and torch-vs-tensorflow,
+    so those two recipes must be asked for, though paddle agrees with tensorflow pairwise."""
+    (case,) = cases.load_text(WEIGHTED_CASE, "w.yaml")
+    answers = {
+        "torch": answer(1.0, Knobs()),
+        "paddle": answer(1.000008, Knobs(weight_mode="from_label")),
+        "tensorflow": answer(1.000016, Knobs(denominator="positions")),
+    }
+    record = pipeline.build(case, answers)
+    assert record.groups == (("torch", "paddle"), ("tensorflow",))
+    explained = {(e.a, e.b) for e in record.explanation}
+    asked = {(a, b) for b, targets in explain.recipe_requests(case, answers).items() for a in targets}
+    assert explained == asked == {("torch", "tensorflow"), ("paddle", "tensorflow")}
