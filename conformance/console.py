@@ -78,6 +78,7 @@ def print_baseline(report: dict[str, Any], console: Console, dtypes: dict[tuple[
         f"{len(report['status_changes'])} status changes",
         highlight=False,
     )
+    _print_gaps(report, console)
     if not (report["moved"] or report["status_changes"]):
         return
     console.print("changed since the baseline (case, result, what: old -> new):", highlight=False)
@@ -88,6 +89,25 @@ def print_baseline(report: dict[str, Any], console: Console, dtypes: dict[tuple[
         console.print(escape(f"  {row['case']} {row['key']} {row['what']}: {change}"), highlight=False, soft_wrap=True)
     if len(rows) > MAX_LISTED:
         console.print(f"... and {len(rows) - MAX_LISTED} more (see results.json)")
+
+
+def _print_gaps(report: dict[str, Any], console: Console) -> None:
+    """What the baseline has and this run has not (renamed or removed: the run fails), and what is new."""
+    gone, keys, new = report.get("gone_cases", []), report.get("gone_keys", []), report.get("new_cases", [])
+    if gone:
+        console.print(f"[red]{len(gone)} baselined cases are gone[/red] (renamed or removed; the run fails):", highlight=False)
+        for name in gone[:MAX_LISTED]:
+            console.print(escape(f"  gone: {name}"), highlight=False, soft_wrap=True)
+    if keys:
+        console.print(f"[red]{len(keys)} baselined results are gone[/red] (a variant dropped; the run fails):", highlight=False)
+        for row in keys[:MAX_LISTED]:
+            console.print(escape(f"  gone: {row['case']} {row['key']}"), highlight=False, soft_wrap=True)
+    if new:
+        console.print(f"{len(new)} cases are new (no baseline value yet; save a baseline to pin them):", highlight=False)
+        for name in new[:MAX_LISTED]:
+            console.print(escape(f"  new: {name}"), highlight=False, soft_wrap=True)
+    if max(len(gone), len(keys), len(new)) > MAX_LISTED:
+        console.print("... and more (see results.json: baseline.gone_cases, gone_keys, new_cases)", highlight=False)
 
 
 def _short(value: Any, dtype: str | None = None) -> str:

@@ -145,6 +145,7 @@ class State:
         self.served: dict[str, CaseRecord] = {}
         self.service: service.Service | None = None
         self.remote: service.Remote | None = None
+        self.gone: list[str] = []
         self.chosen = config.getoption("conformance_frameworks"), config.getoption("conformance_only")
         self.timeout = config.getoption("conformance_timeout")
         path = config.getoption("conformance_baseline")
@@ -210,13 +211,19 @@ class State:
         if self.remote is not None and todo:
             self.remote.offer(todo)
 
-    def finish(self) -> None:
-        """Stop what runs; the controller (or the only process) writes the documents."""
+    def finish(self) -> list[str]:
+        """Stop what runs; the controller (or the only process) writes the documents. What no item can
+        fail is returned: the baselined cases and results this run no longer has."""
         if self.stream is not None:
             self.stream.close()  # type: ignore[attr-defined]
         if self.service is not None:
             self.service.close()
-        if self.pipeline is not None:
-            self.pipeline.close()
-            if self.outputs is not None:
-                self.outputs.finish(self.pipeline.head({"runner": "pytest"}))
+        if self.pipeline is None or self.outputs is None:
+            if self.pipeline is not None:
+                self.pipeline.close()
+            return []
+        self.pipeline.close()
+        head = self.outputs.finish(self.pipeline.head({"runner": "pytest"}))
+        report = head.get("baseline") or {}
+        gone = [f"gone since the baseline: {name}" for name in report.get("gone_cases", [])]
+        return gone + [f"gone since the baseline: {row['case']} {row['key']}" for row in report.get("gone_keys", [])]

@@ -122,6 +122,17 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 def pytest_sessionfinish(session: pytest.Session) -> None:
     state = _existing(session.config)
     if state is not None and state.workerinput is None:
-        state.finish()
+        state.gone = state.finish()
+        if state.gone:  # a renamed or removed case has no item to fail: the session fails, saying which
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
     elif state is not None and state.remote is not None:
         state.remote.close()
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """The baselined cases and results this run no longer has (they failed the session)."""
+    state = _existing(terminalreporter.config)
+    if state is not None and state.gone:
+        terminalreporter.section("conformance baseline", red=True)
+        for line in state.gone:
+            terminalreporter.write_line(line, red=True)

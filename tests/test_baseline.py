@@ -27,8 +27,12 @@ cases:
     weight: [1, 2, 3]
     matrix: {reduction: [mean, sum]}
   - id: plain
+  - id: large
+    logits: [[0, 50, 0]]
+    labels: [0]
 """
 MEAN, SUM, PLAIN = "cases.yaml::weighted[reduction=mean]", "cases.yaml::weighted[reduction=sum]", "cases.yaml::plain"
+LARGE = "cases.yaml::large"  # loss = 50 + log(2 + e^-50) ~ 50.69: far from 1, where rtol and atol give different bounds
 OLD_VERSIONS = {"paddlepaddle": "2.6.2", "numpy": "1.26.0"}
 
 
@@ -49,7 +53,7 @@ def saved(tmp_path_factory) -> tuple[Path, dict]:
     (root / "cases.yaml").write_text(CASES, encoding="utf-8")
     code, printed = main(root, "baseline", "save", "--frameworks", "reference", "--out", "saved.json", "cases.yaml")
     assert code == 0, printed
-    assert "saved 6 values of 3 cases" in printed
+    assert "saved 8 values of 4 cases" in printed
     return root, json.loads((root / "saved.json").read_text(encoding="utf-8"))
 
 
@@ -74,11 +78,28 @@ def move_within_tolerance(data: dict) -> None:
     reference_of(data, SUM)["loss"] *= 1 + 1e-6  # float32 cases: rtol 1e-5
 
 
+def move_large_within_rtol(data: dict) -> None:
+    """2e-4 on a loss of ~50.69: inside |a-b| <= atol + rtol*max = 1e-6 + 1e-5 * 50.69 = 5.1e-4, outside
+    the bound with rtol and atol swapped (1e-5 + 1e-6 * 50.69 = 6.1e-5)."""
+    reference_of(data, LARGE)["loss"] += 2e-4
+
+
+def rename_and_drop(data: dict) -> None:
+    """An upgrade of the case files: `plain` renamed to `plain_renamed` in the baseline's view (so the
+    baselined `plain` is gone from the file that still runs), a result key the run no longer has, and
+    the `large` case new (not in the baseline)."""
+    data["values"]["cases.yaml::plain_renamed"] = data["values"].pop(PLAIN)
+    data["values"][SUM]["results"]["reference:dropped"] = reference_of(data, SUM)
+    del data["values"][LARGE]
+
+
 SCENARIOS: dict[str, Edit] = {
     "unchanged": lambda data: None,
     "moved": move_mean,
     "status": change_status_and_dtype,
     "within": move_within_tolerance,
+    "large": move_large_within_rtol,
+    "gaps": rename_and_drop,
 }
 
 
@@ -108,8 +129,9 @@ def test_replaying_an_unchanged_baseline_exits_0_with_nothing_moved(replay):
     code, printed, doc = replay("unchanged")
     assert code == 0, printed
     report = doc["baseline"]
-    assert (report["compared"], report["moved"], report["within_tolerance"], report["status_changes"]) == (6, [], 0, [])
-    assert "6 values compared, 0 moved beyond tolerance" in printed
+    assert (report["compared"], report["moved"], report["within_tolerance"], report["status_changes"]) == (8, [], 0, [])
+    assert (report["gone_cases"], report["gone_keys"], report["new_cases"]) == ([], [], [])
+    assert "8 values compared, 0 moved beyond tolerance" in printed
 
 
 def test_a_moved_value_exits_1_naming_the_case_and_the_result_key(replay, saved):
@@ -166,8 +188,8 @@ def test_baseline_table_prints_one_markdown_row_per_results_file_with_the_counts
     assert rows[0][3:] == ["values compared", "moved beyond tolerance", "moved within tolerance", "status changes"]
     by_step = {row[0]: row for row in rows[1:]}
     assert set(by_step) == {"moved", "status"}
-    assert by_step["moved"][1:] == ["paddlepaddle 2.6.2", "", "6", "1", "0", "0"]  # numpy is never a step
-    assert by_step["status"][3:] == ["4", "0", "0", "2"]
+    assert by_step["moved"][1:] == ["paddlepaddle 2.6.2", "", "8", "1", "0", "0"]  # numpy is never a step
+    assert by_step["status"][3:] == ["6", "0", "0", "2"]
     assert f"- moved: `reference` loss moved: {MEAN}" in printed
     assert f"- status: `reference` status error -> ok: {SUM}" in printed
 
@@ -193,3 +215,23 @@ def test_baseline_table_of_a_run_without_baseline_is_a_usage_error(saved):
     (root / "plain-results.json").write_text(json.dumps({"cases": []}), encoding="utf-8")
     message = error_message(*main(root, "baseline", "table", "plain-results.json"))
     assert "plain-results.json: not a results.json of a run with --baseline" in message
+
+
+def test_a_value_far_from_1_is_checked_with_rtol_scaled_by_its_size(replay):
+    code, printed, doc = replay("large")
+    assert code == 0, printed
+    assert (doc["baseline"]["within_tolerance"], doc["baseline"]["moved"]) == (1, [])
+
+
+def test_a_renamed_case_or_dropped_result_fails_the_run_and_a_new_case_is_listed(replay):
+    """Before, cases and keys on one side only were skipped silently: renaming a case passed CI."""
+    code, printed, doc = replay("gaps")
+    assert code == 1, printed
+    report = doc["baseline"]
+    assert report["gone_cases"] == ["cases.yaml::plain_renamed"]
+    assert report["gone_keys"] == [{"case": SUM, "key": "reference:dropped"}]
+    assert report["new_cases"] == [PLAIN, LARGE]
+    lines = printed.splitlines()
+    assert "  gone: cases.yaml::plain_renamed" in lines
+    assert f"  gone: {SUM} reference:dropped" in lines
+    assert f"  new: {LARGE}" in lines

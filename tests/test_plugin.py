@@ -386,3 +386,19 @@ def test_a_case_file_named_on_the_command_line_or_under_the_case_folder_is_colle
     result = pytester.runpytest_subprocess(*QUIET, "--collect-only", "-q", "some/second.yaml")
     collected = [line for line in result.stdout.lines if "::" in line]
     assert collected and all(line.startswith("some/second.yaml::") for line in collected)
+
+
+@pytest.mark.parametrize("parallel", [["-p", "no:xdist"], ["-n", "2"]], ids=["serial", "xdist"])
+def test_a_baselined_case_that_is_gone_fails_the_session_naming_it(pytester, capsys, parallel):
+    """A renamed case has no item that could fail: the session fails and says which case is gone."""
+    pytester.makefile(".yaml", cases=CASES)
+    saved = pytester.path / "baseline.json"
+    assert cli.main(["baseline", "save", "cases.yaml", "--frameworks", "reference", "--out", str(saved)]) == 0
+    capsys.readouterr()
+    data = json.loads(saved.read_text(encoding="utf-8"))
+    data["values"]["cases.yaml::renamed_away"] = data["values"].pop("cases.yaml::plain")
+    saved.write_text(json.dumps(data), encoding="utf-8")
+    result = run(pytester, "--conformance-baseline", str(saved), *parallel)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(["gone since the baseline: cases.yaml::renamed_away"])
+    assert "failed" not in result.stdout.lines[-1], "no item failed: the session did"
