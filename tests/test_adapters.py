@@ -25,6 +25,10 @@ from conformance import adapters, cases, registry, runner
 FRAMEWORKS = ("torch", "paddle", "tensorflow")
 ARTICLE = "[[0.05, 0.95, 0], [0.1, 0.8, 0.1]]"
 
+# (N, C, d1, d2) = (2, 3, 2, 2), every value distinct and d1 != d2 in role, so a class axis moved to the
+# wrong place (transposing d1 and d2, or taking d1 for the classes) changes every loss.
+FOUR_D = np.arange(24, dtype=np.float64).reshape(2, 3, 2, 2) * 0.37 % 2.3 - np.array([0.0, 0.5, 1.0]).reshape(1, 3, 1, 1)
+FOUR_D_LABELS = np.array([[[0, 1], [2, 0]], [[1, 2], [0, 2]]])
 CASES_YAML = f"""
 cases:
   - id: plain
@@ -113,6 +117,12 @@ cases:
     logits: {ARTICLE}
     labels: [1, 2]
     dtype: float16
+  - id: four_d
+    logits: {FOUR_D.tolist()}
+    labels: {FOUR_D_LABELS.tolist()}
+    weight: [1, 2, 3]
+    reduction: none
+    dtype: float64
 """
 CASES = cases.load_text(CASES_YAML, "test_adapters.yaml")
 
@@ -490,3 +500,27 @@ def test_reference_snippet_reproduces_the_reported_loss_in_a_fresh_process():
     )
     assert done.returncode == 0, done.stderr[-2000:]
     np.testing.assert_allclose(float(done.stdout.strip().splitlines()[-1]), float(result["loss"]), rtol=1e-12)
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS + ("paddle:smooth_recipe", "tensorflow:nn"))
+def test_four_d_inputs_keep_the_class_axis_and_every_position_in_place(runs, framework):
+    """Protects the class-axis move of 4-D inputs (N, C, d1, d2): each position's weighted loss
+    w[y] * (log sum_c exp x[n, c, i, j] - x[n, y, i, j]) at its own (n, i, j), and the gradient
+    w[y] * (softmax - onehot) in the input's (N, C, d1, d2) layout, both written out here in float64 loops."""
+    weight = [1.0, 2.0, 3.0]
+    loss = np.zeros((2, 2, 2))
+    grad = np.zeros((2, 3, 2, 2))
+    for n in range(2):
+        for i in range(2):
+            for j in range(2):
+                column = [FOUR_D[n, c, i, j] for c in range(3)]
+                top = max(column)
+                total = sum(math.exp(v - top) for v in column)
+                y = int(FOUR_D_LABELS[n, i, j])
+                loss[n, i, j] = weight[y] * (top + math.log(total) - column[y])
+                for c in range(3):
+                    grad[n, c, i, j] = weight[y] * (math.exp(column[c] - top) / total - (c == y))
+    result = runs["four_d"][framework]
+    assert result["status"] == "ok", result["message"]
+    np.testing.assert_allclose(np.asarray(result["loss"]).reshape(2, 2, 2), loss, rtol=1e-12)
+    np.testing.assert_allclose(result["grad"], grad, rtol=1e-12, atol=1e-15)
