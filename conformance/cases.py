@@ -10,7 +10,8 @@ to the family's `build`, and nothing here names a family.
 MAX_ELEMENTS bounds the numbers any one array of a case may hold (default 10,000,000: 80 MB in
 float64, a few times that while the model runs); it is checked on the shape before anything is
 generated, so `random: {shape: [200000, 100000]}` is a CaseError naming `random`, not a MemoryError.
-It is a module-level setting: raise it (`cases.MAX_ELEMENTS = ...`) before loading to allow more.
+It is a module-level setting, raised by `--max-elements` (`conformance run`, `baseline save`) and
+`--conformance-max-elements` (pytest) before anything is loaded.
 """
 
 from __future__ import annotations
@@ -413,14 +414,16 @@ def _check_sizes(spec: Any, fail: Any) -> None:
         if count > MAX_ELEMENTS:
             raise fail(
                 f"random.shape {list(spec.random.shape)} would generate {count:,} numbers; a case array holds at most "
-                f"{MAX_ELEMENTS:,} (cases.MAX_ELEMENTS)",
+                f"{MAX_ELEMENTS:,} (raise it with --max-elements)",
                 "random",
             )
     for key, value in spec:
         if isinstance(value, list) and key not in ("expect", "matrix"):
             count = _numbers(value)
             if count > MAX_ELEMENTS:
-                raise fail(f"{key} holds {count:,} numbers; a case array holds at most {MAX_ELEMENTS:,} (cases.MAX_ELEMENTS)", key)
+                raise fail(
+                    f"{key} holds {count:,} numbers; a case array holds at most {MAX_ELEMENTS:,} (raise it with --max-elements)", key
+                )
 
 
 def _numbers(value: Any) -> int:

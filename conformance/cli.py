@@ -60,6 +60,12 @@ def _selection_options(command: argparse.ArgumentParser) -> None:
     command.add_argument("--frameworks", default=None, help="comma-separated (default: every registered framework)")
     command.add_argument("--only", default=None, help="run exactly these result keys, e.g. torch,paddle,tensorflow")
     command.add_argument("--timeout", type=float, default=120.0, help="seconds one case may take in a worker (default 120)")
+    command.add_argument(
+        "--max-elements",
+        type=int,
+        default=cases.MAX_ELEMENTS,
+        help=f"numbers any one array of a case may hold (default {cases.MAX_ELEMENTS:,}); a larger case is a usage error",
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -134,6 +140,7 @@ def evaluate(args: argparse.Namespace, out: Console, outputs: Outputs, baseline_
     `outputs` and write them; the document's head and the exit code (130 if interrupted: what was done
     is written)."""
     keys = selection(args.frameworks, args.only)
+    cases.MAX_ELEMENTS = args.max_elements
     with Pipeline(keys, args.timeout, most=os.cpu_count() or 1, baseline_path=baseline_path) as pipeline:
         loaded = cases.load_paths(args.paths)
         if not loaded:

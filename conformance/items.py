@@ -150,6 +150,8 @@ class State:
         self.timeout = config.getoption("conformance_timeout")
         path = config.getoption("conformance_baseline")
         self.baseline_path = Path(path) if path else None
+        if config.getoption("conformance_max_elements") is not None:
+            cases.MAX_ELEMENTS = config.getoption("conformance_max_elements")
         if any(self.chosen):
             selection(*self.chosen)  # a bad value is one usage error before anything runs
         if self.baseline_path is not None:

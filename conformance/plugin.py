@@ -28,6 +28,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--conformance-html", default="reports/index.html", help="HTML report to write ('' for none)")
     group.addoption("--conformance-timeout", type=float, default=120.0, help="seconds one case may take in a worker")
     group.addoption("--conformance-baseline", default=None, help="fail items whose values moved since this baseline file")
+    group.addoption(
+        "--conformance-max-elements", type=int, default=None, help="numbers any one array of a case may hold (default 10,000,000)"
+    )
     parser.addini(
         "conformance_cases",
         type="args",

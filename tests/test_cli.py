@@ -256,3 +256,23 @@ def test_fuzz_counts_the_default_cases_as_covered_and_a_named_missing_path_is_an
     assert cli.main(["fuzz", "--budget", "1"]) == 0
     assert ("torch", "tensorflow", "denominator") in fuzz_calls[0]  # the weighted mean's known divergence
     assert "does/not/exist: no such file or directory" in fails(capsys, "fuzz", "--cases", "does/not/exist")
+
+
+# ---------------------------------------------------------------- huge input: refused before anything is allocated
+
+
+def test_a_huge_random_shape_is_refused_at_once_and_the_limit_is_an_option(tmp_path, monkeypatch, capsys):
+    import time
+
+    monkeypatch.setattr(cases, "MAX_ELEMENTS", cases.MAX_ELEMENTS)  # restored after the options set it
+    huge = write(tmp_path / "huge.yaml", "cases:\n  - id: lm_head\n    random: {shape: [200000, 100000]}\n    labels: random\n")
+    started = time.monotonic()
+    message = fails(capsys, "run", huge, "--frameworks", "reference", "--json", tmp_path / "r.json", "--html", tmp_path / "r.html")
+    assert time.monotonic() - started < 30
+    assert "huge.yaml:3" in message and "random" in message and "20,000,000,000 numbers" in message
+    assert "10,000,000" in message and "--max-elements" in message
+    small = write(tmp_path / "small.yaml", "cases:\n  - id: twelve\n    random: {shape: [3, 4]}\n    labels: random\n")
+    assert "at most 10" in fails(capsys, "run", small, "--frameworks", "reference", "--max-elements", "10")
+    argv = ["run", str(small), "--frameworks", "reference", "--max-elements", "12", "--json", str(tmp_path / "r.json")]
+    argv += ["--html", str(tmp_path / "r.html")]
+    assert cli.main(argv) == 0
