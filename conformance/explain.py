@@ -8,7 +8,7 @@ second framework's worker ran. Nothing here is written per case: it all follows 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import fields
 from typing import Any
 
@@ -89,7 +89,11 @@ def recipe_requests(case: Case, answers: dict[str, dict[str, Any]]) -> dict[str,
     different groups (the same grouping, so every explained pair gets its recipe) and that document
     different knobs, b reproducing a (b -> a -> a's knobs)."""
     results = {k: result_of(k, a) for k, a in answers.items() if a.get("status") == "ok"}
-    found = groups(results, results, tolerance(case))
+    return requests(results, groups(results, results, tolerance(case)))
+
+
+def requests(results: Mapping[str, Result], found: Iterable[Iterable[str]]) -> dict[str, dict[str, reference.Knobs]]:
+    """`recipe_requests` given the results and the comparison's groups (the pipeline has them already)."""
     group_of = {key: i for i, group in enumerate(found) for key in group}
     present = [k for k in registry.native() if k in group_of]
     out: dict[str, dict[str, reference.Knobs]] = {}

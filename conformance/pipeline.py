@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from conformance import baseline, explain, html, results, runner, summary
 from conformance.cases import Case
 from conformance.compare import compare
-from conformance.records import CaseRecord, result_of
+from conformance.records import CaseRecord, Comparison, Result, result_of
 
 
 class Pipeline:
@@ -28,18 +29,27 @@ class Pipeline:
             self.replay = baseline.Replay(baseline.load(baseline_path), str(baseline_path), baseline_path.parent)
         self.frameworks = set(keys)
         self.workers = runner.Workers(keys, timeout, most)
+        self.compared: dict[int, tuple[dict[str, Result], Comparison]] = {}
 
     def records(self, cases: list[Case]) -> Iterator[tuple[Case, CaseRecord]]:
         """Each case with its record, in case order, as soon as it is complete."""
-        for case, answers in self.workers.stream(cases, explain.recipe_requests):
+        for case, answers in self.workers.stream(cases, self._recipes):
             yield case, self.record(case, answers)
+
+    def _recipes(self, case: Case, answers: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        """Compare a case as soon as its results are in (the runner's collector thread) and ask for the
+        recipes of the pairs its explanations will show; the comparison is kept for the record, since
+        recipes do not change it."""
+        checked, comparison = compare(case, {key: result_of(key, answer) for key, answer in answers.items()})
+        self.compared[id(case)] = checked, comparison
+        return explain.requests(checked, comparison.groups)
 
     def evaluate(self, case: Case) -> CaseRecord:
         """The record of one case (the fuzzer asks case by case)."""
         return next(self.records([case]))[1]
 
     def record(self, case: Case, answers: dict[str, dict[str, Any]]) -> CaseRecord:
-        record = build(case, answers)
+        record = build(case, answers, self.compared.pop(id(case), None))
         if self.replay is not None:
             record = self.replay.check(case, record, self.frameworks, self.versions())
         return record
@@ -72,9 +82,16 @@ class Pipeline:
         self.close()
 
 
-def build(case: Case, answers: dict[str, dict[str, Any]]) -> CaseRecord:
-    """A case's record from its workers' answers (by result key): results, comparison, explanation."""
-    checked, comparison = compare(case, {key: result_of(key, answer) for key, answer in answers.items()})
+def build(case: Case, answers: dict[str, dict[str, Any]], compared: tuple[dict[str, Result], Comparison] | None = None) -> CaseRecord:
+    """A case's record from its workers' answers (by result key): results, comparison, explanation.
+    `compared`: the comparison already made of the same answers before their recipes came back."""
+    if compared is None:
+        checked, comparison = compare(case, {key: result_of(key, answer) for key, answer in answers.items()})
+    else:
+        checked, comparison = compared
+        recipes = {key: answer["recipes"] for key, answer in answers.items() if answer.get("recipes")}
+        if recipes:
+            checked = {key: replace(r, recipes=result_of(key, answers[key]).recipes) if key in recipes else r for key, r in checked.items()}
     return CaseRecord(
         id=case.id,
         file=case.file,
@@ -119,9 +136,9 @@ class Outputs:
             self.saver.finish(head["versions"])
         written = self.writer.finish(head)
         if self.html_path is not None:
-            doc = results.read(self.json_path)
-            html.write(self.html_path, doc)
-            summary.write((self.json_path if self.scratch is None else self.html_path).parent / "summary.md", doc, self.html_path)
+            html.write(self.html_path, self.json_path)
+            folder = (self.json_path if self.scratch is None else self.html_path).parent
+            summary.write(folder / "summary.md", self.json_path, self.html_path)
         if self.scratch is not None:
             self.scratch.cleanup()
         return written

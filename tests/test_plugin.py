@@ -75,10 +75,10 @@ def finished(finish):
 
 
 def counted(record):
-    def wrapper(case, found):
+    def wrapper(case, *args):
         with LOG.open("a", encoding="utf-8") as log:
             log.write(f"record {os.getpid()} {case.nodeid}\\n")
-        return record(case, found)
+        return record(case, *args)
 
     return wrapper
 
