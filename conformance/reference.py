@@ -79,6 +79,26 @@ class Knobs:
         return replace(self, **{knob: value})
 
 
+# What a framework does at the values of the knobs every cross-entropy family reads, in the words of an
+# explanation; each family adds the phrases of its own knobs (`PHRASES` of conformance/losses/*).
+SHARED_PHRASES: dict[str, dict[Any, str]] = {
+    "denominator": {
+        "positions": "divides the mean by the number of positions",
+        "applied_weight": "divides by the sum of the applied weights",
+        "nonzero_weight": "divides by the number of non-zero weights",
+    },
+    "empty_mean": {"nan": "gives NaN for 0/0", "zero": "gives 0 for 0/0"},
+    "empty_batch": {
+        "nan": "gives NaN for an empty batch",
+        "zero": "gives 0 for an empty batch",
+        "unreduced": "returns an empty batch unreduced",
+    },
+    "weights_as_sample_weights": {
+        True: "counts class weights among the applied weights",
+        False: "does not count class weights among the applied weights",
+    },
+}
+
 TEXTBOOK = Knobs()
 
 

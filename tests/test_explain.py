@@ -40,6 +40,7 @@ PUBLISHED = {
     "weighted_smoothing": {"torch": 1.0553335, "paddle": 1.0722452, "tensorflow": 2.6953201},
     "weighted": {"torch": 1.0674614, "paddle": 1.0674614, "tensorflow": 2.6686535},
 }
+RAN = ("torch", "paddle", "tensorflow")  # the frameworks whose explanations these tests read
 FLOAT32_PRINT = 1e-6  # relative: a float32 value printed to 8 significant digits, within a few ulps
 
 
@@ -47,7 +48,7 @@ FLOAT32_PRINT = 1e-6  # relative: a float32 value printed to 8 significant digit
 def ran() -> tuple[dict[str, dict], dict[str, runner.WorkerStats]]:
     """case id -> record, from one run of the three frameworks' workers, and the workers' stats."""
     loaded = cases.load_text(ARTICLE, "article.yaml")
-    with runner.Workers(runner.plan(["torch", "paddle", "tensorflow"], None)) as workers:
+    with runner.Workers(runner.plan(list(RAN), None)) as workers:
         found = workers.stream(loaded, explain.recipe_requests)
         return {case.id: pipeline.build(case, results_by_key) for case, results_by_key in found}, workers.stats
 
@@ -108,7 +109,8 @@ def test_the_signature_names_the_moving_knobs_and_the_knob_model_predicts_it(ran
     assert explain.signature(typed["weighted"]) == {("torch", "tensorflow", "denominator"), ("paddle", "tensorflow", "denominator")}
     loaded = {c.id: c for c in cases.load_text(ARTICLE, "article.yaml")}
     for case_id, record in typed.items():
-        assert fuzz.covered([loaded[case_id]]) == explain.signature(record), case_id
+        predicted = {(a, b, knob) for a, b, knob in fuzz.covered([loaded[case_id]]) if {a, b} <= set(RAN)}
+        assert predicted == explain.signature(record), case_id
 
 
 def test_what_workers_report_is_plain_data_so_this_process_never_imports_a_framework(ran):

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from conformance.losses import Fail, array, deep_numbers, given_predictions, nested
-from conformance.reference import Knobs, Outcome, clip_bounds, divided, empty_batch, mean_denominator, rounded
+from conformance.reference import SHARED_PHRASES, Knobs, Outcome, clip_bounds, divided, empty_batch, mean_denominator, rounded
 
 if TYPE_CHECKING:
     from hypothesis.strategies import SearchStrategy
@@ -171,24 +171,10 @@ def _batch_aligned(weights: np.ndarray | None, shape: tuple[int, ...]) -> np.nda
 # ---------------------------------------------------------------- explanations
 
 PHRASES: dict[str, dict[Any, str]] = {
-    "denominator": {
-        "positions": "divides the mean by the number of positions",
-        "applied_weight": "divides by the sum of the applied weights",
-        "nonzero_weight": "divides by the number of non-zero weights",
-    },
-    "empty_mean": {"nan": "gives NaN for 0/0", "zero": "gives 0 for 0/0"},
-    "empty_batch": {
-        "nan": "gives NaN for an empty batch",
-        "zero": "gives 0 for an empty batch",
-        "unreduced": "returns an empty batch unreduced",
-    },
+    **SHARED_PHRASES,
     "probabilities": {"none": "takes log p as given", "clip": "clips p to [eps, 1-eps]"},
     "log_clamp": {None: "does not clamp log p"},
     "last_axis_mean": {True: "averages the last axis into one value per sample", False: "keeps one value per element"},
-    "weights_as_sample_weights": {
-        True: "counts class weights among the applied weights",
-        False: "does not count class weights among the applied weights",
-    },
 }
 
 ALTERNATIVES: dict[str, list[Any]] = {

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from conformance.losses import Fail, array, deep_numbers, given_predictions, nested, size
-from conformance.reference import Denominator, Knobs, Outcome, clip_bounds, divided, empty_batch, mean_denominator, rounded
+from conformance.reference import SHARED_PHRASES, Denominator, Knobs, Outcome, clip_bounds, divided, empty_batch, mean_denominator, rounded
 
 if TYPE_CHECKING:
     from hypothesis.strategies import SearchStrategy
@@ -307,6 +307,7 @@ def recipe_source(case: Case, knobs: Knobs) -> list[str] | None:
 # ---------------------------------------------------------------- explanations
 
 PHRASES: dict[str, dict[Any, str]] = {
+    **SHARED_PHRASES,
     "weight_mode": {
         "per_class": "weighs each class's term inside the smoothed sum",
         "from_label": "weighs the loss by w.q of the smoothed (or soft) label",
@@ -316,15 +317,7 @@ PHRASES: dict[str, dict[Any, str]] = {
         "target_weight": "divides the mean by the sum of target weights",
         "label_weight": "divides the mean by the sum of w.q",
         "valid_count": "divides the mean by the number of non-ignored positions",
-        "positions": "divides the mean by the number of positions",
-        "applied_weight": "divides by the sum of the applied weights",
-        "nonzero_weight": "divides by the number of non-zero weights",
-    },
-    "empty_mean": {"nan": "gives NaN for 0/0", "zero": "gives 0 for 0/0"},
-    "empty_batch": {
-        "nan": "gives NaN for an empty batch",
-        "zero": "gives 0 for an empty batch",
-        "unreduced": "returns an empty batch unreduced",
+        **SHARED_PHRASES["denominator"],
     },
     "probabilities": {
         "renormalise": "renormalises probabilities",
@@ -333,10 +326,6 @@ PHRASES: dict[str, dict[Any, str]] = {
         "clip_then_renormalise": "clips p to [eps, 1-eps], then renormalises",
     },
     "logit_floor": {None: "computes softmax exactly"},
-    "weights_as_sample_weights": {
-        True: "counts class weights among the applied weights",
-        False: "does not count class weights among the applied weights",
-    },
 }
 
 ALTERNATIVES: dict[str, list[Any]] = {
