@@ -1,4 +1,4 @@
-"""The self-contained HTML report, rendered from the same document as results.json.
+"""The self-contained HTML report, built from results.json as it streams by.
 
 Python computes what the page shows: the pair agreement heat map, the geometry of the sweep charts and,
 per case, its values already formatted. The templates in `templates/` hold all markup (autoescape on);
@@ -8,24 +8,41 @@ The case list must stay usable at 10,000 cases, where one server-rendered block 
 page that takes half a minute to open. So the cases travel as one JSON document (repeated texts such as
 code lines stored once) and the script builds a case's rows from `<template>` elements in the page when
 they are shown: text is only ever set as text, never parsed as markup.
+
+The parent's memory must stay flat in the number of cases, so no case is held longer than it takes to
+read it: one pass over results.json keeps aggregates and spools each case's page data to a scratch
+file, and the page is written from them in chunks. Past DETAILED cases the agreeing ones are only
+listed, which keeps a 100,000-case page openable.
 """
 
 from __future__ import annotations
 
+import bisect
+import hashlib
 import json
 import math
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, NamedTuple
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
-from conformance import summary
+from conformance import results, summary
 
 LARGE_INPUT = 30
 MESSAGE_CHARS = 300
 MAX_SWEEPS = 40
+MAX_FILTER_VALUES = 40
+LABEL_CHARS = 60
+FAILURES_SHOWN = 100
+CHUNK_BYTES = 1 << 16
+DETAILED = 10_000
+"""Up to this many cases the page holds every case in full. Above it, a case that agrees, meets its
+expectation (or has none) and has no error, crash or off-documented result is only listed (id, place,
+statuses, the default variants' losses): a 100,000-case page stays a size a browser opens, and
+results.json has the details. Violated, divergent and failing cases are always in full."""
 STATUS_FILTERS = ("ok", "error", "crashed", "unsupported", "off-doc", "differs")
 PALETTE = ("#d62728", "#1f5fd6", "#e08a00", "#2a9d4b", "#8e44ad", "#555555")
 CHART = {"width": 560, "height": 270, "left": 70, "right": 16, "top": 14, "bottom": 42}
@@ -141,13 +158,13 @@ def _case_data(case: dict[str, Any], strings: _Strings) -> dict[str, Any]:
     group_of = {key: i for i, group in enumerate(case["groups"]) for key in group}
     pairs = {(p["a"], p["b"]): p for p in case.get("pairs", [])}
     anchor = _anchor(case)
-    results, statuses = [], []
+    rows, statuses = [], []
     for key, r in case["results"].items():
         differs = r["status"] == "ok" and anchor is not None and group_of.get(key) != group_of.get(anchor)
         off_doc = (r.get("documented") or {}).get("agrees") is False
         statuses += [f"{key}={r['status']}"] + [f"{key}=off-doc"] * off_doc + [f"{key}=differs"] * differs
         diff = None if key == anchor else pairs.get((anchor, key)) or pairs.get((key, anchor))
-        results.append(_result_data(key, r, group_of.get(key), differs, diff, strings))
+        rows.append(_result_data(key, r, group_of.get(key), differs, diff, strings))
     params = [(n, v) for n, v in case["params"].items() if n != "id"]
     expected = case.get("expected") or {}
     return _compact(
@@ -166,13 +183,18 @@ def _case_data(case: dict[str, Any], strings: _Strings) -> dict[str, Any]:
             "tolerance": ", ".join(f"{k} {v}" for k, v in (case.get("tolerance") or {}).items()),
             "loss": str(case["params"].get("loss", "")),
             "params": [_param_data(n, v, strings) for n, v in params],
-            "tokens": " ".join(f"{n}={_literal(v)}" for n, v in params if not isinstance(v, (list, dict))),
+            "tokens": _tokens(params),
             "statuses": " ".join(statuses),
-            "results": results,
+            "results": rows,
             "explanation": [_explanation_data(e, strings) for e in case.get("explanation") or []] or None,
             "timeline": _timeline_data(case.get("timeline")),
         }
     )
+
+
+def _tokens(params: list[tuple[str, Any]]) -> str:
+    """`name=value` of the scalar parameters, which the parameter filter matches."""
+    return " ".join(f"{n}={_literal(v)}" for n, v in params if not isinstance(v, (list, dict)))
 
 
 def _timeline_data(points: list[dict[str, Any]] | None) -> dict[str, Any] | None:
@@ -276,16 +298,25 @@ def _heat(rows: list[list[dict[str, Any]]]) -> list[list[dict[str, Any]]]:
     return rows
 
 
-def _filters(cases: list[dict[str, Any]], keys: list[str]) -> dict[str, Any]:
-    """The choices of the filter bar: losses, `name=value` of scalar parameters with few values, keys."""
-    values: dict[str, set[str]] = {}
-    for case in cases:
+class _Filters:
+    """The choices of the filter bar: losses, `name=value` of scalar parameters with few values, keys.
+    A parameter's values are collected up to one more than MAX_FILTER_VALUES: beyond that it offers none."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, set[str]] = {}
+        self.losses: set[str] = set()
+
+    def add(self, case: dict[str, Any]) -> None:
         for name, value in case["params"].items():
             if name not in ("id", "loss") and not isinstance(value, (list, dict)):
-                values.setdefault(name, set()).add(_literal(value))
-    params = [f"{n}={v}" for n in sorted(values) if 1 < len(values[n]) <= 40 for v in sorted(values[n])]
-    losses = sorted({str(c["params"].get("loss", "")) for c in cases} - {""})
-    return {"losses": losses, "params": params, "results": keys, "statuses": STATUS_FILTERS}
+                seen = self.values.setdefault(name, set())
+                if len(seen) <= MAX_FILTER_VALUES:
+                    seen.add(_literal(value))
+        self.losses.add(str(case["params"].get("loss", "")))
+
+    def choices(self, keys: list[str]) -> dict[str, Any]:
+        params = [f"{n}={v}" for n in sorted(self.values) if 1 < len(self.values[n]) <= MAX_FILTER_VALUES for v in sorted(self.values[n])]
+        return {"losses": sorted(self.losses - {""}), "params": params, "results": keys, "statuses": STATUS_FILTERS}
 
 
 def _base_id(case: dict[str, Any]) -> str:
@@ -296,45 +327,103 @@ def _numeric(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def sweeps(cases: list[dict[str, Any]], keys: list[str]) -> list[dict[str, Any]]:
-    """Diverging parameter sweeps: cases of one file and base id equal but for one numeric parameter that
-    takes at least 3 values, one of them diverging. Each becomes a chart of the scalar loss of `keys`."""
-    found: dict[tuple[str, str, str, str], list[tuple[float, dict[str, Any]]]] = {}
-    varying: dict[tuple[str, str], dict[str, set[str]]] = {}
-    for case in cases:
+def _digest(text: str) -> bytes:
+    return hashlib.blake2b(text.encode(), digest_size=16).digest()
+
+
+class _Point(NamedTuple):
+    """One case of a possible sweep: what its chart needs and nothing else."""
+
+    x: float
+    losses: dict[str, float]  # the finite scalar losses of the default variants
+    id: str
+    diverges: bool
+    violated: bool
+
+    def rank(self, file: str) -> tuple[bool, bool, str, str]:
+        """Its place in the page's case order, which also orders the sweeps and a sweep's equal x."""
+        return (not self.violated, not self.diverges, file, self.id)
+
+
+class Sweeps:
+    """Diverging parameter sweeps, found as cases stream by: cases of one file and base id equal but for one
+    numeric parameter that takes at least 3 values, one of them diverging. Each becomes a chart of the
+    scalar loss of the default keys.
+
+    Per case only a point is kept, under a digest of its other parameters; per candidate sweep, the
+    literals of its first case's parameters for the chart's label (cut to LABEL_CHARS); per file and
+    base id, whether each parameter varies.
+    """
+
+    def __init__(self) -> None:
+        self.found: dict[tuple[str, str, str, bytes], tuple[tuple[tuple[str, str], ...], list[_Point]]] = {}
+        self.first: dict[tuple[str, str], dict[str, bytes | None]] = {}  # a parameter's first value; None once it varies
+        self.texts: dict[Any, Any] = {}  # repeated literals and label tuples stored once
+
+    def add(self, case: dict[str, Any]) -> None:
         params, where = case["params"], (case["file"], _base_id(case))
+        first = self.first.setdefault(where, {})
+        numeric = [n for n, v in params.items() if _numeric(v) and n != "id"]
+        labels: tuple[tuple[str, str], ...] = ()
         for name, value in params.items():
-            varying.setdefault(where, {}).setdefault(name, set()).add(_literal(value))
-            if _numeric(value) and name != "id":
-                rest = json.dumps({k: v for k, v in params.items() if k != name}, sort_keys=True, default=str)
-                found.setdefault((*where, name, rest), []).append((float(value), case))
-    charts = []
-    for (file, base, name, _), members in found.items():
-        if len({x for x, _ in members}) < 3 or not any(len(c["groups"]) > 1 for _, c in members):
-            continue
-        fixed = [n for n, seen in varying[(file, base)].items() if len(seen) > 1 and n != name]
-        label = ", ".join(f"{n}={_literal(members[0][1]['params'][n])}" for n in fixed)
-        chart = _chart(sorted(members, key=lambda m: m[0]), name, keys)
-        if chart:
-            charts.append({"file": file, "base": base, "param": name, "label": label, **chart})
-    return charts[:MAX_SWEEPS]
+            literal = _literal(value)
+            digest = _digest(literal)
+            if first.setdefault(name, digest) not in (digest, None):
+                first[name] = None
+            if numeric:
+                short = literal if len(literal) <= LABEL_CHARS else literal[: LABEL_CHARS - 1] + "…"
+                labels += (self._once((name, self._once(short))),)
+        if not numeric:
+            return
+        labels = self._once(labels)
+        point = (
+            {k: y for k, r in case["results"].items() if ":" not in k and (y := _scalar(r)) is not None},
+            case["id"],
+            len(case["groups"]) > 1,
+            case["expectation"] == "violated",
+        )
+        for name in numeric:
+            rest = _digest(json.dumps({k: v for k, v in params.items() if k != name}, sort_keys=True, default=str))
+            found = self.found.setdefault((*where, name, rest), (labels, []))
+            found[1].append(_Point(float(params[name]), *point))
+
+    def _once(self, value: Any) -> Any:
+        return self.texts.setdefault(value, value)
+
+    def charts(self, keys: list[str]) -> list[dict[str, Any]]:
+        """The first MAX_SWEEPS sweeps as chart geometry, in the page's order of their first case."""
+        candidates = [
+            (min(p.rank(where[0]) for p in points), where, labels, points)
+            for where, (labels, points) in self.found.items()
+            if len({p.x for p in points}) >= 3 and any(p.diverges for p in points)
+        ]
+        charts = []
+        for _, (file, base, name, _), labels, points in sorted(candidates, key=lambda c: c[0]):
+            varying = self.first[(file, base)]
+            label = ", ".join(f"{n}={text}" for n, text in labels if varying.get(n, b"") is None and n != name)
+            chart = _chart(file, sorted(points, key=lambda p: (p.x, p.rank(file))), name, keys)
+            if chart:
+                charts.append({"file": file, "base": base, "param": name, "label": label, **chart})
+                if len(charts) == MAX_SWEEPS:
+                    break
+        return charts
 
 
-def _chart(members: list[tuple[float, dict[str, Any]]], name: str, keys: list[str]) -> dict[str, Any] | None:
+def _chart(file: str, points: list[_Point], name: str, keys: list[str]) -> dict[str, Any] | None:
     """SVG geometry of one sweep: one line per distinct curve (keys with the same values share a line)."""
     curves: list[dict[str, Any]] = []
     for i, key in enumerate(keys):
-        points = [(x, y, c) for x, c in members if (y := _scalar(c["results"].get(key))) is not None]
-        if not points:
+        line = [(p.x, p.losses[key], p.id) for p in points if key in p.losses]
+        if not line:
             continue
-        same = next((cv for cv in curves if _same_curve(cv["points"], points)), None)
+        same = next((cv for cv in curves if _same_curve(cv["points"], line)), None)
         if same:
             same["keys"].append(key)
         else:
-            curves.append({"keys": [key], "points": points, "color": PALETTE[i % len(PALETTE)]})
+            curves.append({"keys": [key], "points": line, "color": PALETTE[i % len(PALETTE)]})
     if not curves:
         return None
-    xs = [x for x, _ in members]
+    xs = [p.x for p in points]
     ys = [y for cv in curves for _, y, _ in cv["points"]]
     x_ticks, y_ticks = _ticks(min(xs), max(xs)), _ticks(min(ys), max(ys))
     sx = _scale(x_ticks[0], x_ticks[-1], CHART["left"], CHART["width"] - CHART["right"])
@@ -342,13 +431,8 @@ def _chart(members: list[tuple[float, dict[str, Any]]], name: str, keys: list[st
     for cv in curves:
         cv["label"] = " = ".join(cv["keys"])
         cv["dots"] = [
-            {
-                "x": sx(x),
-                "y": sy(y),
-                "title": f"{cv['label']}: {name}={x:g}, loss {_fmt(y)}",
-                "href": f"#{c['file']}::{c['id']}",
-            }
-            for x, y, c in cv["points"]
+            {"x": sx(x), "y": sy(y), "title": f"{cv['label']}: {name}={x:g}, loss {_fmt(y)}", "href": f"#{file}::{case_id}"}
+            for x, y, case_id in cv["points"]
         ]
         cv["polyline"] = " ".join(f"{d['x']:.1f},{d['y']:.1f}" for d in cv["dots"])
     return {
@@ -397,28 +481,114 @@ def _environment() -> Environment:
     return env
 
 
-def render(doc: dict[str, Any]) -> str:
-    """The report as one HTML string: summary, heat map, sweeps, baseline, then the cases (failures first)."""
-    cases = sorted(doc["cases"], key=lambda c: (c["expectation"] != "violated", len(c["groups"]) <= 1, c["file"], c["id"]))
-    strings = _Strings()
-    data = [_case_data(case, strings) for case in cases]
-    keys = summary.result_keys(cases)
-    defaults = summary.default_keys(keys)
-    return (
-        _environment()
-        .get_template("report.html.j2")
-        .render(
-            doc=doc,
-            violated=[c for c in cases if c["expectation"] == "violated"],
-            matrix=_heat(summary.pair_agreement(cases, defaults)),
-            matrix_all=_heat(summary.pair_agreement(cases, keys)) if len(keys) > len(defaults) else None,
-            sweeps=sweeps(cases, defaults),
-            filters=_filters(cases, keys),
-            data={"keys": keys, "strings": strings.table, "cases": data},
-        )
+class _Report:
+    """What the page needs, gathered in one pass over results.json: the aggregates (agreement counts,
+    filter values, sweep points, the first failures) in memory, and each case's page data as JSON in
+    `spool`, a file, with only its sort key and place kept here. Memory grows with the distinct texts of
+    the strings table and a short index entry per case, not with the cases' data."""
+
+    def __init__(self, spool: IO[bytes], detailed: bool) -> None:
+        self.spool = spool
+        self.detailed = detailed
+        self.strings = _Strings()
+        self.agreement = summary.PairAgreement()
+        self.filters = _Filters()
+        self.sweeps = Sweeps()
+        self.failures: list[dict[str, Any]] = []  # the first FAILURES_SHOWN, by file then id
+        self.index: list[tuple[bool, bool, str, str, int, int]] = []
+        self.brief = 0
+
+    def add(self, case: dict[str, Any]) -> None:
+        self.agreement.add(case)
+        self.filters.add(case)
+        self.sweeps.add(case)
+        violated = case["expectation"] == "violated"
+        if violated:
+            failure = {"id": case["id"], "file": case["file"], "line": case.get("line"), "message": case.get("expectation_message")}
+            bisect.insort(self.failures, failure, key=lambda f: (f["file"], f["id"]))
+            del self.failures[FAILURES_SHOWN:]
+        brief = not self.detailed and not violated and _agrees_plainly(case)
+        self.brief += brief
+        text = str(script_json(_brief_data(case, self.strings) if brief else _case_data(case, self.strings))).encode()
+        self.index.append((not violated, len(case["groups"]) <= 1, case["file"], case["id"], self.spool.tell(), len(text)))
+        self.spool.write(text)
+
+    def cases(self) -> Iterator[Markup]:
+        """The cases' JSON, comma-separated, in chunks: violated first, then divergent, then the rest;
+        within each by file, then id."""
+        self.index.sort()
+        chunk: list[bytes] = []
+        size = 0
+        for n, (*_, offset, length) in enumerate(self.index):
+            self.spool.seek(offset)
+            chunk += [b"," if n else b"", self.spool.read(length)]
+            size += length
+            if size >= CHUNK_BYTES:
+                yield Markup(b"".join(chunk).decode("ascii"))
+                chunk, size = [], 0
+        yield Markup(b"".join(chunk).decode("ascii"))
+
+
+def _agrees_plainly(case: dict[str, Any]) -> bool:
+    """One group at most, and no result that errs, crashes or is off its documented formula: a case of
+    a large run that the page may list without its details."""
+    return len(case["groups"]) <= 1 and not any(
+        r["status"] in ("error", "crashed") or (r.get("documented") or {}).get("agrees") is False for r in case["results"].values()
     )
 
 
-def write(path: Path, doc: dict[str, Any]) -> None:
+def _brief_data(case: dict[str, Any], strings: _Strings) -> dict[str, Any]:
+    """An agreeing case of a run over DETAILED cases: what its row, the filters and the search need, and
+    the default variants' losses. The script builds its results (and its one group, of the ok ones) from
+    `statuses`; the rest of the case is in results.json."""
+    params = [(n, v) for n, v in case["params"].items() if n != "id"]
+    outcomes = case["results"]
+    return _compact(
+        {
+            "id": case["id"],
+            "file": case["file"],
+            "line": case.get("line"),
+            "expect": case["expectation"],
+            "brief": True,
+            "description": strings.add(case["description"]) if case.get("description") else None,
+            "loss": str(case["params"].get("loss", "")),
+            "tokens": _tokens(params),
+            "statuses": " ".join(f"{key}={r['status']}" for key, r in outcomes.items()),
+            "losses": {key: _fmt(r.get("loss")) for key, r in outcomes.items() if ":" not in key and r["status"] == "ok"} or None,
+        }
+    )
+
+
+def write(path: Path, results_path: Path) -> None:
+    """The report of results.json, read in one streaming pass and written in chunks (Jinja2's `stream`),
+    so neither the cases nor the page are ever whole in memory. Above DETAILED cases, agreeing cases
+    are listed briefly (`_brief_data`); violated, divergent and failing ones always in full."""
+    head = results.head(results_path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render(doc), encoding="utf-8")
+    # beside the report rather than in /tmp, which may be memory (tmpfs)
+    with tempfile.TemporaryFile(dir=path.parent) as spool:
+        report = _Report(spool, detailed=head["summary"]["cases"] <= DETAILED)
+        for case in results.cases(results_path):
+            report.add(case)
+        keys = report.agreement.keys()
+        defaults = summary.default_keys(keys)
+        page = (
+            _environment()
+            .get_template("report.html.j2")
+            .stream(
+                doc=head,
+                failures=report.failures,
+                matrix=_heat(report.agreement.rows(defaults)),
+                matrix_all=_heat(report.agreement.rows(keys)) if len(keys) > len(defaults) else None,
+                sweeps=report.sweeps.charts(defaults),
+                filters=report.filters.choices(keys),
+                keys=keys,
+                strings=report.strings.table,
+                cases=report.cases(),
+                brief=report.brief,
+                detailed=DETAILED,
+            )
+        )
+        partial = path.with_name(path.name + ".part")
+        page.dump(str(partial), encoding="utf-8")
+        partial.replace(path)

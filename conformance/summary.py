@@ -1,5 +1,8 @@
 """What a reader wants first, from a results document: the pair agreement matrix, and `summary.md`.
 
+Both are built from results.json as it streams by (`results.cases`), through accumulators that keep
+counts and a bounded list, so a run of any size is summarised in flat memory.
+
 `summary.md` is written for a CI job summary (GitHub drops one over 1 MiB whole), so it stays short:
 the counts, the expectation failures (a bounded list), the agreement of the default variants, what moved
 since a baseline, and a link to the HTML report that has everything else.
@@ -14,6 +17,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from conformance import results
 from conformance.compare import order
 
 MAX_LISTED = 20
@@ -21,47 +25,64 @@ MESSAGE_CHARS = 300
 REPORT_URL_ENV = "CONFORMANCE_REPORT_URL"
 
 
-def result_keys(cases: list[dict[str, Any]]) -> list[str]:
-    """Every result key that occurs, in the canonical order (each framework's default variant first)."""
-    return order({key for case in cases for key in case["results"]})
-
-
 def default_keys(keys: list[str]) -> list[str]:
     """The frameworks' default variants (their key is the framework's name, without `:variant`)."""
     return [key for key in keys if ":" not in key]
 
 
-def pair_agreement(cases: list[dict[str, Any]], keys: list[str]) -> list[list[dict[str, Any]]]:
-    """Rows of cells, one per pair of `keys`: in how many of the cases where both ran both are ok and agree.
+class PairAgreement:
+    """The pair agreement counts, added case by case: the reports stream results.json, so the matrix is
+    kept as counts (one per distinct pattern of keys that ran and were ok, one per agreeing pair), never
+    as the cases themselves.
 
-    A cell counts `cases` (both keys have a result), `both_ok` and `agree`; `fraction` is agree/cases
-    (None without cases). On the diagonal a key agrees with itself exactly when it is ok.
+    A cell of `rows` counts `cases` (both keys have a result), `both_ok` and `agree`; `fraction` is
+    agree/cases (None without cases). On the diagonal a key agrees with itself exactly when it is ok.
     """
-    agree: Counter[tuple[str, str]] = Counter()
-    patterns: Counter[tuple[frozenset[str], frozenset[str]]] = Counter()
-    for case in cases:
-        results = case["results"]
-        patterns[(frozenset(results), frozenset(k for k, r in results.items() if r["status"] == "ok"))] += 1
-        agree.update((p["a"], p["b"]) for p in case.get("pairs", []) if p.get("agree"))
-    rows = []
-    for a in keys:
-        row = []
-        for b in keys:
-            ran = sum(n for (present, _), n in patterns.items() if a in present and b in present)
-            both_ok = sum(n for (_, ok), n in patterns.items() if a in ok and b in ok)
-            agreeing = both_ok if a == b else agree[(a, b)] + agree[(b, a)]
-            row.append(
-                {
-                    "a": a,
-                    "b": b,
-                    "cases": ran,
-                    "both_ok": both_ok,
-                    "agree": agreeing,
-                    "fraction": agreeing / ran if ran else None,
-                }
-            )
-        rows.append(row)
-    return rows
+
+    def __init__(self) -> None:
+        self.agree: Counter[tuple[str, str]] = Counter()
+        self.patterns: Counter[tuple[frozenset[str], frozenset[str]]] = Counter()
+
+    def add(self, case: dict[str, Any]) -> None:
+        outcomes = case["results"]
+        self.patterns[(frozenset(outcomes), frozenset(k for k, r in outcomes.items() if r["status"] == "ok"))] += 1
+        self.agree.update((p["a"], p["b"]) for p in case.get("pairs", []) if p.get("agree"))
+
+    def keys(self) -> list[str]:
+        """Every result key that occurred, in the canonical order (each framework's default variant first)."""
+        return order({key for present, _ in self.patterns for key in present})
+
+    def rows(self, keys: list[str]) -> list[list[dict[str, Any]]]:
+        """One row of cells per key of `keys`, one cell per pair."""
+        rows = []
+        for a in keys:
+            row = []
+            for b in keys:
+                ran = sum(n for (present, _), n in self.patterns.items() if a in present and b in present)
+                both_ok = sum(n for (_, ok), n in self.patterns.items() if a in ok and b in ok)
+                agreeing = both_ok if a == b else self.agree[(a, b)] + self.agree[(b, a)]
+                row.append(
+                    {"a": a, "b": b, "cases": ran, "both_ok": both_ok, "agree": agreeing, "fraction": agreeing / ran if ran else None}
+                )
+            rows.append(row)
+        return rows
+
+
+class Digest:
+    """What `summary.md` needs of the cases, added one at a time: the agreement counts and the first
+    expectation failures (in results.json's order) with their number."""
+
+    def __init__(self) -> None:
+        self.agreement = PairAgreement()
+        self.violated = 0
+        self.failures: list[tuple[str, str, str]] = []
+
+    def add(self, case: dict[str, Any]) -> None:
+        self.agreement.add(case)
+        if case["expectation"] == "violated":
+            self.violated += 1
+            if len(self.failures) < MAX_LISTED:
+                self.failures.append((case["file"], case["id"], (case.get("expectation_message") or "")[:MESSAGE_CHARS]))
 
 
 def percent(fraction: float) -> str:
@@ -69,9 +90,10 @@ def percent(fraction: float) -> str:
     return f"{math.floor(fraction * 100 + 1e-9):d}%"
 
 
-def markdown(doc: dict[str, Any], report_link: str | None = None) -> str:
-    """The Markdown summary: short, bounded whatever the number of cases."""
-    s, cases = doc["summary"], doc["cases"]
+def markdown(head: dict[str, Any], digest: Digest, report_link: str | None = None) -> str:
+    """The Markdown summary of a document (its head and the digest of its cases): short, bounded whatever
+    the number of cases."""
+    s = head["summary"]
     e = s["expectations"]
     lines = [
         (
@@ -79,7 +101,7 @@ def markdown(doc: dict[str, Any], report_link: str | None = None) -> str:
             f"{e['violated']} expectation{'' if e['violated'] == 1 else 's'} violated"
         ),
         "",
-        _escape(" · ".join(f"{name} {version}" for name, version in doc.get("versions", {}).items())),
+        _escape(" · ".join(f"{name} {version}" for name, version in head.get("versions", {}).items())),
         "",
         "| cases | all agree | diverge | expectations met | violated | no expectation | off documented formula |",
         "|---:|---:|---:|---:|---:|---:|---:|",
@@ -91,30 +113,28 @@ def markdown(doc: dict[str, Any], report_link: str | None = None) -> str:
         "Results by status: " + ", ".join(f"{k} {v}" for k, v in sorted(s.get("statuses", {}).items())),
         "",
     ]
-    lines += _failures(cases)
-    lines += _matrix(cases)
-    if doc.get("baseline"):
-        lines += _baseline(doc["baseline"])
+    lines += _failures(digest)
+    lines += _matrix(digest.agreement)
+    if head.get("baseline"):
+        lines += _baseline(head["baseline"])
     if report_link:
         lines.append(f"Full report (every case, its values, native code and plots): [{_escape(report_link)}](<{report_link}>)")
     return "\n".join(lines).rstrip() + "\n"
 
 
-def _failures(cases: list[dict[str, Any]]) -> list[str]:
-    violated = [c for c in cases if c["expectation"] == "violated"]
-    if not violated:
+def _failures(digest: Digest) -> list[str]:
+    if not digest.violated:
         return []
-    out = [f"### Expectation failures ({len(violated)})", ""]
-    for case in violated[:MAX_LISTED]:
-        message = (case.get("expectation_message") or "")[:MESSAGE_CHARS]
-        out.append(f"- **{_escape(case['file'])}::{_escape(case['id'])}**: {_escape(message)}")
-    if len(violated) > MAX_LISTED:
-        out.append(f"- … and {len(violated) - MAX_LISTED} more (see the report)")
+    out = [f"### Expectation failures ({digest.violated})", ""]
+    for file, case_id, message in digest.failures:
+        out.append(f"- **{_escape(file)}::{_escape(case_id)}**: {_escape(message)}")
+    if digest.violated > MAX_LISTED:
+        out.append(f"- … and {digest.violated - MAX_LISTED} more (see the report)")
     return out + [""]
 
 
-def _matrix(cases: list[dict[str, Any]]) -> list[str]:
-    keys = default_keys(result_keys(cases))
+def _matrix(agreement: PairAgreement) -> list[str]:
+    keys = default_keys(agreement.keys())
     if not keys:
         return []
     out = [
@@ -123,7 +143,7 @@ def _matrix(cases: list[dict[str, Any]]) -> list[str]:
         "| | " + " | ".join(keys) + " |",
         "|---|" + "---:|" * len(keys),
     ]
-    for row in pair_agreement(cases, keys):
+    for row in agreement.rows(keys):
         cells = [f"{percent(c['fraction'])} ({c['agree']}/{c['cases']})" if c["fraction"] is not None else "–" for c in row]
         out.append(f"| **{row[0]['a']}** | " + " | ".join(cells) + " |")
     return out + [""]
@@ -166,8 +186,12 @@ def _escape(text: str) -> str:
     return re.sub(r"([\\`*_\[\]|#~])", r"\\\1", text)
 
 
-def write(path: Path, doc: dict[str, Any], html_path: Path | None = None) -> None:
-    """Write `summary.md` beside results.json; it links to the HTML report (CONFORMANCE_REPORT_URL if set)."""
+def write(path: Path, results_path: Path, html_path: Path | None = None) -> None:
+    """Write `summary.md` from results.json in one streaming pass (memory flat in the number of cases);
+    it links to the HTML report (CONFORMANCE_REPORT_URL if set)."""
+    digest = Digest()
+    for case in results.cases(results_path):
+        digest.add(case)
     link = os.environ.get(REPORT_URL_ENV) or (os.path.relpath(html_path, path.parent) if html_path else None)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(markdown(doc, link), encoding="utf-8")
+    path.write_text(markdown(results.head(results_path), digest, link), encoding="utf-8")

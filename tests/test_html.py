@@ -1,6 +1,8 @@
-"""`conformance.html`: escaping, self-containment, NaN/inf, the pair agreement heat map, sweeps, explanations.
+"""`conformance.html`: escaping, self-containment, NaN/inf, the pair agreement heat map, sweeps, explanations,
+and the large-run page built from results.json as it streams.
 
-Documents are hand-made (tests/browser/documents.py), so no framework runs. The case list is drawn by the
+Documents are hand-made (tests/browser/documents.py), so no framework runs; like `Outputs.finish`, the
+tests write them to a results.json and build the page from that file. The case list is drawn by the
 page's script from the embedded JSON, so tests read that JSON back the way the browser does: strictly,
 with no NaN or Infinity constants.
 """
@@ -10,13 +12,31 @@ from __future__ import annotations
 import json
 import math
 import re
+from itertools import combinations
+from pathlib import Path
+from typing import Any
 
 import pytest
 from browser.documents import DEFAULT, HOSTILE, case, matrix_cases, pair, result, sample_doc, sweep_cases
 
-from conformance import html, summary
+from conformance import html, results, summary
 
 DATA = re.compile(r'<script type="application/json" id="report-data">(.*?)</script>', re.DOTALL)
+CELL = re.compile(r'title="([^"]+) · ([^"]+): both ok and agree in (\d+) of (\d+) cases \(both ok in (\d+)\)"')
+
+
+def render(doc: dict[str, Any], folder: Path) -> str:
+    """The page as `Outputs.finish` builds it: from the document written to a results.json."""
+    results.write(folder / "results.json", doc)
+    html.write(folder / "index.html", folder / "results.json")
+    return (folder / "index.html").read_text(encoding="utf-8")
+
+
+def sweeps(cases: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    found = html.Sweeps()
+    for c in cases:
+        found.add(c)
+    return found.charts(list(DEFAULT))
 
 
 def strict_json(text: str):
@@ -35,8 +55,8 @@ def page_data(page: str) -> dict:
 
 
 @pytest.fixture(scope="module")
-def page() -> str:
-    return html.render(sample_doc())
+def page(tmp_path_factory) -> str:
+    return render(sample_doc(), tmp_path_factory.mktemp("report"))
 
 
 # ---------------------------------------------------------------- escaping
@@ -117,7 +137,11 @@ EXPECTED = {
 
 
 def test_pair_agreement_counts_by_hand():
-    rows = summary.pair_agreement(matrix_cases(), list(DEFAULT))
+    agreement = summary.PairAgreement()
+    for c in matrix_cases():
+        agreement.add(c)
+    assert agreement.keys() == list(DEFAULT)
+    rows = agreement.rows(list(DEFAULT))
     cells = {(c["a"], c["b"]): c for row in rows for c in row}
     for (a, b), (agree, ran) in EXPECTED.items():
         for cell in (cells[(a, b)], cells[(b, a)]):
@@ -126,13 +150,10 @@ def test_pair_agreement_counts_by_hand():
     assert cells[("paddle", "tensorflow")]["both_ok"] == 1
 
 
-def test_heat_map_shows_the_fractions():
-    page = html.render(sample_doc(matrix_cases()))
+def test_heat_map_shows_the_fractions(tmp_path):
+    page = render(sample_doc(matrix_cases()), tmp_path)
     default = page[page.index('id="matrix-default"') : page.index("</table>", page.index('id="matrix-default"'))]
-    shown = {
-        (a, b): float(f)
-        for a, b, f in re.findall(r'data-a="([^"]+)" data-b="([^"]+)" data-fraction="([^"]*)"', default)
-    }
+    shown = {(a, b): float(f) for a, b, f in re.findall(r'data-a="([^"]+)" data-b="([^"]+)" data-fraction="([^"]*)"', default)}
     assert len(shown) == 16
     for (a, b), (agree, ran) in EXPECTED.items():
         assert shown[(a, b)] == pytest.approx(agree / ran)
@@ -140,17 +161,17 @@ def test_heat_map_shows_the_fractions():
     assert "<b>75%</b><small>3/4</small>" in default
 
 
-def test_all_variants_table_only_when_there_are_variants():
-    assert 'id="matrix-all"' not in html.render(sample_doc(matrix_cases()))
+def test_all_variants_table_only_when_there_are_variants(tmp_path):
+    assert 'id="matrix-all"' not in render(sample_doc(matrix_cases()), tmp_path)
     extra = case("with_variant", {"torch": result(), "torch:functional": result()}, {pair("torch", "torch:functional")})
-    assert 'id="matrix-all"' in html.render(sample_doc(matrix_cases() + [extra]))
+    assert 'id="matrix-all"' in render(sample_doc(matrix_cases() + [extra]), tmp_path)
 
 
 # ---------------------------------------------------------------- sweeps
 
 
-def test_sweep_detected_and_drawn():
-    charts = html.sweeps(sweep_cases() + matrix_cases(), list(DEFAULT))
+def test_sweep_detected_and_drawn(page):
+    charts = sweeps(sweep_cases() + matrix_cases())
     assert len(charts) == 1
     chart = charts[0]
     assert (chart["base"], chart["param"]) == ("smooth", "label_smoothing")
@@ -158,13 +179,12 @@ def test_sweep_detected_and_drawn():
     assert labels == ["tensorflow", "torch = paddle = reference"]  # equal values share one line
     assert all(len(c["dots"]) == 3 for c in chart["curves"])
     assert [t["label"] for t in chart["x_ticks"]][:3] == ["0", "0.05", "0.1"]
-    page = html.render(sample_doc())
     assert page.count('<figure class="chart"') == 1 and "<polyline points=" in page
 
 
 def test_no_sweep_without_three_values_divergence_or_scalar_loss():
     two = sweep_cases()[:2]
-    assert html.sweeps(two, list(DEFAULT)) == []
+    assert sweeps(two) == []
     agreeing = [
         case(
             c["id"],
@@ -174,18 +194,18 @@ def test_no_sweep_without_three_values_divergence_or_scalar_loss():
         )
         for c in sweep_cases()
     ]
-    assert html.sweeps(agreeing, list(DEFAULT)) == []
+    assert sweeps(agreeing) == []
     per_sample = sweep_cases()
     for c in per_sample:
         for r in c["results"].values():
             r["loss"] = [r["loss"], r["loss"]]
-    assert html.sweeps(per_sample, list(DEFAULT)) == []
+    assert sweeps(per_sample) == []
 
 
 def test_sweep_keeps_other_parameters_apart():
     mixed = sweep_cases()
     mixed[2]["params"]["reduction"] = "sum"  # now two sweeps of 2 and 1 values: neither has 3
-    assert html.sweeps(mixed, list(DEFAULT)) == []
+    assert sweeps(mixed) == []
 
 
 # ---------------------------------------------------------------- explanations, documented formulas, inputs
@@ -224,14 +244,14 @@ def test_documented_formula_and_knobs(page):
     assert data["strings"][torch["knobs"]] == "denominator = target_weight\nclip_eps = 1e-07"
 
 
-def test_large_inputs_are_collapsed():
+def test_large_inputs_are_collapsed(tmp_path):
     big = case(
         "big",
         {"torch": result(), "reference": result()},
         {pair("torch", "reference")},
         logits=[[0.5] * 8 for _ in range(4)],
     )
-    data = page_data(html.render(sample_doc([big])))
+    data = page_data(render(sample_doc([big]), tmp_path))
     params = {p["name"]: p for p in data["cases"][0]["params"]}
     assert params["logits"]["large"] is True and params["logits"]["summary"] == "4×8 (32 numbers)"
     assert "large" not in params["labels"]
@@ -258,7 +278,7 @@ def test_filters_and_failures_first(page):
     assert "<option>label_smoothing=0.1</option>" in page
 
 
-def test_baseline_section():
+def test_baseline_section(tmp_path):
     doc = sample_doc(matrix_cases())
     doc["baseline"] = {
         "file": "cases/baselines/old.json",
@@ -276,11 +296,9 @@ def test_baseline_section():
                 "max_abs": math.inf,
             }
         ],
-        "status_changes": [
-            {"case": "cases/sample.yaml::two_keys", "key": "reference", "what": "status", "old": "ok", "new": "error"}
-        ],
+        "status_changes": [{"case": "cases/sample.yaml::two_keys", "key": "reference", "what": "status", "old": "ok", "new": "error"}],
     }
-    page = html.render(doc)
+    page = render(doc, tmp_path)
     section = page[page.index('id="baseline"') : page.index("</section>", page.index('id="baseline"'))]
     assert 'class="changed">2.12.0' in section and 'class="changed">2.13.0+cpu' in section
     assert section.count('class="changed"') == 2  # numpy did not change; keras is not in the baseline
@@ -288,6 +306,98 @@ def test_baseline_section():
 
 
 def test_write_creates_the_folder(tmp_path):
+    results.write(tmp_path / "results.json", sample_doc())
     target = tmp_path / "deep" / "index.html"
-    html.write(target, sample_doc())
+    html.write(target, tmp_path / "results.json")
     assert target.read_text(encoding="utf-8").startswith("<!doctype html>")
+    assert [p.name for p in target.parent.iterdir()] == ["index.html"]  # no scratch or partial file left
+
+
+# ---------------------------------------------------------------- a large run, streamed from results.json
+
+
+def agreeing(case_id: str, file: str = "cases/sample.yaml") -> dict[str, Any]:
+    return case(case_id, {k: result() for k in DEFAULT}, {pair(a, b) for a, b in combinations(DEFAULT, 2)}, file=file)
+
+
+def large_doc() -> dict[str, Any]:
+    """sample_doc() and four cases that agree plainly (one in another file), and one with a variant."""
+    doc = sample_doc()
+    variant = case("with_variant", {"torch": result(), "torch:functional": result("error")}, set())
+    doc["cases"] += [agreeing("plain2"), agreeing("plain1", "cases/a.yaml"), agreeing("plain0"), variant]
+    return doc
+
+
+def test_large_run_lists_agreeing_cases_briefly(tmp_path, monkeypatch):
+    monkeypatch.setattr(html, "DETAILED", 5)
+    monkeypatch.setattr(html, "CHUNK_BYTES", 1)  # one chunk per case: the commas between chunks must hold
+    page = render(large_doc(), tmp_path)
+    data = page_data(page)
+    ids = [c["id"] for c in data["cases"]]
+    assert ids == [  # violated, divergent, the rest; each by file, then id
+        f"hostile[reduction={HOSTILE}]",
+        "smooth[label_smoothing=0.0]",
+        "smooth[label_smoothing=0.1]",
+        "smooth[label_smoothing=0.2]",
+        "two_keys",
+        "plain1",
+        "nothing_ran",
+        "paddle_error",
+        "plain0",
+        "plain2",
+        "unsupported_tf",
+        "with_variant",
+    ]
+    brief = {c["id"]: c for c in data["cases"] if c.get("brief")}
+    assert sorted(brief) == ["plain0", "plain1", "plain2", "unsupported_tf"]  # errors and off-doc stay in full
+    assert brief["plain0"] == {
+        "id": "plain0",
+        "file": "cases/sample.yaml",
+        "line": 3,
+        "expect": "met",
+        "brief": True,
+        "loss": "softmax_cross_entropy",
+        "tokens": "loss=softmax_cross_entropy label_smoothing=0.0 reduction=mean dtype=float32",
+        "statuses": "torch=ok paddle=ok tensorflow=ok reference=ok",
+        "losses": {"torch": "1", "paddle": "1", "tensorflow": "1", "reference": "1"},
+    }
+    assert brief["unsupported_tf"]["statuses"].split() == ["torch=ok", "paddle=ok", "tensorflow=unsupported", "reference=ok"]
+    full = [c for c in data["cases"] if c["id"] not in brief]
+    assert all("results" in c and "params" in c for c in full)
+    assert full[0]["explanation"] and data["strings"][full[0]["description"]].startswith("A description")
+    assert 'data-slot="brief">details in results.json' in page and 'id="t-brief"' in page
+    assert "the 4 cases that agree with no failed expectation" in page
+    assert '<span id="count" class="muted">12 cases</span>' in page
+
+
+def test_up_to_the_threshold_every_case_is_in_full(tmp_path, monkeypatch):
+    doc = large_doc()
+    monkeypatch.setattr(html, "DETAILED", len(doc["cases"]))
+    page = render(doc, tmp_path)
+    assert not any(c.get("brief") for c in page_data(page)["cases"])
+    assert "cases that agree with no failed expectation" not in page
+
+
+def test_heat_map_counts_equal_those_of_the_whole_document(tmp_path, monkeypatch):
+    monkeypatch.setattr(html, "DETAILED", 2)
+    doc = large_doc()
+    cells = CELL.findall(render(doc, tmp_path))
+    keys = [*DEFAULT, "torch:functional"]
+    assert len(cells) == 4 * 4 + 5 * 5  # default variants, then all variants
+    for a, b, agree, ran, both_ok in cells:
+        present = [c for c in doc["cases"] if a in c["results"] and b in c["results"]]
+        ok = [c for c in present if c["results"][a]["status"] == c["results"][b]["status"] == "ok"]
+        agreeing = ok if a == b else [c for c in ok if any({p["a"], p["b"]} == {a, b} and p["agree"] for p in c["pairs"])]
+        assert (int(agree), int(ran), int(both_ok)) == (len(agreeing), len(present), len(ok)), (a, b)
+        assert a in keys and b in keys
+
+
+def test_failures_listed_by_file_and_id_and_bounded(tmp_path):
+    failing = [
+        case(f"f{i:03d}", {"torch": result(), "reference": result()}, {pair("torch", "reference")}, expectation="violated")
+        for i in reversed(range(html.FAILURES_SHOWN + 5))
+    ]
+    page = render(sample_doc(failing), tmp_path)
+    listed = re.findall(r'<li><a href="#cases/sample.yaml::(f\d+)">', page)
+    assert listed == [f"f{i:03d}" for i in range(html.FAILURES_SHOWN)]
+    assert f"Expectation failures ({html.FAILURES_SHOWN + 5})" in page and "… and 5 more" in page

@@ -3,24 +3,21 @@
 No browser is downloaded: the test uses /usr/bin/chromium (`apt-get install -y chromium`) and skips,
 saying so, where it is missing. The page is rendered from a hand-made document (no framework runs);
 the test types, clicks and reads the page as a person would, then keeps a screenshot in tmp_path
-and in reports/ (ignored by git) for a look.
+(pytest's temporary folder: a test writes nothing into the working tree).
 """
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 from browser.documents import CODE, HOSTILE, sample_doc
 
-from conformance import html
+from conformance import html, results
 
 CHROMIUM = Path("/usr/bin/chromium")
 
-pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists(), reason="Debian's chromium is not installed (as root: apt-get install -y chromium)"
-)
+pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed (as root: apt-get install -y chromium)")
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +27,8 @@ def page(tmp_path_factory):
 
     folder = tmp_path_factory.mktemp("report")
     target = folder / "index.html"
-    html.write(target, sample_doc())
+    results.write(folder / "results.json", sample_doc())
+    html.write(target, folder / "results.json")
     with Browser(folder / "profile") as browser:
         browser.open(target.as_uri())
         yield browser
@@ -48,9 +46,7 @@ def fresh(page):
 
 
 def shown_ids(page) -> list[str]:
-    return page.evaluate(
-        "Array.from(document.querySelectorAll('#cases > details.case')).map(function (d) { return d.id; })"
-    )
+    return page.evaluate("Array.from(document.querySelectorAll('#cases > details.case')).map(function (d) { return d.id; })")
 
 
 def test_loads_without_errors(page):
@@ -81,14 +77,9 @@ def test_case_where_nothing_ran_opens(page):
     page.click("details.case[id$='nothing_ran'] > summary")
     body = "document.querySelector(\"details.case[id$='nothing_ran'] .body\")"
     assert page.wait_until(f"{body}.firstChild !== null")
-    assert (
-        page.evaluate(f"{body}.querySelector('.results tbody').rows.length") == 1
-    )  # the error; unsupported listed below
+    assert page.evaluate(f"{body}.querySelector('.results tbody').rows.length") == 1  # the error; unsupported listed below
     assert "paddle" in page.evaluate(f"{body}.querySelector('.unsupported').textContent")
-    assert (
-        page.evaluate("document.querySelector(\"details.case[id$='nothing_ran'] .verdict\").textContent")
-        == "nothing ran"
-    )
+    assert page.evaluate("document.querySelector(\"details.case[id$='nothing_ran'] .verdict\").textContent") == "nothing ran"
     assert page.errors() == []
 
 
@@ -110,10 +101,7 @@ def test_opened_case_shows_text_explanation_and_code(page, tmp_path):
     page.click("#cases > details.case > summary")
     body = "document.querySelector('#cases > details.case[open] .body')"
     assert page.wait_until(f"{body} && {body}.firstChild !== null"), "opening a case builds its details"
-    assert (
-        page.evaluate(f"{body}.querySelector('.description').textContent")
-        == f"A description with {HOSTILE} & <b>markup</b>."
-    )
+    assert page.evaluate(f"{body}.querySelector('.description').textContent") == f"A description with {HOSTILE} & <b>markup</b>."
     assert page.evaluate(f"{body}.querySelectorAll('script, b').length") == 0
     reproduced, failed = page.evaluate(f"Array.from({body}.querySelectorAll('.explanation')).map(e => e.innerText)")
     assert "Why torch and tensorflow differ" in reproduced
@@ -132,9 +120,7 @@ def test_opened_case_shows_text_explanation_and_code(page, tmp_path):
 
 def test_sweep_point_opens_its_case(page):
     page.click("figure.chart circle")
-    opened = page.wait_until(
-        "Array.from(document.querySelectorAll('details.case[open]')).map(function (d) { return d.id; })"
-    )
+    opened = page.wait_until("Array.from(document.querySelectorAll('details.case[open]')).map(function (d) { return d.id; })")
     assert opened and opened[0].startswith("cases/sample.yaml::smooth[")
     assert page.evaluate("decodeURIComponent(location.hash.slice(1))") == opened[0]
 
@@ -144,6 +130,3 @@ def test_screenshot(page, tmp_path):
     shot = tmp_path / "report.png"
     page.screenshot(shot, full_page=True)
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
-    reports = Path(__file__).resolve().parents[1] / "reports"
-    if reports.is_dir():
-        shutil.copy(shot, reports / "report-browser-test.png")
