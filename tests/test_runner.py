@@ -173,7 +173,9 @@ def test_worker_that_keeps_dying_while_idle_fails_its_framework_instead_of_resta
     assert [found[case.id]["status"] for case in batch] == ["ok"] * answered + ["crashed"] * (len(batch) - answered)
     message = f"the {fake_framework} worker died 3 times in a row waiting for work (the last time: died with signal SIGKILL)"
     assert found[batch[-1].id]["message"] == message
-    assert stats.restarts == 3
+    # 3 idle deaths; on a loaded machine the first worker may also die once before the stream is held
+    # (1 s after it is ready, while answering), which is a restart too. Never the endless loop.
+    assert runner.IDLE_DEATHS <= stats.restarts <= runner.IDLE_DEATHS + 1
 
 
 def test_spare_worker_killed_while_starting_leaves_the_work_to_the_running_one(fake_framework, monkeypatch):
