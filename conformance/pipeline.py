@@ -87,11 +87,11 @@ def build(case: Case, answers: dict[str, dict[str, Any]], compared: tuple[dict[s
     `compared`: the comparison already made of the same answers before their recipes came back."""
     if compared is None:
         checked, comparison = compare(case, {key: result_of(key, answer) for key, answer in answers.items()})
-    else:
+    else:  # compared before the snippets were assembled and the recipes came back: take those from the answers
         checked, comparison = compared
-        recipes = {key: answer["recipes"] for key, answer in answers.items() if answer.get("recipes")}
-        if recipes:
-            checked = {key: replace(r, recipes=result_of(key, answers[key]).recipes) if key in recipes else r for key, r in checked.items()}
+        checked = {
+            key: replace(r, code=answers[key].get("code"), recipes=result_of(key, answers[key]).recipes) for key, r in checked.items()
+        }
     return CaseRecord(
         id=case.id,
         file=case.file,

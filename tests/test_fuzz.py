@@ -18,7 +18,8 @@ from hypothesis import HealthCheck, given, settings
 from conformance import cases, cli, fuzz, registry
 
 FRAMEWORKS = ("torch", "paddle", "tensorflow")
-ORIENTED = {("torch", "paddle"), ("torch", "tensorflow"), ("paddle", "tensorflow")}
+NATIVE = registry.native()  # canonical order: torch, paddle, tensorflow, then any registered plug-in
+ORIENTED = {(a, b) for i, a in enumerate(NATIVE) for b in NATIVE[i + 1 :]}
 BUDGET = 25.0
 SLOW = pytest.mark.slow  # not registered in pyproject.toml: taken once here, so pytest warns once
 

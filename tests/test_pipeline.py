@@ -89,3 +89,13 @@ def test_every_runner_attributes_the_moved_value_to_a_knob_and_keeps_the_timelin
         assert "knobs" in moved, name
         timelines = [case.get("timeline") for case in doc["cases"]]
         assert all(timelines), name
+
+
+def test_every_result_carries_the_snippet_that_ran(documents):
+    """The comparison is made before the snippets are assembled: the record must still carry them (a
+    cached comparison once dropped every result's `code`)."""
+    for name, doc in documents.items():
+        for case in doc["cases"]:
+            for key, result in case["results"].items():
+                if result["status"] == "ok":
+                    assert result["code"] and result["code"].startswith("import numpy as np"), (name, case["id"], key)
