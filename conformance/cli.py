@@ -152,6 +152,7 @@ def evaluate(args: argparse.Namespace, out: Console, outputs: Outputs, baseline_
                 outputs.add(record)
         except KeyboardInterrupt:
             extra["interrupted"] = True
+        del loaded  # the reports are built from results.json: the cases need not stay in memory meanwhile
     head = outputs.finish(pipeline.head(extra))
     if extra:
         return head, 130

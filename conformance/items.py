@@ -72,11 +72,12 @@ class CaseItem(pytest.Item):
         self.record: CaseRecord | None = None
 
     def runtest(self) -> None:
-        self.record = self.config.stash[STATE].record_for(self)
-        if self.record.comparison.expectation == "violated":
-            raise ExpectationViolated(self.record.comparison.expectation_message)
-        if self.record.findings:
-            raise ValuesMoved(moved_table(self.record.findings))
+        record = self.config.stash[STATE].record_for(self)
+        if record.comparison.expectation == "violated":
+            self.record = record  # kept for the failure table; a passing item keeps nothing (flat memory)
+            raise ExpectationViolated(record.comparison.expectation_message)
+        if record.findings:
+            raise ValuesMoved(moved_table(record.findings))
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
         if isinstance(excinfo.value, ExpectationViolated) and self.record is not None:
@@ -171,7 +172,7 @@ class State:
                 )
             return self.remote.record(item.case.nodeid)
         nodeid = item.case.nodeid
-        if nodeid in self.served:  # the item runs again (a rerun plugin): a case is evaluated once per session
+        if nodeid in self.served:  # a failed item runs again (a rerun plugin): a case is evaluated once per session
             return self.served[nodeid]
         if self.stream is None:
             todo = [i.case for i in item.session.items if isinstance(i, CaseItem)]
@@ -180,8 +181,10 @@ class State:
             _, record = next(self.stream)
             self.outputs_().add(record)
             self.ready[record.nodeid] = record
-        self.served[nodeid] = self.ready.pop(nodeid)
-        return self.served[nodeid]
+        record = self.ready.pop(nodeid)
+        if record.fails:  # only a failed item is run again; passing records are not kept (flat memory)
+            self.served[nodeid] = record
+        return record
 
     def prepare(self) -> None:
         """A case file is being collected: start the framework workers (under xdist, have the controller

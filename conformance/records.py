@@ -260,6 +260,11 @@ class CaseRecord:
     def groups(self) -> tuple[tuple[str, ...], ...]:
         return self.comparison.groups
 
+    @property
+    def fails(self) -> bool:
+        """Whether its pytest item fails: the expectation is violated or a value moved since the baseline."""
+        return self.comparison.expectation == "violated" or bool(self.findings)
+
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "id": self.id,

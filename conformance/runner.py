@@ -121,6 +121,7 @@ class Workers:
                 yield answer
         finally:
             run.finish(abandoned=taken < len(cases))
+            self._current = None  # the finished stream's cases are not kept (memory stays flat after a run)
 
     def cancel(self) -> None:
         """From another thread: end the stream under way, as if its consumer had stopped taking cases."""

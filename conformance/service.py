@@ -40,6 +40,7 @@ class Service:
         self.order: dict[str, int] = {}
         self.ready: dict[str, CaseRecord] = {}
         self.served: dict[int, CaseRecord] = {}
+        self.passed: set[int] = set()
         self.failure: str | None = None
         self.closed = False
         self.lock = threading.Condition()
@@ -127,13 +128,19 @@ class Service:
         with self.lock:
             if nodeid not in self.order:
                 return "error", self.failure or f"{nodeid} is not among the cases the xdist controller evaluated"
-            if self.order[nodeid] in self.served:  # the item runs again (a rerun plugin): a case is evaluated once
-                return "record", self.served[self.order[nodeid]]
+            index = self.order[nodeid]
+            if index in self.served:  # a failed item runs again (a rerun plugin): a case is evaluated once
+                return "record", self.served[index]
+            if index in self.passed:
+                return "error", f"{nodeid} was served once and passed; a case is evaluated once per session"
             self.lock.wait_for(lambda: nodeid in self.ready or self.failure is not None or self.closed)
             if nodeid not in self.ready:
                 return "error", self.failure or "the xdist controller stopped before this case was evaluated"
             record = self.ready.pop(nodeid)
-            self.served[self.order[nodeid]] = record
+            if record.fails:  # only a failed item is run again; passing records are not kept (flat memory)
+                self.served[index] = record
+            else:
+                self.passed.add(index)
             return "record", record
 
     def close(self) -> None:

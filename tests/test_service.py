@@ -30,6 +30,7 @@ cases:
   - id: third
     logits: [[3, 1, 2]]
     labels: [2]
+    expect: {values: {reference: 0.5}}  # printed wrongly on purpose (the loss is log(e^3 + e + e^2) - 2 = 1.4076): this item fails
 """
 
 
@@ -77,7 +78,9 @@ def test_cases_are_evaluated_once_and_each_record_served_on_request(service):
     first = gw0.record("cases.yaml::first")
     assert first.results["reference"].loss == pytest.approx(mean_cross_entropy([[0.05, 0.95, 0], [0.1, 0.8, 0.1]], [1, 2]))
     assert third.results["reference"].loss == pytest.approx(mean_cross_entropy([[3, 1, 2]], [2]))
-    assert gw0.record("cases.yaml::first").to_json() == first.to_json(), "an item run again gets the same record"
+    assert gw0.record("cases.yaml::third").to_json() == third.to_json(), "a failed item run again gets the same record"
+    with pytest.raises(ConformanceError, match="cases.yaml::first was served once and passed"):
+        gw0.record("cases.yaml::first")  # a passing record is not kept: memory stays flat in the cases
 
 
 def test_a_case_the_controller_was_not_offered_is_an_error_naming_it(service):
