@@ -235,3 +235,13 @@ def test_a_renamed_case_or_dropped_result_fails_the_run_and_a_new_case_is_listed
     assert "  gone: cases.yaml::plain_renamed" in lines
     assert f"  gone: {SUM} reference:dropped" in lines
     assert f"  new: {LARGE}" in lines
+
+
+def test_the_report_lists_what_is_gone_and_what_is_new(replay, saved):
+    root, _ = saved
+    replay("gaps")
+    page = (root / "gaps.html").read_text(encoding="utf-8")
+    assert "Gone since the baseline" in page
+    assert "<code>cases.yaml::plain_renamed</code>" in page
+    assert "<code>cases.yaml::weighted[reduction=sum]</code> result <code>reference:dropped</code>" in page
+    assert "2 new cases, not in the baseline" in page
