@@ -31,16 +31,36 @@ def default_path(versions: dict[str, str]) -> Path:
     return FOLDER / (re.sub(r"[^A-Za-z0-9_.+-]", "-", slug) + ".json")
 
 
+SAME = "="  # a value written as "=KEY" is the value of result KEY of the same case (variants often agree exactly)
+
+
 def entry(record: dict[str, Any]) -> dict[str, Any]:
     """What a baseline keeps of one case record: per result key its status, output dtype and (if ok)
-    loss and gradient; nothing that can be recomputed (code, messages, comparisons)."""
-    results = {}
+    loss and gradient; nothing that can be recomputed (code, messages, comparisons). A loss or gradient
+    equal to an earlier result's of the same case, digit for digit, is written as "=KEY"."""
+    results: dict[str, dict[str, Any]] = {}
     for key, r in record["results"].items():
         kept: dict[str, Any] = {"status": r["status"]}
         if r["status"] == "ok":
-            kept.update(dtype=r.get("dtype"), loss=shortest(r.get("loss"), r.get("dtype")), grad=shortest(r.get("grad"), r.get("dtype")))
+            kept["dtype"] = r.get("dtype")
+            for what in ("loss", "grad"):
+                value = shortest(r.get(what), r.get("dtype"))
+                same = next((k for k, other in results.items() if value is not None and other.get(what) == value), None)
+                kept[what] = f"{SAME}{same}" if same is not None else value
         results[key] = kept
     return {"tolerance": record["tolerance"], "results": results}
+
+
+def _expanded(values: dict[str, Any]) -> dict[str, Any]:
+    """The baseline's values with every "=KEY" replaced by that result's value."""
+    for case in values.values():
+        results = case["results"]
+        for result in results.values():
+            for what in ("loss", "grad"):
+                value = result.get(what)
+                if isinstance(value, str) and value.startswith(SAME):
+                    result[what] = results[value[len(SAME) :]][what]
+    return values
 
 
 class Saver:
@@ -86,6 +106,7 @@ def load(path: Path) -> dict[str, Any]:
         raise UsageError(f"baseline {path}: cannot read a baseline there ({exc})") from None
     if not isinstance(data, dict) or "values" not in data or "versions" not in data:
         raise UsageError(f"baseline {path}: not a baseline file (no 'versions'/'values'; save one with `conformance baseline save`)")
+    _expanded(data["values"])
     return data
 
 

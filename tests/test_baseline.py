@@ -245,3 +245,33 @@ def test_the_report_lists_what_is_gone_and_what_is_new(replay, saved):
     assert "<code>cases.yaml::plain_renamed</code>" in page
     assert "<code>cases.yaml::weighted[reduction=sum]</code> result <code>reference:dropped</code>" in page
     assert "2 new cases, not in the baseline" in page
+
+
+def test_a_value_equal_to_another_results_is_written_once_and_read_back_whole(tmp_path):
+    """Variants of one framework often agree digit for digit: the baseline writes such a value as a
+    reference to the first result that has it, and loading gives every result its value back."""
+    from conformance import baseline
+
+    ok = {"status": "ok", "dtype": "float32"}
+    record = {
+        "file": "cases.yaml",
+        "id": "c",
+        "tolerance": {"rtol": 1e-5, "atol": 1e-6},
+        "results": {
+            "torch": {**ok, "loss": 0.10000000149011612, "grad": [[1.0, -1.0]]},
+            "torch:functional": {**ok, "loss": 0.10000000149011612, "grad": [[1.0, -1.0]]},
+            "paddle": {**ok, "loss": 0.2, "grad": [[1.0, -1.0]]},
+            "tensorflow": {"status": "error", "message": "boom"},
+        },
+    }
+    kept = baseline.entry(record)["results"]
+    assert kept["torch"] == {**ok, "loss": 0.1, "grad": [[1.0, -1.0]]}  # float32 0.1 at its own digits
+    assert kept["torch:functional"] == {**ok, "loss": "=torch", "grad": "=torch"}
+    assert kept["paddle"] == {**ok, "loss": 0.2, "grad": "=torch"}
+    assert kept["tensorflow"] == {"status": "error"}
+    path = tmp_path / "b.json"
+    baseline.save({"versions": {"torch": "2"}, "cases": [record]}, path)
+    loaded = baseline.load(path)["values"]["cases.yaml::c"]["results"]
+    assert loaded["torch:functional"] == {**ok, "loss": 0.1, "grad": [[1.0, -1.0]]}
+    assert loaded["paddle"]["grad"] == [[1.0, -1.0]]
+    assert path.read_text(encoding="utf-8").count("\n") == 3  # the head line, one case per line, the closing line
