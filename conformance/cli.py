@@ -147,12 +147,13 @@ def evaluate(args: argparse.Namespace, out: Console, outputs: Outputs, baseline_
             raise UsageError(f"no case files (*.yaml) under {', '.join(map(str, args.paths))}")
         check_keys(loaded)
         extra: dict[str, Any] = {}
+        total, stream = len(loaded), pipeline.records(loaded)
+        del loaded  # each case is let go once its record is written: memory stays flat in the number of cases
         try:
-            for _, record in console.progress(pipeline.records(loaded), len(loaded), out):
+            for _, record in console.progress(stream, total, out):
                 outputs.add(record)
         except KeyboardInterrupt:
             extra["interrupted"] = True
-        del loaded  # the reports are built from results.json: the cases need not stay in memory meanwhile
     head = outputs.finish(pipeline.head(extra))
     if extra:
         return head, 130

@@ -32,8 +32,11 @@ class Pipeline:
         self.compared: dict[int, tuple[dict[str, Result], Comparison]] = {}
 
     def records(self, cases: list[Case]) -> Iterator[tuple[Case, CaseRecord]]:
-        """Each case with its record, in case order, as soon as it is complete."""
-        for case, answers in self.workers.stream(cases, self._recipes):
+        """Each case with its record, in case order, as soon as it is complete (the stream keeps no case
+        it has handed out: memory stays flat if the caller keeps none either)."""
+        stream = self.workers.stream(cases, self._recipes)
+        del cases
+        for case, answers in stream:
             yield case, self.record(case, answers)
 
     def _recipes(self, case: Case, answers: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:

@@ -107,20 +107,24 @@ class Workers:
 
     def stream(self, cases: list[Case], recipes: RecipeRequests | None = None) -> Generator[tuple[Case, Results], None, None]:
         """Each case with its results by result key, in case order. `recipes` says, per case, which
-        framework should run which recipes; their outcome lands in that framework's result."""
-        if not cases:
+        framework should run which recipes; their outcome lands in that framework's result. The stream
+        keeps its own list of the cases and lets go of each once it is handed out: a caller that keeps
+        no reference of its own has only the cases in flight in memory."""
+        total = len(cases)
+        if not total:
             return
-        run = self._current = _Stream(list(self._frameworks.values()), cases, recipes)
+        run = self._current = _Stream(list(self._frameworks.values()), list(cases), recipes)
+        del cases
         taken = 0
         try:
-            while taken < len(cases):
+            while taken < total:
                 answer = run.outbox.get()
                 if run.cancelled:
                     break
                 taken += 1
                 yield answer
         finally:
-            run.finish(abandoned=taken < len(cases))
+            run.finish(abandoned=taken < total)
             self._current = None  # the finished stream's cases are not kept (memory stays flat after a run)
 
     def cancel(self) -> None:
@@ -231,6 +235,7 @@ class _Stream:
             while next_index in complete:
                 complete.remove(next_index)
                 case = self.cases[next_index]
+                self.cases[next_index] = None  # type: ignore[call-overload]  # handed out: not kept (flat memory)
                 self.outbox.put((case, _with_code(case, found.pop(next_index))))
                 next_index += 1
                 self.limit = next_index + AHEAD

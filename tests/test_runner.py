@@ -246,3 +246,26 @@ def test_worker_that_dies_on_a_case_is_noticed_at_once(fake_framework, case_id):
     assert found[case_id]["status"] == "crashed"
     assert float(found["after"]["loss"]) == float(batch[1].predictions.sum())
     assert time.monotonic() - started < TIMEOUT / 2
+
+
+def test_a_stream_lets_go_of_each_case_once_it_is_handed_out():
+    """Flat memory: the stream keeps its own list and drops each case when it hands it out, so a caller
+    that keeps no reference (as `conformance run` does) holds only the cases in flight. Checked with
+    weak references: by the time the last case comes out, the first ones are gone."""
+    import gc
+    import weakref
+
+    batch = fake_cases(*(f"c{i}" for i in range(40)))
+    refs = [weakref.ref(case) for case in batch]
+    with runner.Workers(runner.plan(["reference"], None), TIMEOUT) as workers:
+        stream = workers.stream(batch)
+        del batch
+        seen, alive = 0, None
+        for case, _ in stream:
+            seen += 1
+            del case
+            if seen == 40:  # the stream is still open: the first 30 were handed out long ago
+                gc.collect()
+                alive = sum(ref() is not None for ref in refs[:30])
+    assert seen == 40
+    assert alive == 0, f"{alive} of the first 30 cases are still held while the stream runs"
