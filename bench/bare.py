@@ -34,7 +34,7 @@ def torch_call() -> Call:
         if eps:
             options["label_smoothing"] = eps
         loss = torch.nn.CrossEntropyLoss(**options)(logits, torch.tensor(y))
-        grad, = torch.autograd.grad(loss.sum(), logits)
+        (grad,) = torch.autograd.grad(loss.sum(), logits)
         return loss.detach().double().numpy(), grad.detach().double().numpy()
 
     return call
@@ -53,7 +53,7 @@ def paddle_call() -> Call:
         if eps:
             options["label_smoothing"] = eps
         loss = paddle.nn.CrossEntropyLoss(**options)(logits, paddle.to_tensor(y))
-        grad, = paddle.grad(loss.sum(), logits)
+        (grad,) = paddle.grad(loss.sum(), logits)
         return loss.astype("float64").numpy(), grad.astype("float64").numpy()
 
     return call

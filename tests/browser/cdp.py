@@ -134,9 +134,7 @@ class Browser:
     def dialogs(self) -> list[str]:
         """Messages of alert/confirm/prompt dialogs the page tried to open."""
         self.send("Runtime.evaluate", expression="0")
-        return [
-            m["params"].get("message", "") for m in self.events if m.get("method") == "Page.javascriptDialogOpening"
-        ]
+        return [m["params"].get("message", "") for m in self.events if m.get("method") == "Page.javascriptDialogOpening"]
 
     def errors(self) -> list[str]:
         """Console errors, uncaught exceptions and failed loads seen so far."""

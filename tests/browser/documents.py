@@ -12,10 +12,7 @@ from typing import Any
 
 DEFAULT = ("torch", "paddle", "tensorflow", "reference")
 HOSTILE = "<script>alert(1)</script>"
-CODE = (
-    "import numpy as np\nimport torch\n\n"
-    "x = np.array([[0.05, 0.95, 0.0]], dtype='float32')\nloss = torch.tensor(x).sum()\n"
-)
+CODE = "import numpy as np\nimport torch\n\nx = np.array([[0.05, 0.95, 0.0]], dtype='float32')\nloss = torch.tensor(x).sum()\n"
 
 
 def result(status: str = "ok", loss: Any = 1.0, **extra: Any) -> dict[str, Any]:
@@ -144,9 +141,7 @@ def matrix_cases() -> list[dict[str, Any]]:
             "two_keys",
             {
                 "torch": result(loss=float("nan"), grad=[[float("inf"), float("-inf"), 0.0]]),
-                "reference": result(
-                    loss=1.0, documented={"agrees": False, "loss": 0.75, "knobs": {"denominator": "positions"}}
-                ),
+                "reference": result(loss=1.0, documented={"agrees": False, "loss": 0.75, "knobs": {"denominator": "positions"}}),
             },
             set(),
         ),
