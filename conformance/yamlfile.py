@@ -97,7 +97,7 @@ def _alias_line(text: str, number: int) -> int | None:
     """The 1-based line of the file's `number`-th alias (parsed again, only to say where the file went wrong)."""
     aliases = (event for event in yaml.parse(text, Loader=_Loader) if isinstance(event, yaml.AliasEvent))
     for count, event in enumerate(aliases, 1):
-        if count == number:
+        if count == number and event.start_mark is not None:
             return int(event.start_mark.line) + 1
     return None
 
