@@ -223,11 +223,10 @@ class State:
             self.stream.close()  # type: ignore[attr-defined]
         if self.service is not None:
             self.service.close()
+        if self.pipeline is not None:
+            self.pipeline.close()
         if self.pipeline is None or self.outputs is None:
-            if self.pipeline is not None:
-                self.pipeline.close()
             return []
-        self.pipeline.close()
         head = self.outputs.finish(self.pipeline.head({"runner": "pytest"}))
         report = head.get("baseline") or {}
         gone = [f"gone since the baseline: {name}" for name in report.get("gone_cases", [])]
