@@ -120,10 +120,12 @@ class Outputs:
         self.writer = results.Writer(self.json_path)
         self.saver = baseline.Saver(baseline_out) if baseline_out is not None else None
         self.violated: list[dict[str, Any]] = []
+        self.digest = summary.Digest()
 
     def add(self, record: CaseRecord) -> None:
         data = record.to_json()
         self.writer.add(data)
+        self.digest.add(data)
         if record.comparison.expectation == "violated":
             self.violated.append(data)
         if self.saver is not None:
@@ -141,7 +143,7 @@ class Outputs:
         if self.html_path is not None:
             html.write(self.html_path, self.json_path)
             folder = (self.json_path if self.scratch is None else self.html_path).parent
-            summary.write(folder / "summary.md", self.json_path, self.html_path)
+            summary.write(folder / "summary.md", self.json_path, self.html_path, self.digest)
         if self.scratch is not None:
             self.scratch.cleanup()
         return written

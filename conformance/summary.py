@@ -186,12 +186,14 @@ def _escape(text: str) -> str:
     return re.sub(r"([\\`*_\[\]|#~])", r"\\\1", text)
 
 
-def write(path: Path, results_path: Path, html_path: Path | None = None) -> None:
-    """Write `summary.md` from results.json in one streaming pass (memory flat in the number of cases);
-    it links to the HTML report (CONFORMANCE_REPORT_URL if set)."""
-    digest = Digest()
-    for case in results.cases(results_path):
-        digest.add(case)
+def write(path: Path, results_path: Path, html_path: Path | None = None, digest: Digest | None = None) -> None:
+    """Write `summary.md` from results.json in one streaming pass (memory flat in the number of cases),
+    or from the `digest` of its cases made as they were written (no second read); it links to the HTML
+    report (CONFORMANCE_REPORT_URL if set)."""
+    if digest is None:
+        digest = Digest()
+        for case in results.cases(results_path):
+            digest.add(case)
     link = os.environ.get(REPORT_URL_ENV) or (os.path.relpath(html_path, path.parent) if html_path else None)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(markdown(results.head(results_path), digest, link), encoding="utf-8")
