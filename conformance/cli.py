@@ -16,7 +16,7 @@ from typing import Any, NoReturn
 
 from rich.console import Console
 
-from conformance import adapters, baseline, cases, console, registry, results, runner
+from conformance import adapters, baseline, cases, console, registry, results, runner, user
 from conformance.errors import CaseError, ConformanceError, UsageError
 from conformance.pipeline import Outputs, Pipeline
 
@@ -50,6 +50,7 @@ def parser() -> argparse.ArgumentParser:
     fuzz.add_argument("--out", type=Path, default=Path("reports/fuzz"), help="where to write the cases (default reports/fuzz)")
     fuzz.add_argument("--cases", type=Path, default=None, help="case files whose divergences count as covered (default: cases/, if any)")
     fuzz.add_argument("--ignore-cases", action="store_true", help="count nothing as covered (find everything anew)")
+    _variant_option(fuzz)
     schema = sub.add_parser("schema", help="write the JSON schema of case files")
     schema.add_argument("--out", type=Path, default=Path("cases/schema.json"))
     return top
@@ -60,11 +61,22 @@ def _selection_options(command: argparse.ArgumentParser) -> None:
     command.add_argument("--frameworks", default=None, help="comma-separated (default: every registered framework)")
     command.add_argument("--only", default=None, help="run exactly these result keys, e.g. torch,paddle,tensorflow")
     command.add_argument("--timeout", type=float, default=120.0, help="seconds one case may take in a worker (default 120)")
+    _variant_option(command)
     command.add_argument(
         "--max-elements",
         type=int,
         default=cases.MAX_ELEMENTS,
         help=f"numbers any one array of a case may hold (default {cases.MAX_ELEMENTS:,}); a larger case is a usage error",
+    )
+
+
+def _variant_option(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--variant",
+        action="append",
+        default=None,
+        metavar="KEY=MODULE:FUNCTION",
+        help="run your own loss function as the result key KEY (FRAMEWORK:NAME), in that framework's worker (repeatable)",
     )
 
 
@@ -105,6 +117,9 @@ def selection(frameworks: str | None, only: str | None) -> dict[str, set[str] | 
     for name in chosen:
         if name not in registry.frameworks():
             raise UsageError(f"--frameworks: unknown framework '{name}'{_suggest(name, registry.frameworks())}")
+    for spec in user.active():
+        if frameworks is not None and spec.framework not in chosen:
+            raise UsageError(f"--variant {spec.text()}: --frameworks {frameworks} does not run {spec.framework}")
     if not only:
         return runner.plan(chosen, None)
     keys = [k.strip() for k in only.split(",") if k.strip()]
@@ -113,6 +128,7 @@ def selection(frameworks: str | None, only: str | None) -> dict[str, set[str] | 
             raise UsageError(f"--only: unknown result key '{key}'{_suggest(key, known)}")
         if frameworks is not None and adapters.framework_of(key) not in chosen:
             raise UsageError(f"--only names '{key}' but --frameworks {frameworks} does not run {adapters.framework_of(key)}")
+    keys += [k for k in sorted(user.keys()) if k not in keys]  # the user's functions run whatever --only says
     return runner.plan(sorted({adapters.framework_of(k) for k in keys}), keys)
 
 
@@ -138,10 +154,20 @@ def _suggest(name: str, known: Any) -> str:
 def evaluate(args: argparse.Namespace, out: Console, outputs: Outputs, baseline_path: Path | None = None) -> tuple[dict[str, Any], int]:
     """Start the workers, load the cases while they import their frameworks, run the cases into
     `outputs` and write them; the document's head and the exit code (130 if interrupted: what was done
-    is written)."""
+    is written). The user's functions (`--variant`) are checked, while the workers import, before any
+    case runs."""
+    specs = user.parse(args.variant)
+    with user.activated(specs):
+        return _evaluate(args, out, outputs, baseline_path, specs)
+
+
+def _evaluate(
+    args: argparse.Namespace, out: Console, outputs: Outputs, baseline_path: Path | None, specs: tuple[user.Spec, ...]
+) -> tuple[dict[str, Any], int]:
     keys = selection(args.frameworks, args.only)
     cases.MAX_ELEMENTS = args.max_elements
     with Pipeline(keys, args.timeout, most=os.cpu_count() or 1, baseline_path=baseline_path) as pipeline:
+        user.check(specs)
         loaded = cases.load_paths(args.paths)
         if not loaded:
             raise UsageError(f"no case files (*.yaml) under {', '.join(map(str, args.paths))}")
@@ -181,7 +207,10 @@ def _fuzz(args: argparse.Namespace) -> int:
         known = fuzz.covered(cases.load_paths([DEFAULT_CASES]))
     else:
         print(f"no {DEFAULT_CASES}/ folder here: fuzzing with no divergence counted as covered (--cases names case files)")
-    outcome = fuzz.run(args.budget, args.seed, args.out, known)
+    specs = user.parse(args.variant)
+    with user.activated(specs):
+        user.check(specs)
+        outcome = fuzz.run(args.budget, args.seed, args.out, known)
     print(
         f"fuzz seed {outcome['seed']}: {outcome['evaluations']} cases evaluated in {outcome['seconds']} s "
         f"({outcome['per_second']:.1f} cases/s); {len(known)} divergence kinds covered by the case files, "

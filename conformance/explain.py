@@ -14,14 +14,15 @@ from typing import Any
 
 import numpy as np
 
-from conformance import losses, reference, registry
+from conformance import adapters, losses, reference, registry, user
 from conformance.cases import Case
 from conformance.compare import difference, groups, tolerance
 from conformance.records import CaseRecord, Comparison, Explanation, KnobDifference, Result, ShownRecipe, result_of
 
 
 def explain(case: Case, results: Mapping[str, Result], comparison: Comparison) -> tuple[Explanation, ...]:
-    """An explanation for each pair of native default variants that land in different groups."""
+    """An explanation for each pair of native default variants that land in different groups, and for
+    each pair (native default variant, user's function) that does (`fitted`)."""
     if len(comparison.groups) < 2:
         return ()
     group_of = {key: i for i, group in enumerate(comparison.groups) for key in group}
@@ -32,7 +33,105 @@ def explain(case: Case, results: Mapping[str, Result], comparison: Comparison) -
         for b in present[i + 1 :]:
             if group_of[a] != group_of[b]:
                 out.append(_pair(model, a, b, results, comparison.tolerance))
+    for b in sorted(k for k in user.keys() if k in group_of):
+        for a in present:
+            if group_of[a] != group_of[b]:
+                out.append(fitted(model, a, b, results, comparison.tolerance))
     return tuple(out)
+
+
+# ---------------------------------------------------------------- a user's function: the knobs that fit it
+
+
+def fitted(model: Model, a: str, b: str, results: Mapping[str, Result], tol: dict[str, float]) -> Explanation:
+    """Why the user's function `b` differs from the default variant `a`: the knob settings of the model
+    that reproduce b's loss and gradient on this case (a fit: a's documented point, then every
+    single-knob switch from it and from b's own framework's documented point, then pairs of switches
+    from a's), and the knobs on which the fit differs from a's documented ones, in the words of the
+    other explanations. Where nothing fits, the closest setting and its distance."""
+    knobs_a = _knobs(results[a])
+    if knobs_a is None:
+        return Explanation(a, b, (), f"{b} vs {a}: {a} documents no formula for this case, so there is nothing to fit {b} to.")
+    target = results[b]
+    own = results.get(adapters.framework_of(b))
+    knobs_own = _knobs(own) if own is not None else None
+    starts = [knobs_a] + ([knobs_own] if knobs_own is not None and knobs_own != knobs_a else [])
+    best: tuple[float, reference.Knobs] | None = None
+    found = None
+    for knobs in _candidates(model, starts):
+        try:
+            outcome = model(knobs)
+        except Exception:  # a combination the family cannot evaluate is no candidate
+            continue
+        loss = difference(outcome.loss, target.loss, **tol)
+        grad = difference(outcome.grad, target.grad, **tol) if target.grad is not None else None
+        if loss.agree and (grad is None or grad.agree):
+            found = knobs
+            break
+        distance = loss.max_abs if np.isfinite(loss.max_abs) else float("inf")
+        if best is None or distance < best[0]:
+            best = (distance, knobs)
+    chosen = found if found is not None else (best[1] if best is not None else knobs_a)
+    differences = knob_differences(model.case, knobs_a, chosen, model)
+    moving = [k for k in differences if k.effect is None or k.effect > 0] or differences
+    fit = {"knobs": {k.knob: k.b for k in moving}, "exact": found is not None}
+    if found is None:
+        fit["distance"] = best[0] if best is not None else None
+    return Explanation(a, b, tuple(moving), _fit_text(model, a, b, knobs_a, chosen, moving, fit), fit=fit)
+
+
+def _candidates(model: Model, starts: list[reference.Knobs]) -> Iterable[reference.Knobs]:
+    """Knob points, fewest changes from the first start first: the starts, single switches, then pairs
+    of switches (of the knobs the case reads) from the first."""
+    seen: set[reference.Knobs] = set()
+
+    def new(knobs: reference.Knobs) -> bool:
+        if knobs in seen:
+            return False
+        seen.add(knobs)
+        return True
+
+    yield from (k for k in starts if new(k))
+    names = [f.name for f in fields(reference.Knobs)]
+    for start in starts:
+        for name in names:
+            for value in _alternatives(name, getattr(start, name)):
+                if new(knobs := start.switched(name, value)):
+                    yield knobs
+    try:
+        read = sorted(model(starts[0]).read)
+    except Exception:
+        return
+    for i, first in enumerate(read):
+        for second in read[i + 1 :]:
+            for v1 in _alternatives(first, getattr(starts[0], first)):
+                for v2 in _alternatives(second, getattr(starts[0], second)):
+                    if new(knobs := starts[0].switched(first, v1).switched(second, v2)):
+                        yield knobs
+
+
+def _fit_text(
+    model: Model, a: str, b: str, knobs_a: reference.Knobs, chosen: reference.Knobs, moving: list[KnobDifference], fit: dict[str, Any]
+) -> str:
+    settings = ", ".join(f"{k.knob} = {k.b!r}" for k in moving) or f"{a}'s documented knobs"
+    if not moving:
+        head = f"{b} vs {a}: {b} follows {a}'s documented semantics here; {a} itself differs from them (see its off-doc flag)"
+        return head + ("." if fit["exact"] else f"; no knob setting reproduces {b} (closest: {settings}, {fit['distance']:.6g} away).")
+    mine, theirs = model(chosen), model(knobs_a)
+    parts = []
+    for k in moving:
+        if k.knob == "denominator" and mine.denominator is not None and theirs.denominator is not None:
+            parts.append(
+                f"{b} {_phrase(k.knob, k.b)} = {mine.denominator:g}; {a} divides by {_describe(k.knob, k.a)} = {theirs.denominator:g}"
+            )
+        else:
+            parts.append(f"{b} {_phrase(k.knob, k.b)}; {a} {_phrase(k.knob, k.a)}")
+    if fit["exact"]:
+        return f"{b} vs {a}: " + "; ".join(parts) + f" (fit: {settings} reproduces {b}'s loss and gradient)."
+    return (
+        f"{b} vs {a}: no knob setting reproduces {b}; the closest, {settings}, is {fit['distance']:.6g} away in the loss "
+        f"(there {'; '.join(parts)})."
+    )
 
 
 class Model:

@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, Phase, find, settings
 from hypothesis import strategies as st
 from hypothesis.errors import NoSuchExample
 
-from conformance import adapters, cases, explain, registry, runner
+from conformance import adapters, cases, explain, registry, runner, user
 from conformance.errors import ConformanceError
 from conformance.pipeline import Pipeline
 from conformance.records import CaseRecord
@@ -108,7 +108,7 @@ def run(budget: float, seed: int, out: Path, known: set[tuple[str, str, str]], t
     written: list[Path] = []
     started = time.monotonic()
     keys = list(registry.frameworks())
-    with Pipeline(runner.plan(keys, keys), timeout) as pipeline:
+    with Pipeline(runner.plan(keys, keys + sorted(user.keys())), timeout) as pipeline:  # and the user's functions (--variant)
         pipeline.evaluate(to_case({"id": "warmup", "logits": [[0.0, 1.0]], "labels": [0]}))  # type: ignore[arg-type]
         fuzzer = Fuzzer(pipeline, set(known), time.monotonic() + budget)
         loop_started = time.monotonic()

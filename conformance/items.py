@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from conformance import adapters, baseline, cases, registry, service
+from conformance import adapters, baseline, cases, registry, service, user
 from conformance.cli import check_keys, selection
 from conformance.digits import number
 from conformance.errors import ConformanceError
@@ -153,6 +153,12 @@ class State:
         self.baseline_path = Path(path) if path else None
         if config.getoption("conformance_max_elements") is not None:
             cases.MAX_ELEMENTS = config.getoption("conformance_max_elements")
+        # The user's functions (--conformance-variant) are this session's, until `finish`; checked once,
+        # by the process that runs the frameworks (not by each xdist worker).
+        specs = user.parse(config.getoption("conformance_variant"))
+        user.activate(specs)
+        if specs and self.workerinput is None and not config.option.collectonly:
+            user.check(specs)
         if any(self.chosen):
             selection(*self.chosen)  # a bad value is one usage error before anything runs
         if self.baseline_path is not None:
@@ -225,6 +231,7 @@ class State:
             self.service.close()
         if self.pipeline is not None:
             self.pipeline.close()
+        user.activate(())
         if self.pipeline is None or self.outputs is None:
             return []
         head = self.outputs.finish(self.pipeline.head({"runner": "pytest"}))

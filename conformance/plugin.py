@@ -29,6 +29,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--conformance-timeout", type=float, default=120.0, help="seconds one case may take in a worker")
     group.addoption("--conformance-baseline", default=None, help="fail items whose values moved since this baseline file")
     group.addoption(
+        "--conformance-variant",
+        action="append",
+        default=None,
+        metavar="KEY=MODULE:FUNCTION",
+        help="run your own loss function as the result key KEY (FRAMEWORK:NAME), in that framework's worker (repeatable)",
+    )
+    group.addoption(
         "--conformance-max-elements", type=int, default=None, help="numbers any one array of a case may hold (default 10,000,000)"
     )
     parser.addini(
@@ -42,7 +49,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     """Options given are checked now (a bad one is one usage error); nothing else happens until a case
     file is collected, so a project without case files pays nothing for this plugin."""
-    if not any(config.getoption(o) for o in ("conformance_frameworks", "conformance_only", "conformance_baseline")):
+    if not any(config.getoption(o) for o in ("conformance_frameworks", "conformance_only", "conformance_baseline", "conformance_variant")):
         return  # nothing given to check; the state is made with the first case file
     _state(config)
 

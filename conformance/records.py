@@ -179,7 +179,10 @@ class ShownRecipe:
 @dataclass(frozen=True)
 class Explanation:
     """Why two default variants land in different groups: the knobs that move them, in words, and the
-    recipe (b's native code reproducing a), or why there is none (`no_recipe`)."""
+    recipe (b's native code reproducing a), or why there is none (`no_recipe`). For a user's function
+    (`--variant`, b), `fit`: the knob settings of the model that reproduce its values on the case
+    (`knobs`: those set otherwise than a's documented ones; `exact`: whether they reproduce loss and
+    gradient within tolerance, else the closest found and its `distance`, the largest loss difference)."""
 
     a: str
     b: str
@@ -187,6 +190,7 @@ class Explanation:
     text: str
     recipe: ShownRecipe | None = None
     no_recipe: str | None = None
+    fit: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         out = {
@@ -198,6 +202,8 @@ class Explanation:
         }
         if self.no_recipe is not None:
             out["no_recipe"] = self.no_recipe
+        if self.fit is not None:
+            out["fit"] = self.fit
         return out
 
 

@@ -36,7 +36,7 @@ from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from conformance import adapters
+from conformance import adapters, user
 from conformance.cases import Case
 from conformance.reference import Knobs
 
@@ -514,7 +514,7 @@ class _Worker:
 
     def __init__(self, framework: str, events: queue.Queue[tuple[Any, ...]], generation: int) -> None:
         self.stderr = tempfile.TemporaryFile()
-        env = {**os.environ, **WORKER_ENV}
+        env = {**os.environ, **WORKER_ENV, **user.environment(framework)}
         self.process = subprocess.Popen(
             [sys.executable, "-m", "conformance.worker", framework],
             stdin=subprocess.PIPE,

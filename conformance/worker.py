@@ -7,6 +7,8 @@ process: `import tensorflow; import paddle` in one process segfaults.
 It answers `("ready", versions, seconds)` once imported, then each message in order:
 `("case", index, case, keys)` -> `("result", index, results by key)` (keys None: every variant);
 `("recipes", index, case, {target: knobs})` -> `("recipes", index, recipes by target)`.
+The user's functions given with `--variant` come in the environment (`conformance.user.ENV`) and run
+after the framework's own variants.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from conformance import adapters, registry
+from conformance import adapters, registry, user
 from conformance.adapters import Unsupported, Variant
 from conformance.cases import Case
 from conformance.reference import Knobs, evaluate
@@ -37,6 +39,7 @@ def main(framework: str) -> None:
     exec(module.SETUP, namespace)
     send(out, ("ready", module.version(), time.perf_counter() - started))
     compiled: dict[str, Any] = {}
+    own = list(module.VARIANTS) + user.from_environment()  # the user's functions (`--variant`) after the native ones
     while True:
         try:
             message = pickle.load(inp)
@@ -51,7 +54,7 @@ def main(framework: str) -> None:
             continue
         results = {
             v.key: run_variant(v, case, module, namespace, compiled, per_case)
-            for v in adapters.for_case(module.VARIANTS, case)
+            for v in adapters.for_case(own, case)
             if detail is None or v.key in detail
         }
         send(out, ("result", index, results))
@@ -95,6 +98,11 @@ def run_variant(
     except Unsupported as exc:
         result.update(status="unsupported", message=str(exc))
         return result
+    except Exception as exc:  # a user's module that fails to import here (it passed the check up front)
+        if variant.module is None:
+            raise
+        result.update(status="error", message=_error_message(exc) + user.where(exc, variant.module))
+        return result
     code = _compiled(compiled, body, f"<{variant.key}>")
     scope = dict(namespace, case=case, **per_case.arrays)
     started = time.perf_counter()
@@ -104,7 +112,7 @@ def run_variant(
         grad = scope.get("grad")
         result["grad"] = None if grad is None else module.to_numpy(grad)[0]
     except Exception as exc:  # the framework's own error is the finding
-        result.update(status="error", message=_error_message(exc))
+        result.update(status="error", message=_error_message(exc) + (user.where(exc, variant.module) if variant.module else ""))
         return result
     finally:
         result["seconds"] = time.perf_counter() - started

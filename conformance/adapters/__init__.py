@@ -35,6 +35,8 @@ class Variant:
     knobs: the point of the reference model this API's documentation describes for the case, or None
         where the documentation gives no formula (then no documented-formula check is made).
     losses: the loss families the API computes; it is not run on others.
+    module: for a user's function run as a variant (`conformance.user`), its module: an error is
+        reported with the line of that module it came from.
     """
 
     key: str
@@ -42,6 +44,7 @@ class Variant:
     build: Callable[[Case], str]
     knobs: Callable[[Case], Knobs | None]
     losses: tuple[str, ...] = ("softmax_cross_entropy",)
+    module: str | None = None
 
 
 def variants(framework: str) -> list[Variant]:
@@ -55,8 +58,10 @@ def setup(framework: str) -> str:
 
 
 def known_keys() -> set[str]:
-    """Every result key a case expectation may name."""
-    return {v.key for name in registry.frameworks() for v in variants(name)}
+    """Every result key a case expectation may name (the user's functions of this run included)."""
+    from conformance import user
+
+    return {v.key for name in registry.frameworks() for v in variants(name)} | user.keys()
 
 
 def framework_of(key: str) -> str:

@@ -7,6 +7,8 @@ Softmax: `nn.CrossEntropyLoss` (default), the `one_hot` + `label_smooth` + `soft
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from conformance.adapters import Unsupported, Variant, kwargs, moved, native_reduction
 from conformance.cases import Case
 from conformance.reference import Knobs, mean_denominator, recipe_source
@@ -253,6 +255,19 @@ def recipe(case: Case, knobs: Knobs) -> str | None:
     lines.append("loss = -(paddle.to_tensor(T.astype(x.dtype)) * log_p).sum(axis=-1)")
     reduce = {"none": [], "sum": ["loss = loss.sum()"]}.get(case.reduction, ["loss = loss.sum() / D"])
     return "\n".join(lines + reduce)
+
+
+def user_body(case: Case, call: Callable[[str, str, Callable[[str], str]], str]) -> str:
+    """A user's function run as a variant (`conformance.user`): the predictions as the default variant
+    gets them (class axis last), tracked for gradients (w.r.t. the case's layout); the targets (class
+    indices; probabilities classes last; binary targets); `call` writes the import and the call."""
+    if case.labels is not None:
+        target = "paddle.to_tensor(y)" if case.family.INDEX_LABELS else _tensor("y", case)
+    else:
+        target = _soft_target(case) if case.family.CLASS_AXIS is not None else _tensor("t", case)
+    return "\n".join(
+        _head(case) + [call(_inputs(case), target, lambda name: _tensor(name, case)), f"grad, = paddle.grad(loss.sum(), {_leaf(case)})"]
+    )
 
 
 VARIANTS = [

@@ -8,6 +8,8 @@ are given the case dtype (`dtype=`), since they otherwise compute in float32.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from conformance.adapters import Unsupported, Variant, kwargs, moved
 from conformance.cases import Case
 from conformance.reference import Knobs, mean_denominator, recipe_source
@@ -454,6 +456,18 @@ def recipe(case: Case, knobs: Knobs) -> str | None:
     lines.append(f"loss = -tf.reduce_sum(tf.constant(T, dtype=logits.dtype) * tf.nn.log_softmax({inputs}), axis=-1)")
     reduce = {"none": [], "sum": ["loss = tf.reduce_sum(loss)"]}.get(case.reduction, ["loss = tf.reduce_sum(loss) / D"])
     return "\n".join(lines + reduce)
+
+
+def user_body(case: Case, call: Callable[[str, str, Callable[[str], str]], str]) -> str:
+    """A user's function run as a variant (`conformance.user`): the predictions as the default variant
+    gets them (classes last), watched by the tape (the gradient is w.r.t. the case's layout); the targets
+    (class indices; probabilities classes last; binary targets); `call` writes the import and the call."""
+    if case.labels is not None:
+        target = "tf.constant(y)" if case.family.INDEX_LABELS else _tensor("y", case)
+    else:
+        target = _soft(case) if case.family.CLASS_AXIS is not None else _tensor("t", case)
+    body = call(_inputs(case), target, lambda name: _tensor(name, case))
+    return "\n".join(_head(case) + ["    " + line for line in body.splitlines()] + _tail(case))
 
 
 VARIANTS = [

@@ -8,6 +8,8 @@ torch has no per-sample weights and none of TensorFlow's reductions: those run a
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from conformance.adapters import Unsupported, Variant, batch_shape, kwargs, native_reduction
 from conformance.cases import Case
 from conformance.reference import Knobs, mean_denominator, recipe_source
@@ -233,6 +235,16 @@ def _recipe_reduction(case: Case) -> list[str]:
     if case.reduction == "sum":
         return ["loss = loss.sum()"]
     return ["loss = loss.sum() / D"]
+
+
+def user_body(case: Case, call: Callable[[str, str, Callable[[str], str]], str]) -> str:
+    """A user's function run as a variant (`conformance.user`): the predictions as the default variant
+    gets them (class axis 1), tracked for gradients; the targets (class indices, or probabilities / binary
+    targets in the case dtype); `call` writes the import and the call; the gradient by autograd."""
+    return "\n".join(
+        _head(case, log_of_probs=False)
+        + [call(_leaf(case), _target(case), lambda name: _tensor(name, case)), f"grad, = torch.autograd.grad(loss.sum(), {_leaf(case)})"]
+    )
 
 
 VARIANTS = [
