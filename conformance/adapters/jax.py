@@ -16,7 +16,7 @@ import functools
 import re
 from importlib import metadata
 
-from conformance.adapters import Unsupported, Variant, kwargs, moved
+from conformance.adapters import Unsupported, Variant, moved
 from conformance.adapters import tensorflow as keras_docs  # pure Python: Keras's documented knobs, shared
 from conformance.cases import Case
 from conformance.reference import Knobs, mean_denominator, recipe_source
@@ -243,10 +243,6 @@ def binary_documented(case: Case) -> Knobs:
 # ---------------------------------------------------------------- Keras 3 on the JAX backend
 
 
-def _keras_dtype(case: Case) -> str | None:
-    return None if case.dtype == "float32" else repr(case.dtype)
-
-
 def _keras_weights(case: Case, mask: bool) -> str | None:
     """As the tensorflow key: sample weight x class weight of the hard label (argmax for soft labels) x
     the non-ignored mask (left out where ignore_class masks)."""
@@ -279,28 +275,14 @@ def _keras_call(case: Case, cls: str, options: str, target: str, weights: str | 
     return lines
 
 
-def _keras_reduction(case: Case) -> str:
-    return '"none"' if case.reduction == "sum_by_nonzero_weights" else keras_docs.KERAS_REDUCTIONS[case.reduction]
-
-
 def keras_api(case: Case) -> str:
     head = [KERAS_HEAD, f"{_leaf(case)} = {_array('x', case)}"]
     sparse = case.labels is not None and not case.label_smoothing
     if sparse:
-        options = kwargs(
-            ("from_logits", repr(case.from_logits)),
-            ("ignore_class", case.ignore_index),
-            ("reduction", _keras_reduction(case)),
-            ("dtype", _keras_dtype(case)),
-        )
+        options = keras_docs.keras_options(case, "SparseCategoricalCrossentropy")
         call = _keras_call(case, "SparseCategoricalCrossentropy", options, "y", _keras_weights(case, False), _keras_weights(case, True))
         return "\n".join(head + call + _grad(case))
-    options = kwargs(
-        ("from_logits", repr(case.from_logits)),
-        ("label_smoothing", case.label_smoothing or None),
-        ("reduction", _keras_reduction(case)),
-        ("dtype", _keras_dtype(case)),
-    )
+    options = keras_docs.keras_options(case, "CategoricalCrossentropy")
     if case.labels is None:
         head.append(f"t_ = {_array('np.moveaxis(t, 1, -1)' if moved(case) else 't', case)}")
         target = "t_"
@@ -318,18 +300,8 @@ def keras_documented(case: Case) -> Knobs | None:
 
 
 def keras_binary(case: Case) -> str:
-    if case.pos_weight is not None:
-        raise Unsupported("Keras BinaryCrossentropy has no pos_weight (optax has none either)")
-    if case.weight is not None:
-        raise Unsupported("Keras BinaryCrossentropy averages the last axis before sample_weight applies: no per-element weight")
-    if case.sample_weight is not None and case.predictions.ndim < 2:
-        raise Unsupported("Keras BinaryCrossentropy makes one value of a 1-D batch: no per-sample axis for sample_weight")
-    options = kwargs(
-        ("from_logits", repr(case.from_logits)),
-        ("label_smoothing", case.label_smoothing or None),
-        ("reduction", _keras_reduction(case)),
-        ("dtype", _keras_dtype(case)),
-    )
+    keras_docs.check_binary_keras(case, "optax has none either")
+    options = keras_docs.keras_options(case, "BinaryCrossentropy")
     target = _array("y" if case.labels is not None else "t", case)
     weights = None
     if case.sample_weight is not None:

@@ -131,6 +131,29 @@ def _keras_dtype(case: Case) -> str | None:
     return None if case.dtype == "float32" else repr(case.dtype)
 
 
+def keras_options(case: Case, loss: str) -> str:
+    """The arguments of Keras's loss class `loss` for the case, whatever the backend (TensorFlow here,
+    JAX in the jax adapter): Keras 3 takes the same ones on every backend."""
+    return kwargs(
+        ("from_logits", repr(case.from_logits)),
+        ("ignore_class", case.ignore_index if loss == "SparseCategoricalCrossentropy" else None),
+        ("label_smoothing", case.label_smoothing or None if loss != "SparseCategoricalCrossentropy" else None),
+        ("reduction", _keras_reduction(case)),
+        ("dtype", _keras_dtype(case)),
+    )
+
+
+def check_binary_keras(case: Case, instead: str) -> None:
+    """What Keras's BinaryCrossentropy cannot express, on every backend (`instead`: where the
+    framework's users go for a pos_weight)."""
+    if case.pos_weight is not None:
+        raise Unsupported(f"Keras BinaryCrossentropy has no pos_weight ({instead})")
+    if case.weight is not None:
+        raise Unsupported("Keras BinaryCrossentropy averages the last axis before sample_weight applies: no per-element weight")
+    if case.sample_weight is not None and case.predictions.ndim < 2:
+        raise Unsupported("Keras BinaryCrossentropy makes one value of a 1-D batch: no per-sample axis for sample_weight")
+
+
 def _keras_call(case: Case, cls: str, options: str, target: str, weights: str | None, counted: str | None) -> list[str]:
     """A Keras loss call with `weights` as sample_weight. Keras has no sum_by_nonzero_weights: that one
     is reduction='none', then / the number of non-zero `counted` weights, by hand."""
@@ -157,24 +180,14 @@ def keras_api(case: Case) -> str:
 
 
 def sparse_keras(case: Case) -> str:
-    options = kwargs(
-        ("from_logits", repr(case.from_logits)),
-        ("ignore_class", case.ignore_index),
-        ("reduction", _keras_reduction(case)),
-        ("dtype", _keras_dtype(case)),
-    )
+    options = keras_options(case, "SparseCategoricalCrossentropy")
     weights = _position_weights(case, mask=False)
     call = _keras_call(case, "SparseCategoricalCrossentropy", options, "y", weights, _position_weights(case))
     return "\n".join(_head(case) + call + _tail(case))
 
 
 def categorical_keras(case: Case, smoothed_weight: bool = False) -> str:
-    options = kwargs(
-        ("from_logits", repr(case.from_logits)),
-        ("label_smoothing", case.label_smoothing or None),
-        ("reduction", _keras_reduction(case)),
-        ("dtype", _keras_dtype(case)),
-    )
+    options = keras_options(case, "CategoricalCrossentropy")
     target = _soft(case) if case.labels is None else _one_hot(case)
     lines = _head(case)
     if smoothed_weight:
@@ -197,18 +210,8 @@ def smoothed_weight_api(case: Case) -> str:
 
 
 def binary_keras(case: Case) -> str:
-    if case.pos_weight is not None:
-        raise Unsupported("Keras BinaryCrossentropy has no pos_weight (tf.nn.weighted_cross_entropy_with_logits has)")
-    if case.weight is not None:
-        raise Unsupported("Keras BinaryCrossentropy averages the last axis before sample_weight applies: no per-element weight")
-    if case.sample_weight is not None and case.predictions.ndim < 2:
-        raise Unsupported("Keras BinaryCrossentropy makes one value of a 1-D batch: no per-sample axis for sample_weight")
-    options = kwargs(
-        ("from_logits", repr(case.from_logits)),
-        ("label_smoothing", case.label_smoothing or None),
-        ("reduction", _keras_reduction(case)),
-        ("dtype", _keras_dtype(case)),
-    )
+    check_binary_keras(case, "tf.nn.weighted_cross_entropy_with_logits has")
+    options = keras_options(case, "BinaryCrossentropy")
     target = _tensor("y" if case.labels is not None else "t", case)
     trailing = case.predictions.ndim - 2
     weights = None
