@@ -16,8 +16,8 @@ import numpy as np
 
 from conformance import adapters, losses, reference, registry, user
 from conformance.cases import Case
-from conformance.compare import difference, groups, tolerance
-from conformance.records import CaseRecord, Comparison, Explanation, KnobDifference, Result, ShownRecipe, result_of
+from conformance.compare import difference
+from conformance.records import CaseRecord, Comparison, Explanation, KnobDifference, Result, ShownRecipe
 
 
 def explain(case: Case, results: Mapping[str, Result], comparison: Comparison) -> tuple[Explanation, ...]:
@@ -182,17 +182,10 @@ def knob_differences(case: Case, knobs_a: reference.Knobs, knobs_b: reference.Kn
     return out
 
 
-def recipe_requests(case: Case, answers: dict[str, dict[str, Any]]) -> dict[str, dict[str, reference.Knobs]]:
-    """The recipes the explanations will show, to be run by the workers (`answers`: the workers' raw
-    answers by result key): for each pair of native default variants that the comparison will put in
-    different groups (the same grouping, so every explained pair gets its recipe) and that document
-    different knobs, b reproducing a (b -> a -> a's knobs)."""
-    results = {k: result_of(k, a) for k, a in answers.items() if a.get("status") == "ok"}
-    return requests(results, groups(results, results, tolerance(case)))
-
-
 def requests(results: Mapping[str, Result], found: Iterable[Iterable[str]]) -> dict[str, dict[str, reference.Knobs]]:
-    """`recipe_requests` given the results and the comparison's groups (the pipeline has them already)."""
+    """The recipes the explanations will show, to be run by the workers: for each pair of native default
+    variants that the comparison put in different groups (`found`: the same grouping, so every explained
+    pair gets its recipe) and that document different knobs, b reproducing a (b -> a -> a's knobs)."""
     group_of = {key: i for i, group in enumerate(found) for key in group}
     present = [k for k in registry.native() if k in group_of]
     out: dict[str, dict[str, reference.Knobs]] = {}

@@ -46,14 +46,6 @@ class Counts:
         }
 
 
-def summary(cases: list[dict[str, Any]]) -> dict[str, Any]:
-    """Counts for the terminal, the report and CI."""
-    counts = Counts()
-    for case in cases:
-        counts.add(case)
-    return counts.summary()
-
-
 class Writer:
     """Writes results.json as cases complete: each case line goes to a part file beside it at once (an
     interrupted run keeps what was done), and `finish` puts the head, whose summary is known only then,
@@ -94,11 +86,6 @@ def write(path: Path, doc: dict[str, Any]) -> None:
     for case in doc["cases"]:
         writer.add(case)
     writer.finish({k: v for k, v in doc.items() if k not in ("cases", "summary", "schema_version")})
-
-
-def document(records: list[dict[str, Any]], versions: dict[str, str], extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """A whole document in memory (small runs and tests; runs stream through `Writer`)."""
-    return {"schema_version": SCHEMA_VERSION, "versions": versions, "summary": summary(records), **(extra or {}), "cases": records}
 
 
 def read(path: Path) -> dict[str, Any]:

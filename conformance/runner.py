@@ -135,10 +135,6 @@ class Workers:
             with contextlib.suppress(queue.Full):
                 run.outbox.put_nowait(None)  # type: ignore[arg-type]  # wakes a consumer waiting for a case
 
-    def evaluate(self, case: Case) -> Results:
-        """The results of one case, by result key."""
-        return [results for _, results in self.stream([case])][0]
-
     def close(self) -> None:
         """End every worker; all are asked first, so their exits (about a second each) overlap."""
         shards = [shard for f in self._frameworks.values() for shard in f.shards]

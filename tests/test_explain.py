@@ -45,12 +45,11 @@ FLOAT32_PRINT = 1e-6  # relative: a float32 value printed to 8 significant digit
 
 
 @pytest.fixture(scope="module")
-def ran() -> tuple[dict[str, dict], dict[str, runner.WorkerStats]]:
-    """case id -> record, from one run of the three frameworks' workers, and the workers' stats."""
+def ran() -> tuple[dict[str, CaseRecord], dict[str, runner.WorkerStats]]:
+    """case id -> record, from one run of the three frameworks through the pipeline, and the workers' stats."""
     loaded = cases.load_text(ARTICLE, "article.yaml")
-    with runner.Workers(runner.plan(list(RAN), None)) as workers:
-        found = workers.stream(loaded, explain.recipe_requests)
-        return {case.id: pipeline.build(case, results_by_key) for case, results_by_key in found}, workers.stats
+    with pipeline.Pipeline(runner.plan(list(RAN), None)) as evaluation:
+        return {case.id: record for case, record in evaluation.records(loaded)}, evaluation.workers.stats
 
 
 @pytest.fixture(scope="module")
@@ -343,5 +342,5 @@ def test_recipes_are_asked_for_exactly_the_pairs_the_comparison_separates():
     record = pipeline.build(case, answers)
     assert record.groups == (("torch", "paddle"), ("tensorflow",))
     explained = {(e.a, e.b) for e in record.explanation}
-    asked = {(a, b) for b, targets in explain.recipe_requests(case, answers).items() for a in targets}
+    asked = {(a, b) for b, targets in explain.requests(record.results, record.groups).items() for a in targets}
     assert explained == asked == {("torch", "tensorflow"), ("paddle", "tensorflow")}
