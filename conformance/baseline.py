@@ -210,7 +210,7 @@ def _knobs_explaining(case: Case, result: Result, old_loss: Any, tol: dict[str, 
     from conformance.explain import attribute
     from conformance.reference import Knobs
 
-    return tuple(attribute(case, Knobs(**result.documented.knobs), old_loss, tol))
+    return tuple(attribute(case, Knobs.of(result.documented.knobs), old_loss, tol))
 
 
 def table(reports: list[tuple[str, dict[str, Any]]]) -> str:

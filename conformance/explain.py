@@ -9,7 +9,6 @@ second framework's worker ran. Nothing here is written per case: it all follows 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import fields
 from typing import Any
 
 import numpy as np
@@ -92,7 +91,7 @@ def _candidates(model: Model, starts: list[reference.Knobs]) -> Iterable[referen
         return True
 
     yield from (k for k in starts if new(k))
-    names = [f.name for f in fields(reference.Knobs)]
+    names = reference.knob_names()
     for start in starts:
         for name in names:
             for value in _alternatives(name, getattr(start, name)):
@@ -175,7 +174,7 @@ def knob_differences(case: Case, knobs_a: reference.Knobs, knobs_b: reference.Kn
     model = model or Model(case)
     base = model(knobs_a)
     out = []
-    for knob in (f.name for f in fields(reference.Knobs)):
+    for knob in reference.knob_names():
         if getattr(knobs_a, knob) != getattr(knobs_b, knob):
             effect = _effect(base.loss, model(knobs_a.switched(knob, getattr(knobs_b, knob))).loss) if knob in base.read else 0.0
             out.append(KnobDifference(knob, getattr(knobs_a, knob), getattr(knobs_b, knob), effect))
@@ -208,7 +207,7 @@ def signature(record: CaseRecord | None) -> set[tuple[str, str, str]]:
 
 
 def _knobs(result: Result) -> reference.Knobs | None:
-    return reference.Knobs(**result.documented.knobs) if result.documented is not None else None
+    return reference.Knobs.of(result.documented.knobs) if result.documented is not None else None
 
 
 def _effect(base: np.ndarray, switched: np.ndarray) -> float | None:
@@ -275,22 +274,22 @@ def attribute(case: Case, knobs: reference.Knobs, old_loss: Any, tol: dict[str, 
     model = Model(case)
     now = model(knobs)
     found = []
-    for f in fields(reference.Knobs):
-        current = getattr(knobs, f.name)
-        for value in _alternatives(f.name, current):
+    for name in reference.knob_names():
+        current = getattr(knobs, name)
+        for value in _alternatives(name, current):
             try:
-                outcome = model(knobs.switched(f.name, value))
+                outcome = model(knobs.switched(name, value))
             except (ValueError, TypeError):
                 continue
             if not difference(outcome.loss, old_loss, **tol).agree:
                 continue
-            if f.name == "denominator" and outcome.denominator is not None and now.denominator is not None:
+            if name == "denominator" and outcome.denominator is not None and now.denominator is not None:
                 found.append(
-                    f"denominator: the baseline's mean divided by {_describe(f.name, value)} = {outcome.denominator:g}; "
-                    f"this run's by {_describe(f.name, current)} = {now.denominator:g}"
+                    f"denominator: the baseline's mean divided by {_describe(name, value)} = {outcome.denominator:g}; "
+                    f"this run's by {_describe(name, current)} = {now.denominator:g}"
                 )
             else:
-                found.append(f"{f.name} was {value!r} (now {current!r}): {_phrase(f.name, value)}")
+                found.append(f"{name} was {value!r} (now {current!r}): {_phrase(name, value)}")
             break
     return found
 

@@ -13,7 +13,8 @@ the reductions. Each family evaluates itself (`conformance.losses`: `evaluate`, 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -57,6 +58,9 @@ class Knobs:
     log_clamp: binary cross-entropy on probabilities clamps each log at -log_clamp (torch, paddle: 100).
     last_axis_mean: binary cross-entropy averages the last axis into one value per sample before
         weighting and reducing (Keras), instead of reducing elements directly.
+    own: the knobs a loss family adds for itself (its `KNOBS`: name -> default, e.g. focal loss's
+        class balancing), as sorted (name, value) pairs; read as attributes like the shared ones, a
+        family knob not set here reads as its family's default. Build with `Knobs.of`.
     """
 
     weight_mode: WeightMode = "per_class"
@@ -70,13 +74,53 @@ class Knobs:
     weights_as_sample_weights: bool = False
     log_clamp: float | None = None
     last_axis_mean: bool = False
+    own: tuple[tuple[str, Any], ...] = ()
+
+    @classmethod
+    def of(cls, values: Mapping[str, Any] | None = None, **more: Any) -> Knobs:
+        """Knobs from names and values, shared and family knobs alike (what `as_dict` gives back)."""
+        given = {**(values or {}), **more}
+        shared = {k: v for k, v in given.items() if k in _SHARED}
+        unknown = set(given) - _SHARED - set(family_knobs())
+        if unknown:
+            raise TypeError(f"unknown knobs: {', '.join(sorted(unknown))}")
+        return cls(**shared, own=tuple(sorted((k, v) for k, v in given.items() if k not in _SHARED)))
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") or name == "own":
+            raise AttributeError(name)
+        own = dict(self.own)
+        if name in own:
+            return own[name]
+        defaults = family_knobs()
+        if name in defaults:
+            return defaults[name]
+        raise AttributeError(f"no knob {name!r}")
 
     def as_dict(self) -> dict[str, object]:
-        return dict(vars(self))
+        """Every knob set, shared and family knobs flat (`Knobs.of` reads it back)."""
+        return {**{k: v for k, v in vars(self).items() if k != "own"}, **dict(self.own)}
 
     def switched(self, knob: str, value: Any) -> Knobs:
         """These knobs with one of them set otherwise."""
-        return replace(self, **{knob: value})
+        if knob in _SHARED:
+            return replace(self, **{knob: value})
+        return Knobs.of(self.as_dict(), **{knob: value})
+
+
+_SHARED = frozenset(f.name for f in fields(Knobs)) - {"own"}
+
+
+def family_knobs() -> dict[str, Any]:
+    """Every loss family's own knobs (`KNOBS`) and their defaults."""
+    from conformance import losses
+
+    return losses.knobs()
+
+
+def knob_names() -> list[str]:
+    """The shared knobs, then every family's own, in the order explanations try them."""
+    return [f.name for f in fields(Knobs) if f.name != "own"] + list(family_knobs())
 
 
 # What a framework does at the values of the knobs every cross-entropy family reads, in the words of an

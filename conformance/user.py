@@ -59,10 +59,10 @@ _active: tuple[Spec, ...] = ()
 def parse(texts: list[str] | None) -> tuple[Spec, ...]:
     """`KEY=MODULE:FUNCTION` strings as specs; a malformed one, an unknown framework or a key that is
     already a variant's is a usage error."""
-    from conformance import registry
+    from conformance import adapters, registry
 
     out: list[Spec] = []
-    native = {v.key for name in registry.frameworks() for v in registry.framework(name).VARIANTS}
+    native = {v.key for name in registry.frameworks() for v in adapters.variants(name)}
     for text in texts or []:
         key, eq, target = text.partition("=")
         module, colon, function = target.rpartition(":")

@@ -39,7 +39,7 @@ def main(framework: str) -> None:
     exec(module.SETUP, namespace)
     send(out, ("ready", module.version(), time.perf_counter() - started))
     compiled: dict[str, Any] = {}
-    own = list(module.VARIANTS) + user.from_environment()  # the user's functions (`--variant`) after the native ones
+    own = adapters.variants(framework) + user.from_environment()  # the user's functions (`--variant`) after the native ones
     while True:
         try:
             message = pickle.load(inp)

@@ -732,3 +732,22 @@ def test_paddle_issue_47813_kdim_weighted_smoothing():
     torch_value = float(reference.evaluate(case, torch_adapter.documented(case)).loss)
     assert torch_value == pytest.approx(float(torch_formula(case)), rel=1e-12)
     assert torch_value == pytest.approx(1.59971, abs=1e-5)
+
+
+def test_a_family_adds_its_own_knobs_read_as_attributes_with_their_default(monkeypatch):
+    """`Knobs.own`: a loss family's knobs (its KNOBS) travel with the shared ones, through as_dict and
+    back, and a family knob not set reads as its family's default."""
+    from conformance import losses
+
+    monkeypatch.setattr(losses, "knobs", lambda: {"balancing": "none", "normalizer": 1.0})
+    knobs = Knobs.of(denominator="positions", balancing="alpha")
+    assert (knobs.denominator, knobs.balancing, knobs.normalizer) == ("positions", "alpha", 1.0)
+    assert Knobs.of(knobs.as_dict()) == knobs
+    assert knobs.switched("normalizer", 2.0).normalizer == 2.0
+    assert knobs.switched("normalizer", 2.0).balancing == "alpha"
+    assert knobs.switched("denominator", "valid_count").own == knobs.own
+    assert reference.knob_names()[-2:] == ["balancing", "normalizer"]
+    with pytest.raises(TypeError, match="unknown knobs: gamma"):
+        Knobs.of(gamma=2.0)
+    with pytest.raises(AttributeError):
+        _ = knobs.gamma

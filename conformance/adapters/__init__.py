@@ -48,8 +48,11 @@ class Variant:
 
 
 def variants(framework: str) -> list[Variant]:
-    """The variants of a framework, without importing the framework itself."""
-    return list(registry.framework(framework).VARIANTS)
+    """The variants of a framework, without importing the framework itself: its module's own, then
+    those each loss family brings for it (a family added after the framework carries its native calls
+    in its own module: `variants(framework)` in `conformance.losses`)."""
+    brought = [v for family in registry.losses().values() if hasattr(family, "variants") for v in family.variants(framework)]
+    return list(registry.framework(framework).VARIANTS) + brought
 
 
 def setup(framework: str) -> str:

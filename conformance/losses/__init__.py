@@ -34,6 +34,10 @@ The protocol: module attributes every family provides (`typing.Protocol` would o
     evaluate(case, knobs) -> Outcome
                               the float64 loss and its gradient w.r.t. the predictions at `knobs`; every knob
                               it may read is read as an attribute of `knobs` (the caller records which).
+    KNOBS: dict[str, Any]     optional; the family's own knobs of the reference model and their
+                              defaults (`reference.Knobs.own`: focal loss's class balancing), for
+                              what the shared knobs do not cover. Read as `knobs.<name>` in evaluate;
+                              documented points set them with `Knobs.of(..., name=value)`.
     PHRASES: dict             knob -> value -> what a framework with that value does ("divides the mean by the
                               number of positions"), for the knobs and values the family reads.
     ALTERNATIVES: dict        knob -> the values it can take for this family (the values a moved baseline
@@ -41,6 +45,11 @@ The protocol: module attributes every family provides (`typing.Protocol` would o
     recipe_source(case, knobs) -> list[str] | None
                               optional; NumPy lines building the soft target `T` and denominator `D` that
                               reproduce `knobs` through any framework's soft-label cross-entropy.
+    variants(framework) -> list[Variant]
+                              optional; the family's native calls in a framework (`adapters.Variant`,
+                              the framework module's helpers may be used): a family that arrives after
+                              a framework brings that framework's APIs for it in its own module(s),
+                              instead of an edit of the framework module. [] for a framework it has none for.
     strategy() -> SearchStrategy[dict]
                               hypothesis strategy of case specs as written in YAML (`id` "fuzz"; `loss`
                               unless the family is the default), simplest values first so shrinking ends at
@@ -176,6 +185,11 @@ def alternatives() -> dict[str, list[Any]]:
     return _alternatives(tuple(families().values()))
 
 
+def knobs() -> dict[str, Any]:
+    """knob -> default, of the knobs families add for themselves (`KNOBS`), the first declaration of each."""
+    return _knobs(tuple(families().values()))
+
+
 @functools.cache
 def _fields(modules: tuple[ModuleType, ...]) -> dict[str, tuple[Any, Any]]:
     out: dict[str, tuple[Any, Any]] = {}
@@ -203,4 +217,13 @@ def _alternatives(modules: tuple[ModuleType, ...]) -> dict[str, list[Any]]:
         for knob, values in module.ALTERNATIVES.items():
             merged = out.setdefault(knob, [])
             merged.extend(v for v in values if v not in merged)
+    return out
+
+
+@functools.cache
+def _knobs(modules: tuple[ModuleType, ...]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for module in modules:
+        for knob, default in getattr(module, "KNOBS", {}).items():
+            out.setdefault(knob, default)
     return out
