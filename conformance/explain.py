@@ -73,10 +73,33 @@ def fitted(model: Model, a: str, b: str, results: Mapping[str, Result], tol: dic
     chosen = found if found is not None else (best[1] if best is not None else knobs_a)
     differences = knob_differences(model.case, knobs_a, chosen, model)
     moving = [k for k in differences if k.effect is None or k.effect > 0] or differences
-    fit = {"knobs": {k.knob: k.b for k in moving}, "exact": found is not None}
+    fit: dict[str, Any] = {"knobs": {k.knob: k.b for k in moving}, "exact": found is not None}
     if found is None:
         fit["distance"] = best[0] if best is not None else None
+    else:
+        fit["equivalent"] = _equivalent(model, found, moving, knobs_a, target, tol)
     return Explanation(a, b, tuple(moving), _fit_text(model, a, b, knobs_a, chosen, moving, fit), fit=fit)
+
+
+def _equivalent(
+    model: Model, found: reference.Knobs, moving: list[KnobDifference], knobs_a: reference.Knobs, target: Result, tol: dict[str, float]
+) -> dict[str, list[Any]]:
+    """For each knob of the fit, the other values that fit this case just as well (without ignored
+    positions, dividing by the non-ignored positions is dividing by all of them): the fit names them
+    all, since the case cannot tell them apart."""
+    out: dict[str, list[Any]] = {}
+    for k in moving:
+        for value in _alternatives(k.knob, k.b):
+            if value == getattr(knobs_a, k.knob):
+                continue
+            try:
+                outcome = model(found.switched(k.knob, value))
+            except Exception:  # a combination the family cannot evaluate fits nothing
+                continue
+            grad_ok = target.grad is None or difference(outcome.grad, target.grad, **tol).agree
+            if grad_ok and difference(outcome.loss, target.loss, **tol).agree:
+                out.setdefault(k.knob, []).append(value)
+    return out
 
 
 def _candidates(model: Model, starts: list[reference.Knobs]) -> Iterable[reference.Knobs]:
@@ -126,7 +149,12 @@ def _fit_text(
         else:
             parts.append(f"{b} {_phrase(k.knob, k.b)}; {a} {_phrase(k.knob, k.a)}")
     if fit["exact"]:
-        return f"{b} vs {a}: " + "; ".join(parts) + f" (fit: {settings} reproduces {b}'s loss and gradient)."
+        same = "".join(
+            f"; {k.knob} = " + ", ".join(repr(v) for v in values) + " give the same on this case"
+            for k in moving
+            if (values := fit["equivalent"].get(k.knob))
+        )
+        return f"{b} vs {a}: " + "; ".join(parts) + f" (fit: {settings} reproduces {b}'s loss and gradient{same})."
     return (
         f"{b} vs {a}: no knob setting reproduces {b}; the closest, {settings}, is {fit['distance']:.6g} away in the loss "
         f"(there {'; '.join(parts)})."

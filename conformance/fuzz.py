@@ -136,7 +136,7 @@ def write_case(out: Path, seed: int, index: int, spec: dict[str, Any], record: C
     knobs = sorted({k for _, _, k in found})
     name = f"fuzz_{seed}_{index}_{'_'.join(knobs)}"
     texts = [e.text for e in record.explanation]
-    keys = set(registry.frameworks())
+    keys = set(registry.frameworks()) | user.keys()  # the user's functions (`--variant`) keep their place in the groups
     case = {
         "id": name,
         "description": " ".join(texts) or "found by conformance fuzz",
@@ -146,5 +146,8 @@ def write_case(out: Path, seed: int, index: int, spec: dict[str, Any], record: C
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"{name}.yaml"
     header = f"# Found by `conformance fuzz --seed {seed}`: new divergence {sorted(found)}.\n"
+    named = [spec for spec in user.active() if any(spec.key in g for g in case["expect"]["groups"])]
+    if named:
+        header += "# The expected groups name your functions: run it with " + " ".join(f"--variant {s.text()}" for s in named) + ".\n"
     path.write_text(header + yaml.safe_dump({"cases": [case]}, sort_keys=False, width=110), encoding="utf-8")
     return path

@@ -10,6 +10,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import yaml
 
 from conformance import adapters, cli, user
 from conformance.errors import UsageError
@@ -74,6 +75,9 @@ def test_ports_the_readme_walkthrough(examples):
             assert set(entry["fit"]["knobs"]) == {"denominator"}
             assert "torch divides by the sum of target weights = 5" in entry["text"]
             assert entry["text"].startswith("torch:slip vs torch: torch:slip divides the mean by the number of")
+            # no position is ignored, so the non-ignored positions are all of them: the fit names both
+            assert {entry["fit"]["knobs"]["denominator"], *entry["fit"]["equivalent"]["denominator"]} >= {"valid_count", "positions"}
+            assert "give the same on this case" in entry["text"]
     assert apart == {"weighted[reduction=mean]", "weighted_smoothed[reduction=mean]"}
     # the code shown is the real call: pasted next to the module, it gives the value
     case = by_id["weighted_smoothed[reduction=mean]"]
@@ -210,6 +214,60 @@ def test_a_port_to_a_channels_last_framework(framework, tmp_path, monkeypatch):
         assert case["groups"] == [["torch", key]], case["id"]
 
 
+JAX_PORT = """\
+    import jax
+    import jax.numpy as jnp
+
+
+    def cross_entropy(logits, target, weight=None, label_smoothing=0.0, reduction="mean"):
+        log_p = jax.nn.log_softmax(logits, axis=1)
+        classes = logits.shape[1]
+        w = jnp.ones([classes], dtype=logits.dtype) if weight is None else weight
+        shape = [1, classes] + [1] * (logits.ndim - 2)
+        weighted = -log_p * w.reshape(shape)
+        hot = jnp.moveaxis(jax.nn.one_hot(target, classes, dtype=logits.dtype), -1, 1)
+        picked = jnp.sum(weighted * hot, axis=1)
+        loss = (1 - label_smoothing) * picked + label_smoothing * jnp.sum(weighted, axis=1) / classes
+        return jnp.sum(loss) / jnp.sum(hot * w.reshape(shape))
+    """
+
+
+def test_a_port_to_jax_gets_the_class_axis_where_optax_gets_it(tmp_path, monkeypatch):
+    """JAX runs a user's function under `jax.grad`: predictions with the class axis 1 (as the optax
+    default variant gets them, K-dim too), class indices as given; a faithful port joins torch, and a
+    sum divided by the number of positions (the classic slip) is apart on the weighted case only."""
+    pytest.importorskip("jax")
+    monkeypatch.chdir(tmp_path)
+    slip = JAX_PORT.replace("return jnp.sum(loss) / jnp.sum(hot * w.reshape(shape))", "return jnp.mean(loss)")
+    (tmp_path / "port.py").write_text(textwrap.dedent(JAX_PORT) + textwrap.dedent(slip).replace("def cross_entropy(", "def slip("))
+    (tmp_path / "cases.yaml").write_text(
+        textwrap.dedent(
+            """\
+            cases:
+              - id: weighted
+                logits: [[0.05, 0.95, 0], [0.1, 0.8, 0.1]]
+                labels: [1, 2]
+                weight: [1, 2, 3]
+                label_smoothing: 0.1
+              - id: kdim
+                random: {shape: [2, 3, 4], seed: 1}
+                labels: [[0, 1, 2, 1], [2, 2, 0, 1]]
+            """
+        )
+    )
+    out = tmp_path / "out"
+    argv = ["run", "cases.yaml", "--only", "torch", "--variant", "jax:mine=port:cross_entropy", "--variant", "jax:slip=port:slip"]
+    assert cli.main([*argv, "--json", str(out / "r.json"), "--html", str(out / "i.html")]) == 0
+    cases = {c["id"]: c for c in json.loads((out / "r.json").read_text())["cases"]}
+    for case in cases.values():
+        assert case["results"]["jax:mine"]["status"] == "ok", case["results"]["jax:mine"]["message"]
+        assert "from port import cross_entropy" in case["results"]["jax:mine"]["code"]
+    assert cases["weighted"]["groups"] == [["torch", "jax:mine"], ["jax:slip"]]
+    assert cases["kdim"]["groups"] == [["torch", "jax:mine", "jax:slip"]]
+    [fit] = [e for e in cases["weighted"]["explanation"] if "jax:slip" in (e["a"], e["b"])]
+    assert "denominator" in [k["knob"] for k in fit["knobs"]]
+
+
 def test_baseline_save_keeps_the_users_key(examples):
     out = examples / "base.json"
     assert cli.main(["baseline", "save", "port.yaml", "--only", "torch", *PORTS, "--out", str(out)]) == 0
@@ -217,3 +275,24 @@ def test_baseline_save_keeps_the_users_key(examples):
     # replayed against the same functions: nothing moved
     code, doc = run(examples, "port.yaml", "--only", "torch", *PORTS, "--baseline", str(out))
     assert code == 0, doc["baseline"]
+
+
+def test_fuzz_keeps_the_users_keys_in_the_cases_it_writes(examples, tmp_path):
+    """A case `fuzz --variant` writes names the user's functions in its expected groups (the slip apart on
+    a weighted mean, as the walkthrough shows), says in its header which `--variant` options run it, and
+    holds when run with them."""
+    from conformance import explain, fuzz, runner
+    from conformance.pipeline import Pipeline
+
+    spec = {"id": "fuzz", "logits": [[0.05, 0.95, 0.0], [0.1, 0.8, 0.1]], "labels": [1, 2], "weight": [1.0, 2.0, 3.0]}
+    with user.activated(user.parse(PORTS[1::2])):
+        keys = ["torch", "reference"]
+        with Pipeline(runner.plan(keys, keys + sorted(user.keys())), 120.0) as pipeline:
+            record = pipeline.evaluate(fuzz.to_case(spec))
+        path = fuzz.write_case(tmp_path, 0, 0, spec, record, explain.signature(record))
+    text = path.read_text(encoding="utf-8")
+    groups = yaml.safe_load(text)["cases"][0]["expect"]["groups"]
+    assert sorted(map(sorted, groups)) == [["reference", "torch", "torch:mine"], ["torch:slip"]]
+    assert "--variant torch:mine=my_loss:cross_entropy --variant torch:slip=my_loss:cross_entropy_slip" in text
+    code, doc = run(examples, path, *PORTS)
+    assert code == 0 and doc["cases"][0]["expectation"] == "met"

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Callable
 from importlib import metadata
 
 from conformance.adapters import Unsupported, Variant, moved
@@ -336,6 +337,21 @@ def recipe(case: Case, knobs: Knobs) -> str | None:
     lines.append(f"loss = optax.losses.softmax_cross_entropy({inputs}, jnp.asarray(T, dtype=logits.dtype))")
     reduce = {"none": [], "sum": ["loss = jnp.sum(loss)"]}.get(case.reduction, ["loss = jnp.sum(loss) / D"])
     return "\n".join(lines + reduce)
+
+
+def user_body(case: Case, call: Callable[[str, str, Callable[[str], str]], str]) -> str:
+    """A user's function run as a variant (`conformance.user`): the predictions as the default (optax)
+    variant gets them (class axis 1, as in the case), the targets (class indices; probabilities or binary
+    targets in the case dtype); `call` writes the import and the call inside the function `jax.grad`
+    differentiates, so the gradient is w.r.t. the predictions as for the native variants."""
+    leaf = _leaf(case)
+    if case.labels is not None:
+        target = "jnp.asarray(y)" if case.family.INDEX_LABELS else _array("y", case)
+    else:
+        target = _array("t", case)
+    body = call(leaf, target, lambda name: _array(name, case))
+    inner = ["    " + line for line in body.splitlines()]
+    return "\n".join([f"{leaf} = {_array('x', case)}", f"def loss_fn({leaf}):", *inner, "    return loss", *_grad(case)])
 
 
 VARIANTS = [
