@@ -67,6 +67,8 @@ class Settings:
     interval: float
     bare_env: dict[str, str]
     settle: float
+    ray_address: str | None = None
+    """With a Ray cluster's address, the suite also runs with `--engine ray` there (`--ray-nodes`)."""
 
 
 # ---------------------------------------------------------------- cases
@@ -325,6 +327,78 @@ def run_suite(folder: Path, cases_dir: Path, settings: Settings) -> tuple[dict[s
     return out, doc
 
 
+def run_suite_ray(folder: Path, cases_dir: Path, settings: Settings, local: dict[str, Any]) -> dict[str, Any]:
+    """`conformance run --engine ray` on the cluster at `settings.ray_address`, timed as a whole. The
+    actors are the cluster's processes, not the command's: their CPU shows only in the machine's
+    (`machine_cpu`: every process, other programs included). Checks the document against the local
+    engine's `local`, timings and worker details aside."""
+    json_path, html_path = folder / "suite-ray" / "results.json", folder / "suite-ray" / "index.html"
+    command = conformance_command() + ["run", str(cases_dir), "--only", KEYS, "--json", str(json_path), "--html", str(html_path)]
+    command += ["--engine", "ray", "--ray-address", str(settings.ray_address)]
+    log = folder / "suite-ray.log"
+    settle(settings.settle)
+    run = measure(command, folder, log, settings.interval)
+    _check(run, log)
+    doc = json.loads(json_path.read_text(encoding="utf-8"))
+    _all_ok(doc, log)
+    parent = run.role("parent")
+    return {
+        "wall": run.wall,
+        "tree_cpu": run.tree_cpu,
+        "machine_cpu": run.tree_cpu + run.other_cpu,
+        "parent_cpu": parent[0].cpu if parent else None,
+        "parent_mb": parent[0].hwm_kb / 1024 if parent else None,
+        "startup": {f: doc["workers"][f]["startup_seconds"][0] for f in FRAMEWORKS},
+        "nodes": len({n for f in FRAMEWORKS for n in doc["workers"][f].get("nodes", [])}),
+        "native": _native(doc),
+        "identical": _comparable(doc) == _comparable(local),
+    }
+
+
+def _comparable(doc: Any) -> Any:
+    """A results document without what may differ between runs and engines: timings, workers, date."""
+    if isinstance(doc, dict):
+        return {k: _comparable(v) for k, v in doc.items() if k not in ("seconds", "workers", "run")}
+    if isinstance(doc, list):
+        return [_comparable(v) for v in doc]
+    return "NaN" if isinstance(doc, float) and doc != doc else doc
+
+
+def start_ray_cluster(nodes: int) -> Any:
+    """A local Ray cluster of `nodes` nodes on this machine, each declaring this machine's CPUs, started
+    once before any measurement (a cluster is up before a run uses it: its start-up is not timed)."""
+    from ray.cluster_utils import Cluster
+
+    node = {"num_cpus": os.cpu_count() or 1}
+    cluster = Cluster(initialize_head=True, head_node_args={**node, "include_dashboard": False})
+    for _ in range(nodes - 1):
+        cluster.add_node(**node)
+    cluster.wait_for_nodes()
+    return cluster
+
+
+def engine_table(sizes: list[dict[str, Any]]) -> str:
+    lines = [
+        "| cases | local engine s | Ray engine s | Ray / local | Ray - local s (ms/case) | actor start-up s (torch / paddle / tf) "
+        "| nodes used | parent CPU s (local / Ray) | machine CPU s (local / Ray) | results identical |",
+        "|" + "---:|" * 10,
+    ]
+    for size in sizes:
+        runs, n = size["runs"], size["cases"]
+        if "suite_ray" not in runs[0]:
+            continue
+        local, distributed = median(runs, "suite", "wall"), median(runs, "suite_ray", "wall")
+        machine = median(runs, "suite", "tree_cpu") + median(runs, "suite", "other_load") * local
+        lines.append(
+            f"| {n:,} | {_f(local)} | {_f(distributed)} | {distributed / local:.2f} | {_f(distributed - local)} "
+            f"({(distributed - local) / n * 1000:.1f}) | {_per_fw(runs, 'suite_ray', 'startup')} | {median(runs, 'suite_ray', 'nodes')} "
+            f"| {_f(median(runs, 'suite', 'parent_cpu'))} / {_f(median(runs, 'suite_ray', 'parent_cpu'))} "
+            f"| {_f(machine)} / {_f(median(runs, 'suite_ray', 'machine_cpu'))} "
+            f"| {'yes' if all(r['suite_ray']['identical'] for r in runs) else 'NO'} |"
+        )
+    return "\n".join(lines)
+
+
 def run_pytest(folder: Path, cases_dir: Path, workers: str, settings: Settings) -> dict[str, Any]:
     """The pytest plugin on the same folder (rootdir: the case folder, so no project ini applies: the
     plugins this project turns off in pyproject.toml are turned off here too)."""
@@ -435,7 +509,7 @@ def measure_size(count: int, repeat: int, root: Path, settings: Settings, pytest
         runs.append(one)
         print(
             f"  n={count} run {index + 1}/{repeat}: "
-            + ", ".join(f"{name} {one[name]['wall']:.1f} s" for name in RUNS if name in one)
+            + ", ".join(f"{name} {one[name]['wall']:.1f} s" for name in (*RUNS, "suite_ray") if name in one)
             + f" ({time.perf_counter() - started:.0f} s)",
             flush=True,
         )
@@ -447,6 +521,8 @@ def measure_run(folder: Path, cases_dir: Path, ids: list[str] | None, settings: 
     bare = run_bare(folder, settings)
     suite, doc = run_suite(folder, cases_dir, settings)
     one: dict[str, Any] = {"bare": bare, "suite": suite}
+    if settings.ray_address is not None:
+        one["suite_ray"] = run_suite_ray(folder, cases_dir, settings, doc)
     if ids is not None:
         one["max_abs_difference"] = verify(folder, ids, doc)
     del doc
@@ -615,6 +691,14 @@ def report(bench: dict[str, Any]) -> str:
             "medians over the repeats; bare = the three bare processes one after another.",
             main_table(sizes),
             OVERHEAD_DEFINITION,
+            *(
+                [
+                    "engines (the suite on a local Ray cluster, `--ray-nodes`; machine CPU = every process on the machine):",
+                    engine_table(sizes),
+                ]
+                if any("suite_ray" in s["runs"][0] for s in sizes if s["runs"])
+                else []
+            ),
             "time (head = suite start to its first worker process; tail = last worker exit to the end: report "
             "writing and exit; worker non-native = worker lifetime - start-up - native seconds, per case; CPU = "
             "user + system seconds of the whole process tree, less sensitive than wall time to other load; other "
@@ -648,6 +732,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--interval", type=float, default=0.1, help="/proc polling interval in seconds (default 0.1)")
     parser.add_argument("--from-json", type=Path, default=None, help="only print the tables of a saved bench.json")
+    parser.add_argument(
+        "--ray-nodes",
+        type=int,
+        default=0,
+        help="also run the suite with --engine ray on a local Ray cluster of this many nodes, started here (needs ray; default 0: not)",
+    )
     return parser.parse_args(argv)
 
 
@@ -656,7 +746,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.from_json:
         print(report(json.loads(args.from_json.read_text(encoding="utf-8"))))
         return 0
-    settings = Settings(args.interval, bare_environment(args.bare_env), args.settle)
+    cluster = start_ray_cluster(args.ray_nodes) if args.ray_nodes else None
+    settings = Settings(args.interval, bare_environment(args.bare_env), args.settle, cluster.address if cluster else None)
     root = args.out or Path(tempfile.mkdtemp(prefix="conformance-bench-"))
     root.mkdir(parents=True, exist_ok=True)
     bench: dict[str, Any] = {"machine": machine(), "source": source_state(), "bare_env": args.bare_env, "sizes": []}
@@ -674,6 +765,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\n{report(bench) if bench['sizes'] else 'no size completed'}\n\ntotal {time.perf_counter() - started:.0f} s")
         if args.out is None:
             shutil.rmtree(root, ignore_errors=True)
+        if cluster is not None:
+            cluster.shutdown()
     return 0
 
 

@@ -3,7 +3,10 @@ reports what moved since.
 
 A baseline is plain JSON meant to be committed (default folder `cases/baselines/`, named after the
 versions). Replaying it against a new run compares, per case and result key, the status, the loss and
-the gradient under the case's tolerance, and counts separately the values that moved only within it.
+the gradient under the case's tolerance (its size allowance where the case has one: `compare.allowance`),
+and counts separately the values that moved only within it. A value of more than `compact.COMPACT_ABOVE`
+elements is kept in its compact form and replayed by `compact.replay` (what that can and cannot detect:
+`conformance.compact`).
 """
 
 from __future__ import annotations
@@ -15,11 +18,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from conformance import compact
 from conformance.cases import Case
-from conformance.compare import difference
+from conformance.compare import Difference, difference
 from conformance.digits import shortest
 from conformance.errors import UsageError
-from conformance.records import CaseRecord, Finding, Result, plain
+from conformance.records import CaseRecord, Finding, Result, value_json
 
 FOLDER = Path("cases/baselines")
 SCHEMA_VERSION = 2  # 2: one case per line, values at their dtype's digits, no code or messages
@@ -31,6 +35,7 @@ def default_path(versions: dict[str, str]) -> Path:
     return FOLDER / (re.sub(r"[^A-Za-z0-9_.+-]", "-", slug) + ".json")
 
 
+UNSETTLED = "the compact value changed; every check it allows holds"
 SAME = "="  # a value written as "=KEY" is the value of result KEY of the same case (variants often agree exactly)
 
 
@@ -44,11 +49,18 @@ def entry(record: dict[str, Any]) -> dict[str, Any]:
         if r["status"] == "ok":
             kept["dtype"] = r.get("dtype")
             for what in ("loss", "grad"):
-                value = shortest(r.get(what), r.get("dtype"))
+                value = _kept(shortest(r.get(what), r.get("dtype")))
                 same = next((k for k, other in results.items() if value is not None and other.get(what) == value), None)
                 kept[what] = f"{SAME}{same}" if same is not None else value
         results[key] = kept
     return {"tolerance": record["tolerance"], "results": results}
+
+
+def _kept(value: Any) -> Any:
+    """A compact value without its differences from the oracle (the oracle's own value is kept)."""
+    if compact.is_compact(value):
+        return {k: v for k, v in value.items() if k != "largest_differences"}
+    return value
 
 
 def _expanded(values: dict[str, Any]) -> dict[str, Any]:
@@ -124,7 +136,7 @@ class Replay:
         self.old, self.source = old, source
         self.saved = _saved(folder) if folder is not None else []
         self.findings: list[Finding] = []
-        self.compared = self.within = 0
+        self.compared = self.within = self.unsettled = 0
         self.seen: set[str] = set()
         self.files: set[str] = set()
         self.gone_keys: list[dict[str, str]] = []
@@ -143,6 +155,7 @@ class Replay:
             return replace(record, timeline=timeline)
         findings: list[Finding] = []
         compared = within = 0
+        tol = record.comparison.allowance or record.comparison.tolerance
         for key, then in before["results"].items():
             now = record.results.get(key)
             if now is None:
@@ -161,14 +174,15 @@ class Replay:
                 if old_value is None or new_value is None:
                     continue
                 compared += 1
-                found = difference(old_value, shortest(new_value, now.dtype), **record.comparison.tolerance)
+                found = _moved(old_value, new_value, now.dtype, tol)
                 if not found.agree:
-                    knobs = _knobs_explaining(case, now, old_value, record.comparison.tolerance) if what == "loss" else None
+                    knobs = _knobs_explaining(case, now, old_value, tol) if what == "loss" and not compact.is_compact(old_value) else None
                     findings.append(
                         Finding(name, key, what, old_value, new_value, found.max_abs, found.max_rel, knobs=knobs, dtype=now.dtype)
                     )
-                elif found.max_abs > 0:
+                elif found.max_abs > 0 or found.reason == UNSETTLED:
                     within += 1
+                    self.unsettled += found.reason == UNSETTLED
         self.findings.extend(findings)
         self.compared += compared
         self.within += within
@@ -191,11 +205,24 @@ class Replay:
             "compared": self.compared,
             "moved": [f.to_json() for f in self.findings if f.moved],
             "within_tolerance": self.within,
+            "within_tolerance_compact": self.unsettled,
             "status_changes": [f.to_json() for f in self.findings if not f.moved],
             "gone_cases": self.gone(),
             "gone_keys": self.gone_keys,
             "new_cases": self.new,
         }
+
+
+def _moved(old: Any, new: Any, dtype: str | None, tol: dict[str, float]) -> Difference:
+    """How a baseline value and this run's compare: `compact.replay` for a compact baseline value (its
+    reason UNSETTLED where the values changed but every check holds), else `compare.difference` on
+    every element (a large new value as it is, a small one at its dtype's digits, as baselines keep it)."""
+    if compact.is_compact(old):
+        max_abs, max_rel, agree, exact = compact.replay(old, new, tol)
+        return Difference(max_abs, max_rel, agree, None if exact else UNSETTLED)
+    if compact.large(new):
+        return difference(old, new, **tol)
+    return difference(old, shortest(new, dtype), **tol)
 
 
 def has_changes(report: dict[str, Any]) -> bool:
@@ -266,7 +293,7 @@ def _timeline(name: str, record: CaseRecord, saved: list[dict[str, Any]], versio
             points.append({"versions": old["versions"], "results": losses})
     if not points:
         return ()
-    now = {k: plain(r.loss) if r.ok else r.status for k, r in record.results.items()}
+    now = {k: value_json(r.loss, r.dtype) if r.ok else r.status for k, r in record.results.items()}
     return (*points, {"versions": versions, "results": now, "current": True})
 
 

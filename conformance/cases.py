@@ -7,9 +7,10 @@ see `conformance.losses`), exported to `cases/schema.json` by `conformance schem
 arrays are (layout, targets, weights) is its loss family's to say: `_build` hands the validated spec
 to the family's `build`, and nothing here names a family.
 
-MAX_ELEMENTS bounds the numbers any one array of a case may hold (default 10,000,000: 80 MB in
-float64, a few times that while the model runs); it is checked on the shape before anything is
-generated, so `random: {shape: [200000, 100000]}` is a CaseError naming `random`, not a MemoryError.
+MAX_ELEMENTS bounds the numbers any one array of a case may hold (default 2^24 = 16,777,216: a
+[256, 50000] language-model head fits; 134 MB in float64, a few times that while the model runs);
+it is checked on the shape before anything is generated, so `random: {shape: [200000, 100000]}` is a
+CaseError naming `random`, not a MemoryError.
 It is a module-level setting, raised by `--max-elements` (`conformance run`, `baseline save`) and
 `--conformance-max-elements` (pytest) before anything is loaded.
 """
@@ -24,7 +25,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import numpy as np
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, create_model, field_validator
@@ -33,7 +34,7 @@ from conformance import losses, registry, yamlfile
 from conformance.errors import CaseError
 
 ID_PATTERN = r"^[A-Za-z0-9_.-]+$"
-MAX_ELEMENTS = 10_000_000  # numbers in any one array of a case (see the module docstring)
+MAX_ELEMENTS = 2**24  # numbers in any one array of a case (see the module docstring)
 
 
 def _integer(value: Any) -> Any:
@@ -49,6 +50,9 @@ def _as_list(value: Any) -> Any:
 
 Number = Annotated[float, BeforeValidator(losses.number)]
 Integer = Annotated[int, BeforeValidator(_integer)]
+Dtype = Literal["float16", "bfloat16", "float32", "float64"]
+PREDICTIONS = ("logits", "probs", "random")  # the keys that give the predictions
+ANY_RESULT = "*"  # in `expect: status:`, every result the case does not name
 
 
 class Tolerance(BaseModel):
@@ -60,12 +64,14 @@ class Tolerance(BaseModel):
 
 
 class RandomSpec(BaseModel):
-    """Generated logits: standard normal times `scale`, reproducible from `seed`."""
+    """Generated logits: standard normal times `scale`, reproducible from `seed`; with `probabilities`,
+    turned into probabilities (softmax along the family's class axis, or the sigmoid of each element)."""
 
     model_config = ConfigDict(extra="forbid")
     shape: list[Integer] = Field(min_length=1)
     seed: Integer = 0
     scale: Number = 1.0
+    probabilities: bool = False
 
 
 class Expectation(BaseModel):
@@ -77,7 +83,9 @@ class Expectation(BaseModel):
     model_config = ConfigDict(extra="forbid")
     when: dict[str, Any] | None = None
     groups: list[list[str]] | None = None
-    status: dict[str, Literal["ok", "unsupported", "error", "crashed"]] | None = None
+    status: dict[str, Literal["ok", "unsupported", "error", "crashed"]] | None = Field(
+        default=None, description="result key -> status; '*' stands for every result not named (unsupported ones aside)"
+    )
     values: dict[str, Number | list[Any]] | None = Field(
         default=None,
         description="printed values a result must reproduce, to one unit of the last printed digit",
@@ -91,6 +99,15 @@ class Expectation(BaseModel):
             if key not in known or key in ("expect", "matrix"):
                 raise ValueError(_unknown_message(key, [k for k in known if k not in ("expect", "matrix")]))
         return when
+
+    def statuses(self, found: dict[str, str]) -> dict[str, str]:
+        """The statuses expected of the results `found` (key -> status): those named, and '*' for every
+        other result that ran (an `unsupported` one ran nothing, so '*' does not apply to it)."""
+        named: dict[str, str] = {k: v for k, v in (self.status or {}).items() if k != ANY_RESULT}
+        default = (self.status or {}).get(ANY_RESULT)
+        if default is not None:
+            named.update({k: default for k, status in found.items() if k not in named and status != "unsupported"})
+        return named
 
     def matches(self, params: dict[str, Any]) -> bool:
         """A `when` value matches a parameter equal to it, or, given a list, a parameter in that list."""
@@ -117,14 +134,21 @@ class _SharedKeys(BaseModel):
     random: RandomSpec | None = None
     labels: list[Any] | Literal["random"] | None = None
     soft_labels: list[Any] | Literal["random"] | None = None
-    weight: list[Any] | None = None
+    weight: list[Any] | Literal["random"] | None = None
     sample_weight: list[Number] | None = None
     label_smoothing: Number = Field(default=0.0, ge=0.0, lt=1.0)
     ignore_index: Integer | None = None
     # none/mean/sum: each framework's own; the others are framework-specific reductions made explicit, run
     # natively where a framework has them and through the idiomatic reduction='none' recipe elsewhere.
+    # A family adds its own (`REDUCTIONS`, e.g. KL divergence's batchmean): `case_model` extends this list.
     reduction: Literal["none", "mean", "sum", "sum_over_batch_size", "mean_with_sample_weight", "sum_by_nonzero_weights"] = "mean"
-    dtype: Literal["float16", "bfloat16", "float32", "float64"] = "float32"
+    # one dtype for every array, or {array key: dtype} (AMP: {logits: float16, weight: float32}); arrays the
+    # mapping does not name take the predictions' dtype (default float32)
+    dtype: Dtype | dict[str, Dtype] = "float32"
+    labels_dtype: Literal["int32", "int64"] | None = Field(default=None, description="class indices' dtype (default int64)")
+    check_shapes: bool | None = Field(
+        default=None, description="false: the shapes are mismatched on purpose, and every framework is expected to raise"
+    )
     tolerance: Tolerance | None = None
     matrix: dict[str, list[Any]] | None = None
     expect: Annotated[
@@ -134,6 +158,7 @@ class _SharedKeys(BaseModel):
 
 
 FAMILY_KEYS_AFTER = "weight"
+SHARED_REDUCTIONS: tuple[str, ...] = get_args(_SharedKeys.model_fields["reduction"].annotation)
 
 
 def case_model() -> type[BaseModel]:
@@ -151,6 +176,8 @@ def _case_model(families: tuple[tuple[str, ModuleType], ...]) -> type[BaseModel]
         definitions[key] = (info.annotation, info)
         if key == "loss":
             definitions[key] = (Literal.__getitem__(names), default)
+        if key == "reduction":
+            definitions[key] = (Literal.__getitem__(SHARED_REDUCTIONS + losses.reductions()), "mean")
         if key == FAMILY_KEYS_AFTER:
             definitions.update(losses.fields())
     model: type[BaseModel] = create_model(  # type: ignore[call-overload]
@@ -166,8 +193,11 @@ def _case_model(families: tuple[tuple[str, ModuleType], ...]) -> type[BaseModel]
 class Case:
     """A runnable case: validated parameters plus the float64 arrays every framework receives.
 
-    Arrays are float64 master copies; each adapter casts them to `dtype` itself, and the reference
-    computes on the same values rounded to `dtype`.
+    Arrays are float64 master copies; each is handed over in its own dtype (`dtype_of`: the case's
+    `dtype`, the predictions', unless `dtypes` names it), and the reference computes on the same values
+    rounded to those dtypes. Class indices are handed over as `labels_dtype`, with a trailing axis of 1
+    where the case gave them so (`trailing_label_axis`; `labels` here is without it). `check_shapes`
+    False: the shapes are mismatched on purpose and every framework is expected to raise.
     """
 
     id: str
@@ -189,6 +219,16 @@ class Case:
     description: str | None = None
     sample_weight: np.ndarray | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    dtypes: dict[str, str] = field(default_factory=dict)
+    labels_dtype: str = "int64"
+    trailing_label_axis: bool = False
+    check_shapes: bool = True
+
+    def dtype_of(self, key: str | None) -> str:
+        """The dtype the array of case key `key` is handed over in (`predictions`, `labels`,
+        `soft_labels`, `weight`, `sample_weight`, a family's own array key): its own where `dtype:` maps
+        it, else the case dtype. None: the case dtype."""
+        return self.dtypes.get(key, self.dtype) if key else self.dtype
 
     def __getattr__(self, name: str) -> Any:
         """A loss family's own key (`FIELDS`) reads as an attribute, `case.pos_weight`: its value from
@@ -373,17 +413,31 @@ def _build(
 
     _check_sizes(spec, fail)
     family = registry.loss(spec.loss)
+    if spec.reduction not in SHARED_REDUCTIONS + tuple(getattr(family, "REDUCTIONS", ())):
+        owners = [name for name, other in registry.losses().items() if spec.reduction in getattr(other, "REDUCTIONS", ())]
+        raise fail(
+            f"reduction '{spec.reduction}' is for {' and '.join(owners)} only; {family.NAME} takes {', '.join(SHARED_REDUCTIONS)}",
+            "reduction",
+        )
+    dtype, dtypes = _dtypes(spec, family, _dtype_fail(name, f"case '{spec.id}{suffix}'", lines, origin, case_line))
+    if spec.labels_dtype is not None and not family.INDEX_LABELS:
+        raise fail(f"labels_dtype is for class indices; {family.NAME}'s labels are targets: give dtype: {{labels: ...}}", "labels_dtype")
     built = family.build(spec, fail)
     _foreign_keys(spec, family, fail)
     extra = {key: built.pop(key) for key in family.FIELDS}
+    mismatched = list(built.pop("mismatched", ()))
     predictions = built["predictions"]
     sample_weight = None
     if spec.sample_weight is not None:
         sample_weight = np.asarray(spec.sample_weight, dtype=np.float64)
-        if sample_weight.shape != predictions.shape[:1]:
+        if sample_weight.shape != predictions.shape[:1] and spec.check_shapes is not False:
             raise fail(f"sample_weight has {sample_weight.size} entries, one per sample is {predictions.shape[0]}", "sample_weight")
+        if sample_weight.shape != predictions.shape[:1]:
+            mismatched.append("sample_weight")
         if np.any(sample_weight < 0) or not np.all(np.isfinite(sample_weight)):
             raise fail("sample_weight must be finite and >= 0", "sample_weight")
+    if spec.check_shapes is False and not mismatched:
+        raise fail("check_shapes: false keeps mismatched shapes on purpose, but every shape of this case fits", "check_shapes")
     params = {k: v for k, v in spec.model_dump(exclude_none=True).items() if k not in ("expect", "matrix", "description")}
     params.update({k: v for k, v in varied.items()})
     expect = _effective_expectation(spec, {**spec.model_dump(exclude={"expect", "matrix"}), **varied})
@@ -398,12 +452,45 @@ def _build(
         label_smoothing=float(spec.label_smoothing),
         ignore_index=spec.ignore_index,
         reduction=spec.reduction,
-        dtype=spec.dtype,
+        dtype=dtype,
+        dtypes=dtypes,
+        labels_dtype=spec.labels_dtype or "int64",
+        check_shapes=spec.check_shapes is not False,
         tolerance=spec.tolerance.model_dump(exclude_none=True) if spec.tolerance else {},
         expect=expect,
         description=spec.description,
         extra=extra,
     )
+
+
+def _dtypes(spec: Any, family: ModuleType, fail: Any) -> tuple[str, dict[str, str]]:
+    """The case dtype (the predictions') and the arrays' own dtypes, from `dtype:` (one name, or a mapping
+    from array key to dtype). A mapping names the predictions by the key the case gives them with; class
+    indices take `labels_dtype` instead; an array the mapping does not name takes the predictions' dtype."""
+    if isinstance(spec.dtype, str):
+        return spec.dtype, {}
+    given = next(key for key in PREDICTIONS if getattr(spec, key) is not None)
+    arrays = ["soft_labels", "weight", "sample_weight", *family.ARRAYS] + ([] if family.INDEX_LABELS else ["labels"])
+    dtypes: dict[str, str] = {}
+    for key, value in spec.dtype.items():
+        if key in PREDICTIONS and key != given:
+            raise fail(f"dtype names {key}, but this case gives its predictions as {given}", f"dtype.{key}")
+        if key == "labels" and family.INDEX_LABELS:
+            raise fail("class indices take labels_dtype (int32 or int64), not a float dtype", "dtype.labels")
+        if key != given and key not in arrays:
+            raise fail(f"dtype: {_unknown_message(key, [given, *arrays]).replace('key', 'array key', 1)}", f"dtype.{key}")
+        dtypes["predictions" if key == given else key] = value
+    return dtypes.pop("predictions", "float32"), dtypes
+
+
+def _dtype_fail(name: str, case: str, lines: dict, origin: dict[str, tuple[Any, ...]], case_line: int) -> Any:
+    """`fail` for a key inside the `dtype:` mapping: the line of that key."""
+
+    def fail(message: str, key: str) -> CaseError:
+        inner = origin["dtype"] + (key.split(".", 1)[1],)
+        return CaseError(name, f"{case}: {message}", lines.get(inner) or _line(lines, origin, "dtype") or case_line, key)
+
+    return fail
 
 
 def _check_sizes(spec: Any, fail: Any) -> None:
@@ -448,13 +535,13 @@ def _foreign_keys(spec: Any, family: ModuleType, fail: Any) -> None:
 def _effective_expectation(spec: Any, params: dict[str, Any]) -> Expectation | None:
     """Entries apply in order; a later matching entry overrides the fields it sets. `when` is matched
     against the validated parameters, so a key left at its default (reduction: mean) matches too."""
-    if spec.expect is None:
-        return None
-    entries = spec.expect
-    merged: dict[str, Any] = {}
-    for item in entries:
+    raises = {ANY_RESULT: "error"} if spec.check_shapes is False else {}  # shapes mismatched on purpose: all raise
+    merged: dict[str, Any] = {"status": raises} if raises else {}
+    for item in spec.expect or []:
         if item.matches(params):
             merged.update(item.model_dump(exclude_none=True, exclude={"when"}))
+    if raises:
+        merged["status"] = {**raises, **merged["status"]}
     return Expectation(**merged) if merged else None
 
 

@@ -16,7 +16,7 @@ from typing import Any, NoReturn
 
 from rich.console import Console
 
-from conformance import adapters, baseline, cases, console, registry, results, runner, user
+from conformance import adapters, baseline, cases, console, engines, registry, results, runner, user
 from conformance.errors import CaseError, ConformanceError, UsageError
 from conformance.pipeline import Outputs, Pipeline
 
@@ -37,6 +37,12 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--json", type=Path, default=Path("reports/results.json"), help="default: reports/results.json")
     run.add_argument("--html", type=Path, default=Path("reports/index.html"), help="default: reports/index.html")
     run.add_argument("--baseline", type=Path, default=None, help="report every value that moved since this baseline (exit 1 if any)")
+    run.add_argument(
+        "--source",
+        default=None,
+        metavar="KEY",
+        help="the result the report measures every difference against, e.g. torch when porting from torch (default: the reference)",
+    )
     base = sub.add_parser("baseline", help="save the values of a run as a baseline to commit")
     base_sub = base.add_subparsers(dest="action", required=True, parser_class=_Parser)
     save = base_sub.add_parser("save", help="run the cases and save every loss and gradient with the versions")
@@ -50,7 +56,14 @@ def parser() -> argparse.ArgumentParser:
     fuzz.add_argument("--out", type=Path, default=Path("reports/fuzz"), help="where to write the cases (default reports/fuzz)")
     fuzz.add_argument("--cases", type=Path, default=None, help="case files whose divergences count as covered (default: cases/, if any)")
     fuzz.add_argument("--ignore-cases", action="store_true", help="count nothing as covered (find everything anew)")
+    fuzz.add_argument(
+        "--seeds",
+        default=None,
+        metavar="FIRST-LAST",
+        help="one fuzzer per seed, e.g. 0-7 (with --engine ray, all at once over the cluster)",
+    )
     _variant_option(fuzz)
+    _engine_options(fuzz, actors=False)  # a fuzzer per seed runs its own workers next to it
     schema = sub.add_parser("schema", help="write the JSON schema of case files")
     schema.add_argument("--out", type=Path, default=Path("cases/schema.json"))
     return top
@@ -62,12 +75,38 @@ def _selection_options(command: argparse.ArgumentParser) -> None:
     command.add_argument("--only", default=None, help="run exactly these result keys, e.g. torch,paddle,tensorflow")
     command.add_argument("--timeout", type=float, default=120.0, help="seconds one case may take in a worker (default 120)")
     _variant_option(command)
+    _engine_options(command)
     command.add_argument(
         "--max-elements",
         type=int,
         default=cases.MAX_ELEMENTS,
         help=f"numbers any one array of a case may hold (default {cases.MAX_ELEMENTS:,}); a larger case is a usage error",
     )
+
+
+def _engine_options(command: argparse.ArgumentParser, actors: bool = True) -> None:
+    command.add_argument(
+        "--engine",
+        choices=engines.NAMES,
+        default="local",
+        help="where the framework workers run: processes on this machine (local, default) or Ray actors over a cluster (ray)",
+    )
+    command.add_argument(
+        "--ray-address", default=None, metavar="ADDRESS", help="the Ray cluster (default: RAY_ADDRESS, else a local Ray instance)"
+    )
+    if actors:
+        command.add_argument(
+            "--ray-actors", type=int, default=None, metavar="N", help="actors per framework on Ray (default: the cluster's CPUs shared out)"
+        )
+
+
+def engine_choice(engine: str, address: str | None, flag: str = "--ray-address", actors: int | None = None) -> engines.Choice:
+    """The engine asked for; a Ray setting given for the local engine is a usage error (it would be ignored)."""
+    if address and engine != "ray":
+        raise UsageError(f"{flag} {address}: only the Ray engine uses a cluster address (add --engine ray)")
+    if actors is not None and (engine != "ray" or actors < 1):
+        raise UsageError(f"--ray-actors {actors}: a number of actors per framework (>= 1) for --engine ray")
+    return engines.Choice(engine, address or None, actors)
 
 
 def _variant_option(command: argparse.ArgumentParser) -> None:
@@ -132,13 +171,24 @@ def selection(frameworks: str | None, only: str | None) -> dict[str, set[str] | 
     return runner.plan(sorted({adapters.framework_of(k) for k in keys}), keys)
 
 
+def _source(key: str | None, keys: dict[str, set[str] | None]) -> str | None:
+    """--source: a result key this run computes (the report starts from it; None: the reference)."""
+    if key is None:
+        return None
+    running = {k for f, chosen in keys.items() for k in (chosen or {v.key for v in adapters.variants(f)})} | user.keys()
+    if key not in running:
+        raise UsageError(f"--source: '{key}' is not a result key this run computes{_suggest(key, running)}")
+    return key
+
+
 def check_keys(loaded: list[cases.Case]) -> None:
     """Expectations may only name result keys that exist (a typo would silently check nothing)."""
     known = adapters.known_keys()
     for case in loaded:
         if case.expect is None:
             continue
-        named = [k for g in case.expect.groups or [] for k in g] + list(case.expect.status or {}) + list(case.expect.values or {})
+        statuses = [k for k in case.expect.status or {} if k != cases.ANY_RESULT]  # '*': every result not named
+        named = [k for g in case.expect.groups or [] for k in g] + statuses + list(case.expect.values or {})
         for key in named:
             if key not in known:
                 raise CaseError(
@@ -165,8 +215,10 @@ def _evaluate(
     args: argparse.Namespace, out: Console, outputs: Outputs, baseline_path: Path | None, specs: tuple[user.Spec, ...]
 ) -> tuple[dict[str, Any], int]:
     keys = selection(args.frameworks, args.only)
+    source = _source(getattr(args, "source", None), keys)
     cases.MAX_ELEMENTS = args.max_elements
-    with Pipeline(keys, args.timeout, most=os.cpu_count() or 1, baseline_path=baseline_path) as pipeline:
+    engine = engine_choice(args.engine, args.ray_address, actors=args.ray_actors)
+    with Pipeline(keys, args.timeout, most=os.cpu_count() or 1, baseline_path=baseline_path, engine=engine) as pipeline:
         user.check(specs)
         loaded = cases.load_paths(args.paths)
         if not loaded:
@@ -180,7 +232,7 @@ def _evaluate(
                 outputs.add(record)
         except KeyboardInterrupt:
             extra["interrupted"] = True
-    head = outputs.finish(pipeline.head(extra))
+    head = outputs.finish(pipeline.head({**extra, "run": results.run_details(args.paths), "source": source}))
     if extra:
         return head, 130
     failed = head["summary"]["expectations"]["violated"] or (head.get("baseline") and baseline.has_changes(head["baseline"]))
@@ -208,19 +260,32 @@ def _fuzz(args: argparse.Namespace) -> int:
     else:
         print(f"no {DEFAULT_CASES}/ folder here: fuzzing with no divergence counted as covered (--cases names case files)")
     specs = user.parse(args.variant)
+    engine = engine_choice(args.engine, args.ray_address)
     with user.activated(specs):
         user.check(specs)
-        outcome = fuzz.run(args.budget, args.seed, args.out, known)
-    print(
-        f"fuzz seed {outcome['seed']}: {outcome['evaluations']} cases evaluated in {outcome['seconds']} s "
-        f"({outcome['per_second']:.1f} cases/s); {len(known)} divergence kinds covered by the case files, "
-        f"{len(outcome['new_signatures'])} new"
-    )
-    for signature in outcome["new_signatures"]:
-        print(f"  new: {signature[1]} vs {signature[0]}: {signature[2]}")
-    for path in outcome["written"]:
-        print(f"wrote {path}")
+        outcomes = engines.fuzz(engine, args.budget, _seeds(args.seeds) if args.seeds else [args.seed], args.out, known)
+    for outcome in outcomes:
+        print(
+            f"fuzz seed {outcome['seed']}: {outcome['evaluations']} cases evaluated in {outcome['seconds']} s "
+            f"({outcome['per_second']:.1f} cases/s); {len(known)} divergence kinds covered by the case files, "
+            f"{len(outcome['new_signatures'])} new"
+        )
+        for signature in outcome["new_signatures"]:
+            print(f"  new: {signature[1]} vs {signature[0]}: {signature[2]}")
+        for path in outcome["written"]:
+            print(f"wrote {path}")
     return EXIT_OK
+
+
+def _seeds(text: str) -> list[int]:
+    first, dash, last = text.partition("-")
+    try:
+        seeds = list(range(int(first), int(last if dash else first) + 1))
+    except ValueError:
+        seeds = []
+    if not seeds:
+        raise UsageError(f"--seeds {text}: expected FIRST-LAST with FIRST <= LAST, e.g. 0-7 (or one seed, e.g. 3)")
+    return seeds
 
 
 def _baseline_table(paths: list[Path]) -> int:

@@ -52,6 +52,10 @@ def print_summary(doc: dict[str, Any], console: Console, outputs: list[str]) -> 
     console.print("versions: " + ", ".join(f"{k} {v}" for k, v in doc["versions"].items()))
     statuses = ", ".join(f"{k} {v}" for k, v in sorted(s["statuses"].items()))
     console.print(f"results by status: {statuses}")
+    if s.get("numerical_notes"):
+        console.print(f"numerical notes (rounding at size, within the case's allowance): {s['numerical_notes']} results")
+        for note in s.get("numerical_examples", []):
+            console.print(escape(f"  {note}"), highlight=False, soft_wrap=True)
     violated = [c for c in doc["cases"] if c["expectation"] == "violated"]
     for case in violated[:MAX_LISTED]:
         text = escape(f"{case['file']}::{case['id']}: {case['expectation_message']}")

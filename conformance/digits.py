@@ -11,11 +11,20 @@ from typing import Any
 
 import numpy as np
 
+from conformance import compact
+
 
 def number(value: Any, dtype: str | None) -> str:
     """A loss or gradient (a number or nested lists of numbers) written with the shortest digits that
     read back as the same value of `dtype` (float64 where None): results are stored as float64, and a
-    float32 loss printed as a float64 shows 17 digits of which only ~9 mean anything."""
+    float32 loss printed as a float64 shows 17 digits of which only ~9 mean anything. A large value
+    (its compact form, or an array of more than `compact.COMPACT_ABOVE` elements) is summarised."""
+    if compact.is_compact(value):
+        return compact.text(value)
+    if compact.large(value):
+        return compact.text(compact.form(value, dtype))
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(number(v, dtype) for v in value) + "]"
     if isinstance(value, str) or value is None:
@@ -45,9 +54,10 @@ def _bfloat16(x: float) -> int:
 
 def shortest(value: Any, dtype: str | None) -> Any:
     """A loss or gradient as nested lists of floats, each the shortest decimal that reads back as the
-    same value of `dtype` (so rounding it to the dtype again gives the value itself)."""
-    if value is None:
-        return None
+    same value of `dtype` (so rounding it to the dtype again gives the value itself). A compact value
+    (`conformance.compact`) is kept as it is."""
+    if value is None or compact.is_compact(value):
+        return value
     if isinstance(value, (list, tuple)) or isinstance(value, np.ndarray) and value.ndim:
         return [shortest(v, dtype) for v in value]
     x = float(value)

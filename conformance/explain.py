@@ -16,7 +16,7 @@ import numpy as np
 from conformance import adapters, losses, reference, registry, user
 from conformance.cases import Case
 from conformance.compare import difference
-from conformance.records import CaseRecord, Comparison, Explanation, KnobDifference, Result, ShownRecipe
+from conformance.records import CHANGE, CaseRecord, Comparison, Explanation, KnobDifference, Result, ShownRecipe
 
 
 def explain(case: Case, results: Mapping[str, Result], comparison: Comparison) -> tuple[Explanation, ...]:
@@ -27,15 +27,16 @@ def explain(case: Case, results: Mapping[str, Result], comparison: Comparison) -
     group_of = {key: i for i, group in enumerate(comparison.groups) for key in group}
     present = [k for k in registry.native() if k in group_of]
     model = Model(case)
+    tol = comparison.allowance or comparison.tolerance  # recipes and fits run natively too: rounding at size is allowed them
     out = []
     for i, a in enumerate(present):
         for b in present[i + 1 :]:
             if group_of[a] != group_of[b]:
-                out.append(_pair(model, a, b, results, comparison.tolerance))
+                out.append(_pair(model, a, b, results, tol))
     for b in sorted(k for k in user.keys() if k in group_of):
         for a in present:
             if group_of[a] != group_of[b]:
-                out.append(fitted(model, a, b, results, comparison.tolerance))
+                out.append(fitted(model, a, b, results, tol))
     return tuple(out)
 
 
@@ -178,10 +179,11 @@ def _pair(model: Model, a: str, b: str, results: Mapping[str, Result], tol: dict
     knobs_a = _knobs(results[a])
     knobs_b = _knobs(results[b])
     recipe = _recipe(a, b, results, tol)
+    reverse = _recipe(b, a, results, tol)  # a's native code reproducing b
     if knobs_a is None or knobs_b is None:
         missing = a if knobs_a is None else b
         text = f"{b} vs {a}: no documented formula for this combination in {missing}."
-        return Explanation(a, b, (), text, recipe, None if recipe else f"no recipe: {missing} documents no formula here")
+        return Explanation(a, b, (), text, recipe, None if recipe else f"no recipe: {missing} documents no formula here", reverse=reverse)
     base = model(knobs_a)
     other = model(knobs_b)
     differences = knob_differences(model.case, knobs_a, knobs_b, model)
@@ -193,7 +195,7 @@ def _pair(model: Model, a: str, b: str, results: Mapping[str, Result], tol: dict
             if knobs_a == knobs_b
             else f"no recipe: {b} has no native recipe for {a}'s semantics on this case (recipes cover cross-entropy on logits)"
         )
-    return Explanation(a, b, tuple(moving or differences), _text(a, b, moving, base, other, results), recipe, why)
+    return Explanation(a, b, tuple(moving or differences), _text(a, b, moving, base, other, results), recipe, why, reverse=reverse)
 
 
 def knob_differences(case: Case, knobs_a: reference.Knobs, knobs_b: reference.Knobs, model: Model | None = None) -> list[KnobDifference]:
@@ -212,7 +214,8 @@ def knob_differences(case: Case, knobs_a: reference.Knobs, knobs_b: reference.Kn
 def requests(results: Mapping[str, Result], found: Iterable[Iterable[str]]) -> dict[str, dict[str, reference.Knobs]]:
     """The recipes the explanations will show, to be run by the workers: for each pair of native default
     variants that the comparison put in different groups (`found`: the same grouping, so every explained
-    pair gets its recipe) and that document different knobs, b reproducing a (b -> a -> a's knobs)."""
+    pair gets its recipe) and that document different knobs, b reproducing a (b -> a -> a's knobs) and
+    a reproducing b (the report shows the one that ports from the reader's source)."""
     group_of = {key: i for i, group in enumerate(found) for key in group}
     present = [k for k in registry.native() if k in group_of]
     out: dict[str, dict[str, reference.Knobs]] = {}
@@ -221,6 +224,7 @@ def requests(results: Mapping[str, Result], found: Iterable[Iterable[str]]) -> d
             knobs_a, knobs_b = _knobs(results[a]), _knobs(results[b])
             if group_of[a] != group_of[b] and knobs_a is not None and knobs_b is not None and knobs_a != knobs_b:
                 out.setdefault(b, {})[a] = knobs_a
+                out.setdefault(a, {})[b] = knobs_b
     return out
 
 
@@ -290,9 +294,11 @@ def _recipe(a: str, b: str, results: Mapping[str, Result], tol: dict[str, float]
     recipe = results[b].recipes.get(a)
     if recipe is None:
         return None
+    target = results[a.removesuffix(CHANGE)]
+    change = _recipe(a + CHANGE, b, results, tol) if a + CHANGE in results[b].recipes else None  # the smallest change, shown first
     if recipe.loss is None:
-        return ShownRecipe(recipe.code, None, results[a].loss, False, recipe.message)
-    return ShownRecipe(recipe.code, recipe.loss, results[a].loss, difference(recipe.loss, results[a].loss, **tol).agree)
+        return ShownRecipe(recipe.code, None, target.loss, False, recipe.message, change)
+    return ShownRecipe(recipe.code, recipe.loss, target.loss, difference(recipe.loss, target.loss, **tol).agree, change=change)
 
 
 def attribute(case: Case, knobs: reference.Knobs, old_loss: Any, tol: dict[str, float]) -> list[str]:

@@ -47,6 +47,8 @@ def covered(loaded: list[cases.Case]) -> set[tuple[str, str, str]]:
     natives = registry.native()
     defaults = {name: [v for v in adapters.variants(name) if v.key == name] for name in natives}
     for case in loaded:
+        if not case.check_shapes:  # mismatched on purpose: every framework should raise, no formula applies
+            continue
         knobs = {}
         for name, variants in defaults.items():
             variant = next((v for v in variants if case.loss in v.losses), None)
@@ -106,6 +108,7 @@ def run(budget: float, seed: int, out: Path, known: set[tuple[str, str, str]], t
         suppress_health_check=list(HealthCheck),
     )
     written: list[Path] = []
+    kinds: list[list[tuple[str, str, str]]] = []  # the new divergence kinds of each written case
     started = time.monotonic()
     keys = list(registry.frameworks())
     with Pipeline(runner.plan(keys, keys + sorted(user.keys())), timeout) as pipeline:  # and the user's functions (--variant)
@@ -119,6 +122,7 @@ def run(budget: float, seed: int, out: Path, known: set[tuple[str, str, str]], t
                 break
             found = fuzzer.new(spec)
             written.append(write_case(out, seed, len(written), spec, fuzzer.records[json.dumps(spec, sort_keys=True)], found))
+            kinds.append(sorted(found))
             fuzzer.known |= found
         elapsed = time.monotonic() - loop_started
     return {
@@ -128,6 +132,7 @@ def run(budget: float, seed: int, out: Path, known: set[tuple[str, str, str]], t
         "per_second": fuzzer.evaluations / elapsed if elapsed else 0.0,
         "new_signatures": sorted(fuzzer.known - known),
         "written": [str(p) for p in written],
+        "kinds": kinds,
     }
 
 

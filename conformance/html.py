@@ -9,6 +9,11 @@ page that takes half a minute to open. So the cases travel as one JSON document 
 code lines stored once) and the script builds a case's rows from `<template>` elements in the page when
 they are shown: text is only ever set as text, never parsed as markup.
 
+Differences are measured in the page against a *source* the reader picks (the run's `--source`, else
+the reference), so each case carries every pair's differences (to 3 digits, with which part is beyond
+tolerance), each result's documented knobs, and the knobs' words (`_vocabulary`); the source, search,
+filters and open case live in the URL hash, so a link reproduces a view.
+
 The parent's memory must stay flat in the number of cases, so no case is held longer than it takes to
 read it: one pass over results.json keeps aggregates and spools each case's page data to a scratch
 file, and the page is written from them in chunks. Past DETAILED cases the agreeing ones are only
@@ -21,15 +26,18 @@ import bisect
 import hashlib
 import json
 import math
+import os
+import re
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any, NamedTuple
+from urllib.parse import quote
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
-from conformance import results, summary
+from conformance import compact, losses, registry, results, summary
 
 LARGE_INPUT = 30
 MESSAGE_CHARS = 300
@@ -141,10 +149,10 @@ class _Strings:
         return [self.add(line) for line in code.split("\n")]
 
 
-def _anchor(case: dict[str, Any]) -> str | None:
-    """The result every other one is measured against: the reference if it is ok, else the first ok result."""
-    ok = [key for key, r in case["results"].items() if r["status"] == "ok"]
-    return "reference" if "reference" in ok else (ok[0] if ok else None)
+def _default_source(keys: list[str]) -> str | None:
+    """The source the page starts from when the run names none: the float64 reference if it ran."""
+    oracles = [k for k in keys if k in registry.oracles()]
+    return oracles[0] if oracles else (keys[0] if keys else None)
 
 
 def _compact(record: dict[str, Any]) -> dict[str, Any]:
@@ -152,21 +160,53 @@ def _compact(record: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in record.items() if v is not None and v is not False and v != ""}
 
 
-def _case_data(case: dict[str, Any], strings: _Strings) -> dict[str, Any]:
+def _short(value: float | None) -> float | None:
+    """A difference to 3 significant digits: what the page shows, and a tenth of the bytes."""
+    if value is None or not math.isfinite(value):
+        return value
+    return float(f"{value:.3g}")
+
+
+def _beyond(max_abs: float | None, max_rel: float | None, tol: dict[str, float]) -> bool:
+    """Whether a difference exceeds the tolerance |a-b| <= atol + rtol*max(|a|,|b|). The record keeps the
+    largest absolute and relative gaps, not their element: within atol, or within rtol, is within; a
+    difference neither settles counts as beyond (the pair's own verdict then decides)."""
+    if max_abs is None:
+        return False
+    if math.isnan(max_abs):
+        return True
+    return not (max_abs <= tol.get("atol", 0.0) or (max_rel is not None and max_rel <= tol.get("rtol", 0.0)))
+
+
+def _pair_data(p: dict[str, Any], index: dict[str, int], tol: dict[str, float]) -> list[Any]:
+    """[a, b (indexes of the case's results), |Δloss|, |Δgrad|, flags]: 1 the pair agrees, 2 its loss
+    differs beyond tolerance, 4 its gradient does. A disagreeing pair always marks at least one part."""
+    agree = bool(p.get("agree"))
+    loss = not agree and _beyond(p.get("loss_max_abs"), p.get("loss_max_rel"), tol)
+    grad = not agree and _beyond(p.get("grad_max_abs"), p.get("grad_max_rel"), tol)
+    if not agree and not loss and not grad:  # the verdict says no: mark what moved, else the loss
+        grad = bool(p.get("grad_max_abs"))
+        loss = bool(p.get("loss_max_abs")) or not grad
+    flags = agree * 1 + loss * 2 + grad * 4
+    return [index[p["a"]], index[p["b"]], _short(p.get("loss_max_abs")), _short(p.get("grad_max_abs")), flags]
+
+
+def _case_data(case: dict[str, Any], strings: _Strings, refs: _References) -> dict[str, Any]:
     """One case as the page's script shows it: numbers already formatted (so NaN and inf are words),
-    repeated texts as indexes into `strings`, and the tokens the filters match on."""
+    repeated texts as indexes into `strings`, every pair's differences (the page measures against the
+    source the reader picks), and the tokens the filters match on."""
     group_of = {key: i for i, group in enumerate(case["groups"]) for key in group}
-    pairs = {(p["a"], p["b"]): p for p in case.get("pairs", [])}
-    anchor = _anchor(case)
+    index = {key: i for i, key in enumerate(case["results"])}
+    tol = case.get("tolerance") or {}
     rows, statuses = [], []
     for key, r in case["results"].items():
-        differs = r["status"] == "ok" and anchor is not None and group_of.get(key) != group_of.get(anchor)
         off_doc = (r.get("documented") or {}).get("agrees") is False
-        statuses += [f"{key}={r['status']}"] + [f"{key}=off-doc"] * off_doc + [f"{key}=differs"] * differs
-        diff = None if key == anchor else pairs.get((anchor, key)) or pairs.get((key, anchor))
-        rows.append(_result_data(key, r, group_of.get(key), differs, diff, strings))
+        statuses += [f"{key}={r['status']}"] + [f"{key}=off-doc"] * off_doc
+        rows.append(_result_data(key, r, group_of.get(key), strings))
+    pairs = [_pair_data(p, index, tol) for p in case.get("pairs", []) if p["a"] in index and p["b"] in index]
     params = [(n, v) for n, v in case["params"].items() if n != "id"]
     expected = case.get("expected") or {}
+    description = case.get("description") or ""
     return _compact(
         {
             "id": case["id"],
@@ -175,18 +215,18 @@ def _case_data(case: dict[str, Any], strings: _Strings) -> dict[str, Any]:
             "expect": case["expectation"],
             "message": case.get("expectation_message"),
             "groups": case["groups"],
-            "anchor": anchor,
-            "spread": max((_nan_high(p.get("loss_max_abs")) for p in case.get("pairs", [])), default=None),
-            "description": strings.add(case["description"]) if case.get("description") else None,
+            "description": strings.add(description) if description else None,
+            "refs": refs.find(description) or None,
             "expected": _groups_text(expected.get("groups")),
             "expected_status": ", ".join(f"{k}={v}" for k, v in (expected.get("status") or {}).items()),
-            "tolerance": ", ".join(f"{k} {v}" for k, v in (case.get("tolerance") or {}).items()),
+            "tolerance": ", ".join(f"{k} {v}" for k, v in tol.items()),
             "loss": str(case["params"].get("loss", "")),
             "params": [_param_data(n, v, strings) for n, v in params],
             "tokens": _tokens(params),
             "statuses": " ".join(statuses),
             "results": rows,
-            "explanation": [_explanation_data(e, strings) for e in case.get("explanation") or []] or None,
+            "pairs": pairs or None,
+            "explanation": [_explanation_data(e, case, strings) for e in case.get("explanation") or []] or None,
             "timeline": _timeline_data(case.get("timeline")),
         }
     )
@@ -210,28 +250,32 @@ def _timeline_data(points: list[dict[str, Any]] | None) -> dict[str, Any] | None
     return {"keys": keys, "rows": rows}
 
 
-def _result_data(
-    key: str, r: dict[str, Any], group: int | None, differs: bool, diff: dict[str, Any] | None, strings: _Strings
-) -> dict[str, Any]:
+def _seconds(value: float | None) -> str | None:
+    if value is None:
+        return None
+    return f"{value * 1000:.3g} ms" if value < 1 else f"{value:.3g} s"
+
+
+def _result_data(key: str, r: dict[str, Any], group: int | None, strings: _Strings) -> dict[str, Any]:
     documented = r.get("documented") or {}
-    knobs = "\n".join(f"{k} = {_literal(v)}" for k, v in (documented.get("knobs") or {}).items())
+    knobs = {k: _literal(v) for k, v in (documented.get("knobs") or {}).items()}
     grad, count = r.get("grad"), _count(r.get("grad"))
+    off = documented.get("agrees") is False
     return _compact(
         {
             "key": key,
             "status": r["status"],
             "group": group,
-            "differs": differs,
             "dtype": r.get("dtype"),
             "message": strings.add(r["message"][:MESSAGE_CHARS]) if r.get("message") else None,
-            "loss": _fmt(r.get("loss")),
-            "grad": f"{count} values" if count > 12 else _fmt(grad, 5),
-            "dloss": _fmt(diff.get("loss_max_abs"), 3) if diff else None,
-            "dgrad": _fmt(diff.get("grad_max_abs"), 3) if diff else None,
-            "disagree": diff is not None and not diff.get("agree"),
-            "documented": None if documented.get("agrees") is None else ("yes" if documented["agrees"] else "no"),
-            "documented_loss": _fmt(documented.get("loss")) if documented.get("agrees") is False else None,
-            "knobs": strings.add(knobs) if knobs else None,
+            "loss": compact.text(r["loss"]) if compact.is_compact(r.get("loss")) else _fmt(r.get("loss")),
+            "grad": compact.text(grad) if compact.is_compact(grad) else f"{count} values" if count > 12 else _fmt(grad, 5),
+            "seconds": _seconds(r.get("seconds")),
+            "documented": None if documented.get("agrees") is None else ("no" if off else "yes"),
+            "documented_loss": _fmt(documented.get("loss")) if off else None,
+            "documented_dloss": _fmt(documented.get("loss_max_abs"), 3) if off else None,
+            "documented_dgrad": _fmt(documented.get("grad_max_abs"), 3) if off and documented.get("grad_max_abs") is not None else None,
+            "knobs": strings.add(json.dumps(knobs, separators=(",", ":"))) if knobs else None,
             "api": strings.add(r.get("api") or ""),
             "code": strings.lines(r["code"]) if r.get("code") else None,
         }
@@ -251,10 +295,60 @@ def _param_data(name: str, value: Any, strings: _Strings) -> dict[str, Any]:
     )
 
 
-def _explanation_data(item: dict[str, Any], strings: _Strings) -> dict[str, Any]:
-    """A diverging pair's explanation with its values as text: the knobs that differ and the recipe
-    (its code stored line by line, since recipes of a matrix share most lines)."""
-    recipe = item.get("recipe")
+def _gap(a: Any, b: Any) -> float | None:
+    """The largest |a - b| of two documented losses (NaN where both are NaN counts as equal; None where
+    the shapes differ or a value is not finite)."""
+    x, y = list(_flatten(a)) if isinstance(a, list) else [a], list(_flatten(b)) if isinstance(b, list) else [b]
+    if len(x) != len(y) or not all(_numeric(v) for v in x + y):
+        return None
+    gaps = [0.0 if math.isnan(u) and math.isnan(v) else abs(u - v) for u, v in zip(x, y, strict=True)]
+    return max(gaps, default=0.0) if all(math.isfinite(g) for g in gaps) else None
+
+
+def _additivity(item: dict[str, Any], case: dict[str, Any]) -> dict[str, Any]:
+    """Whether the knobs' effects, each measured alone, add up to the difference of the two documented
+    formulas. They need not: one knob can change what another weighs or counts (the weights change
+    the denominator's sum), or two can pull the loss in opposite directions."""
+    effects = [k.get("effect") for k in item.get("knobs") or [] if k.get("effect")]
+    documented = [(case["results"].get(key) or {}).get("documented") or {} for key in (item.get("a"), item.get("b"))]
+    if not effects or any(e is None for e in effects) or not all("loss" in d for d in documented):
+        return {}
+    total = _gap(documented[0]["loss"], documented[1]["loss"])
+    if total is None:
+        return {}
+    together = sum(effects)
+    adds = abs(together - total) <= max(1e-9, 1e-3 * abs(total))
+    return {"sum": _fmt(together, 4), "total": _fmt(total, 4), "additive": adds, "several": len(effects) > 1}
+
+
+def _recipe_data(recipe: dict[str, Any], a: str, strings: _Strings) -> dict[str, Any]:
+    """A recipe as run (its code stored line by line, ending in a line that prints the value), its value and verdict."""
+    code = recipe.get("code") or ""
+    target = _fmt(recipe["target"]) if "target" in recipe else None
+    if code and target is not None:
+        code = code.rstrip("\n") + f"\nprint(loss)  # {a} gave {target}"
+    return _compact(
+        {
+            "code": strings.lines(code),
+            "result": _fmt(recipe.get("result")),
+            "target": target,
+            "reproduces": bool(recipe.get("reproduces")),
+            "message": strings.add(recipe["message"][:MESSAGE_CHARS]) if recipe.get("message") else None,
+        }
+    )
+
+
+def _explanation_data(item: dict[str, Any], case: dict[str, Any], strings: _Strings) -> dict[str, Any]:
+    """A diverging pair's explanation with its values as text: the knobs that differ (internal names and
+    values; the page words them), whether their effects add up, and the recipe (its code stored line by
+    line, since recipes of a matrix share most lines), ending in a line that prints the value."""
+    shown = {}
+    for field, target in (("recipe", item.get("a")), ("reverse", item.get("b"))):  # b reproducing a; a reproducing b
+        recipe = item.get(field)
+        if recipe:
+            shown[field] = _recipe_data(recipe, str(target), strings)
+            if recipe.get("change"):
+                shown[field]["change"] = _recipe_data(recipe["change"], str(target), strings)
     return _compact(
         {
             "a": item.get("a"),
@@ -264,28 +358,83 @@ def _explanation_data(item: dict[str, Any], strings: _Strings) -> dict[str, Any]
                 [str(k.get("knob")), _literal(k.get("a")), _literal(k.get("b")), _fmt(k.get("effect"), 4)] for k in item.get("knobs") or []
             ]
             or None,
-            "recipe": _compact(
-                {
-                    "code": strings.lines(recipe.get("code") or ""),
-                    "result": _fmt(recipe.get("result")),
-                    "target": _fmt(recipe["target"]) if "target" in recipe else None,
-                    "reproduces": bool(recipe.get("reproduces")),
-                    "message": strings.add(recipe["message"][:MESSAGE_CHARS]) if recipe.get("message") else None,
-                }
-            )
-            if recipe
-            else None,
+            **_additivity(item, case),
+            "recipe": shown.get("recipe"),
+            "reverse": shown.get("reverse"),
+            "no_recipe": strings.add(item["no_recipe"]) if item.get("no_recipe") else None,
+            "fit": _fit_data(item.get("fit")),
         }
     )
 
 
+def _fit_data(fit: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A user's function's fit (`explain.fitted`): the knob settings that reproduce it, or the closest
+    and its distance, and the settings this case cannot tell apart from them."""
+    if not fit:
+        return None
+    exact = bool(fit.get("exact"))
+    return _compact(
+        {
+            "exact": exact,
+            "knobs": [[str(k), _literal(v)] for k, v in (fit.get("knobs") or {}).items()] or None,
+            "distance": None if exact else _fmt(fit.get("distance"), 4),
+            "equivalent": [[str(k), [_literal(v) for v in values]] for k, values in (fit.get("equivalent") or {}).items()] or None,
+        }
+    )
+
+
+class _References:
+    """Upstream issue and pull-request references in case descriptions, as links: `owner/repo#123`,
+    GitHub URLs, and `NAME #123` / `NAME issue #123` / `PR #123`, where NAME is a name a framework module
+    lists in its optional `REPOSITORIES` (e.g. `{"paddle": "PaddlePaddle/Paddle"}`); a bare `PR #123`
+    or `issue #123` belongs to the last such name written before it. Found once per distinct text."""
+
+    URL = re.compile(r"https://github\.com/[\w.-]+/[\w.-]+/(?:issues|pull)/\d+")
+    QUALIFIED = re.compile(r"\b([\w.-]+/[\w.-]+)#(\d+)")
+    NUMBERED = re.compile(r"(?:\b(?:issue|PR|pull request)\s+)?#(\d+)", re.IGNORECASE)
+
+    def __init__(self, repositories: dict[str, str]) -> None:
+        self.repositories = {name.lower(): repo for name, repo in repositories.items()}
+        names = sorted(self.repositories, key=len, reverse=True)
+        self.names = re.compile(r"\b(" + "|".join(map(re.escape, names)) + r")\b", re.IGNORECASE) if names else None
+        self.found: dict[str, list[list[Any]]] = {}
+
+    def find(self, text: str) -> list[list[Any]]:
+        """[start, end, url] of each reference in `text`, in order."""
+        if text not in self.found:
+            self.found[text] = self._scan(text) if "#" in text or "github.com" in text else []
+        return self.found[text]
+
+    def _scan(self, text: str) -> list[list[Any]]:
+        spans: list[list[Any]] = [[m.start(), m.end(), m.group(0)] for m in self.URL.finditer(text)]
+        taken = lambda start, end: any(s < end and start < e for s, e, _ in spans)  # noqa: E731
+        for m in self.QUALIFIED.finditer(text):
+            if not taken(m.start(), m.end()):
+                spans.append([m.start(), m.end(), f"https://github.com/{m.group(1)}/issues/{m.group(2)}"])
+        for m in self.NUMBERED.finditer(text):
+            named = [n for n in self.names.finditer(text, 0, m.start())] if self.names else []
+            if taken(m.start(), m.end()) or not named:
+                continue
+            adjacent = text[named[-1].end() : m.start()].strip().lower() in ("", "issue", "pr")
+            if not adjacent and m.group(0).startswith("#"):  # a bare #12 far from any name: not a reference
+                continue
+            start = named[-1].start() if adjacent else m.start()
+            repo = self.repositories[named[-1].group(1).lower()]
+            spans.append([start, m.end(), f"https://github.com/{repo}/issues/{m.group(1)}"])
+        return sorted(spans)
+
+
+def _repositories() -> dict[str, str]:
+    """Every framework module's `REPOSITORIES` (names written before an issue number -> GitHub repository)."""
+    found: dict[str, str] = {}
+    for name in registry.frameworks():
+        for alias, repo in getattr(registry.framework(name), "REPOSITORIES", {}).items():
+            found.setdefault(alias, repo)
+    return found
+
+
 def _groups_text(groups: list[list[str]] | None) -> str | None:
     return " ".join("[" + ", ".join(g) + "]" for g in groups) if groups else None
-
-
-def _nan_high(value: float | None) -> float:
-    """Sort key for a difference: NaN ranks above every number (it is the worst disagreement)."""
-    return -1.0 if value is None else (math.inf if math.isnan(value) else value)
 
 
 def _heat(rows: list[list[dict[str, Any]]]) -> list[list[dict[str, Any]]]:
@@ -315,7 +464,12 @@ class _Filters:
         self.losses.add(str(case["params"].get("loss", "")))
 
     def choices(self, keys: list[str]) -> dict[str, Any]:
-        params = [f"{n}={v}" for n in sorted(self.values) if 1 < len(self.values[n]) <= MAX_FILTER_VALUES for v in sorted(self.values[n])]
+        params = [
+            f"{n}={v}"
+            for n in sorted(self.values)
+            if 1 < len(self.values[n]) <= MAX_FILTER_VALUES
+            for v in sorted(self.values[n], key=natural)
+        ]
         return {"losses": sorted(self.losses - {""}), "params": params, "results": keys, "statuses": STATUS_FILTERS}
 
 
@@ -495,8 +649,10 @@ class _Report:
         self.filters = _Filters()
         self.sweeps = Sweeps()
         self.failures: list[dict[str, Any]] = []  # the first FAILURES_SHOWN, by file then id
-        self.index: list[tuple[bool, bool, str, str, int, int]] = []
+        self.index: list[tuple[bool, bool, str, tuple[Any, ...], int, int]] = []
         self.brief = 0
+        self.refs = _References(_repositories())
+        self.files: set[str] = set()
 
     def add(self, case: dict[str, Any]) -> None:
         self.agreement.add(case)
@@ -509,13 +665,14 @@ class _Report:
             del self.failures[FAILURES_SHOWN:]
         brief = not self.detailed and not violated and _agrees_plainly(case)
         self.brief += brief
-        text = str(script_json(_brief_data(case, self.strings) if brief else _case_data(case, self.strings))).encode()
-        self.index.append((not violated, len(case["groups"]) <= 1, case["file"], case["id"], self.spool.tell(), len(text)))
+        self.files.add(case["file"])
+        text = str(script_json(_brief_data(case, self.strings) if brief else _case_data(case, self.strings, self.refs))).encode()
+        self.index.append((not violated, len(case["groups"]) <= 1, case["file"], natural(case["id"]), self.spool.tell(), len(text)))
         self.spool.write(text)
 
     def cases(self) -> Iterator[Markup]:
         """The cases' JSON, comma-separated, in chunks: violated first, then divergent, then the rest;
-        within each by file, then id."""
+        within each by file, then id (its numbers as numbers: 0.0 before 0.05)."""
         self.index.sort()
         chunk: list[bytes] = []
         size = 0
@@ -527,6 +684,32 @@ class _Report:
                 yield Markup(b"".join(chunk).decode("ascii"))
                 chunk, size = [], 0
         yield Markup(b"".join(chunk).decode("ascii"))
+
+
+NUMBER = re.compile(r"((?<![\w.])-?\d+(?:\.\d+)?(?:e[-+]?\d+)?)")
+
+
+def natural(text: str) -> tuple[Any, ...]:
+    """A sort key that reads the numbers in a text as numbers: `s[x=0.0]` < `s[x=0.05]` < `s[x=0.1]`
+    (as text, 0.05 sorts before 0.0 and 0.1 before 0.05). Texts alternate with numbers in the key."""
+    return tuple(float(part) if i % 2 else part for i, part in enumerate(NUMBER.split(text)))
+
+
+def links(files: set[str], page: Path) -> dict[str, str]:
+    """Each case file as a link relative to the page (case files are named as given on the command
+    line, relative to the directory the run started in, which is this process's too)."""
+    base = os.path.abspath(page.parent)
+    return {f: quote(Path(os.path.relpath(os.path.abspath(f), base)).as_posix()) for f in files}
+
+
+def _vocabulary() -> dict[str, Any]:
+    """The knobs in words, for the page: per knob its plain name (`losses.knob_labels`) and what a
+    framework does at each value (the families' PHRASES), values keyed as the page shows them."""
+    labels, phrases = losses.knob_labels(), losses.phrases()
+    return {
+        knob: {"label": labels.get(knob, knob.replace("_", " ")), "values": {_literal(v): p for v, p in phrases.get(knob, {}).items()}}
+        for knob in sorted(set(labels) | set(phrases))
+    }
 
 
 def _agrees_plainly(case: dict[str, Any]) -> bool:
@@ -572,6 +755,7 @@ def write(path: Path, results_path: Path) -> None:
             report.add(case)
         keys = report.agreement.keys()
         defaults = summary.default_keys(keys)
+        source = head.get("source") if head.get("source") in keys else _default_source(defaults or keys)
         page = (
             _environment()
             .get_template("report.html.j2")
@@ -583,6 +767,10 @@ def write(path: Path, results_path: Path) -> None:
                 sweeps=report.sweeps.charts(defaults),
                 filters=report.filters.choices(keys),
                 keys=keys,
+                sources=defaults + [k for k in [source] if k and k not in defaults],
+                source=source,
+                links=links(report.files, path),
+                vocabulary=_vocabulary(),
                 strings=report.strings.table,
                 cases=report.cases(),
                 brief=report.brief,

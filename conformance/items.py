@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from conformance import adapters, baseline, cases, registry, service, user
-from conformance.cli import check_keys, selection
+from conformance.cli import check_keys, engine_choice, selection
 from conformance.digits import number
 from conformance.errors import ConformanceError
 from conformance.pipeline import Outputs, Pipeline
@@ -54,7 +54,8 @@ def _markers(config: pytest.Config) -> None:
 def _named_keys(case: cases.Case) -> set[str]:
     if case.expect is None:
         return set()
-    return {k for g in case.expect.groups or [] for k in g} | set(case.expect.status or {}) | set(case.expect.values or {})
+    statuses = set(case.expect.status or {}) - {cases.ANY_RESULT}  # '*': every result not named
+    return {k for g in case.expect.groups or [] for k in g} | statuses | set(case.expect.values or {})
 
 
 class ExpectationViolated(Exception):
@@ -149,6 +150,9 @@ class State:
         self.gone: list[str] = []
         self.chosen = config.getoption("conformance_frameworks"), config.getoption("conformance_only")
         self.timeout = config.getoption("conformance_timeout")
+        self.engine = engine_choice(
+            config.getoption("conformance_engine"), config.getoption("conformance_ray_address"), "--conformance-ray-address"
+        )
         path = config.getoption("conformance_baseline")
         self.baseline_path = Path(path) if path else None
         if config.getoption("conformance_max_elements") is not None:
@@ -205,7 +209,7 @@ class State:
     def pipeline_(self, most: int = 1) -> Pipeline:
         """This process's pipeline (the controller's, or without xdist the only one), started once."""
         if self.pipeline is None:
-            self.pipeline = Pipeline(self.keys, self.timeout, most, self.baseline_path)
+            self.pipeline = Pipeline(self.keys, self.timeout, most, self.baseline_path, self.engine)
         return self.pipeline
 
     def outputs_(self) -> Outputs:

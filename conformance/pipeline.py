@@ -13,7 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from conformance import baseline, explain, html, results, runner, summary
+from conformance import baseline, engines, explain, html, results, summary
 from conformance.cases import Case
 from conformance.compare import compare
 from conformance.records import CaseRecord, Comparison, Result, result_of
@@ -23,12 +23,19 @@ class Pipeline:
     """Framework workers for `keys` (started at once, so their imports overlap whatever comes next) and
     what turns their answers into records: comparison, explanation and, given a baseline, its replay."""
 
-    def __init__(self, keys: dict[str, set[str] | None], timeout: float = 120.0, most: int = 1, baseline_path: Path | None = None) -> None:
+    def __init__(
+        self,
+        keys: dict[str, set[str] | None],
+        timeout: float = 120.0,
+        most: int = 1,
+        baseline_path: Path | None = None,
+        engine: engines.Choice = engines.LOCAL,
+    ) -> None:
         self.replay = None
         if baseline_path is not None:
             self.replay = baseline.Replay(baseline.load(baseline_path), str(baseline_path), baseline_path.parent)
         self.frameworks = set(keys)
-        self.workers = runner.Workers(keys, timeout, most)
+        self.workers = engines.start(engine, keys, timeout, most)
         self.compared: dict[int, tuple[dict[str, Result], Comparison]] = {}
 
     def records(self, cases: list[Case]) -> Iterator[tuple[Case, CaseRecord]]:
@@ -61,11 +68,16 @@ class Pipeline:
         return self.workers.versions()
 
     def head(self, extra: dict[str, Any] | None = None) -> dict[str, Any]:
-        """The document's head but for its summary: versions, worker statistics, the baseline's report."""
+        """The document's head but for its summary: versions, worker statistics, run details, the baseline's report."""
         stats = self.workers.stats
         out: dict[str, Any] = {
             "versions": self.versions(),
-            "workers": {f: {"startup_seconds": s.startup_seconds, "restarts": s.restarts} for f, s in stats.items()},
+            "workers": {
+                f: {"startup_seconds": s.startup_seconds, "restarts": s.restarts, **({"nodes": s.nodes} if s.nodes else {})}
+                for f, s in stats.items()
+            },
+            "run": results.run_details(),  # Python, OS, CPU, date; the CLI adds the case files' commit
+            "source": None,  # the result the report measures against (`run --source`); None: the reference
             **(extra or {}),
         }
         if self.replay is not None:

@@ -36,7 +36,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="run your own loss function as the result key KEY (FRAMEWORK:NAME), in that framework's worker (repeatable)",
     )
     group.addoption(
-        "--conformance-max-elements", type=int, default=None, help="numbers any one array of a case may hold (default 10,000,000)"
+        "--conformance-max-elements", type=int, default=None, help="numbers any one array of a case may hold (default 16,777,216)"
+    )
+    group.addoption(
+        "--conformance-engine",
+        choices=("local", "ray"),
+        default="local",
+        help="where the framework workers run: processes on this machine (local, default) or Ray actors over a cluster (ray)",
+    )
+    group.addoption(
+        "--conformance-ray-address",
+        default=None,
+        help="the Ray cluster for --conformance-engine ray (default: RAY_ADDRESS, else a local one)",
     )
     parser.addini(
         "conformance_cases",
@@ -49,7 +60,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     """Options given are checked now (a bad one is one usage error); nothing else happens until a case
     file is collected, so a project without case files pays nothing for this plugin."""
-    if not any(config.getoption(o) for o in ("conformance_frameworks", "conformance_only", "conformance_baseline", "conformance_variant")):
+    given = ("conformance_frameworks", "conformance_only", "conformance_baseline", "conformance_variant", "conformance_ray_address")
+    if not any(config.getoption(o) for o in given):
         return  # nothing given to check; the state is made with the first case file
     _state(config)
 

@@ -6,7 +6,8 @@ The pipeline builds each record once (`Result`s from the workers' answers, then 
 adds to a record makes a new one (`dataclasses.replace`).
 
 The JSON form is the results.json contract (keys documented in the README); it does not change when a
-field is added here, only grows.
+field is added here, only grows. A value of more than `compact.COMPACT_ABOVE` elements is written in its
+compact form (`conformance.compact`); the record itself keeps every element.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+from conformance import compact, registry
 
 
 def plain(value: Any) -> Any:
@@ -30,6 +33,14 @@ def plain(value: Any) -> Any:
     return value
 
 
+def value_json(value: Any, dtype: str | None = None, against: tuple[str, Any] | None = None) -> Any:
+    """A loss or gradient as written: nested lists of floats, or the compact form of a large array
+    (with its largest differences from `against`, (key, array), where given)."""
+    if compact.large(value):
+        return compact.form(value, dtype, against)
+    return plain(value)
+
+
 @dataclass(frozen=True)
 class Documented:
     """A result's documented formula: the knob point its API's documentation describes, the float64
@@ -43,10 +54,15 @@ class Documented:
     grad_max_abs: float | None = None
 
     def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"knobs": self.knobs, "loss": plain(self.loss)}
+        out: dict[str, Any] = {"knobs": self.knobs, "loss": value_json(self.loss)}
         if self.agrees is not None:
             out.update(agrees=self.agrees, loss_max_abs=self.loss_max_abs, grad_max_abs=self.grad_max_abs)
         return out
+
+
+CHANGE = "~change"
+"""A recipe key's suffix for the smallest change to the framework's own call (`adapters.smallest_change`),
+run beside the general recipe of the same target."""
 
 
 @dataclass(frozen=True)
@@ -78,18 +94,22 @@ class Result:
     code: str | None = None
     documented: Documented | None = None
     recipes: dict[str, RecipeRun] = field(default_factory=dict)
+    numerical: dict[str, Any] | None = None
+    """Where the result is off its documented float64 value by more than the dtype's tolerance but within
+    the case's size allowance (`compare.allowance`): the rtol each value needs, the allowance, a sentence."""
 
     @property
     def ok(self) -> bool:
         return self.status == "ok"
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, against: Result | None = None) -> dict[str, Any]:
+        """Its JSON form; `against`: the oracle's result, whose differences a compact value shows."""
         out: dict[str, Any] = {
             "api": self.api,
             "status": self.status,
             "message": self.message,
-            "loss": plain(self.loss),
-            "grad": plain(self.grad),
+            "loss": value_json(self.loss, self.dtype, _other(against, "loss")),
+            "grad": value_json(self.grad, self.dtype, _other(against, "grad")),
             "code": self.code,
         }
         if self.dtype is not None:
@@ -98,7 +118,14 @@ class Result:
             out["seconds"] = self.seconds
         if self.documented is not None:
             out["documented"] = self.documented.to_json()
+        if self.numerical is not None:
+            out["numerical"] = self.numerical
         return out
+
+
+def _other(against: Result | None, what: str) -> tuple[str, Any] | None:
+    value = None if against is None else getattr(against, what)
+    return None if value is None or against is None else (against.key, value)
 
 
 @dataclass(frozen=True)
@@ -113,12 +140,16 @@ class Pair:
     grad_max_abs: float | None = None
     grad_max_rel: float | None = None
     reason: str | None = None
+    allowance: bool = False
+    """Agree only under the case's size allowance (both on their documented float64 values, which agree)."""
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"a": self.a, "b": self.b, "loss_max_abs": self.loss_max_abs, "loss_max_rel": self.loss_max_rel}
         out["agree"] = self.agree
         if self.reason is not None:
             out["reason"] = self.reason
+        if self.allowance:
+            out["within_allowance"] = True
         if self.grad_max_abs is not None:
             out.update(grad_max_abs=self.grad_max_abs, grad_max_rel=self.grad_max_rel)
         return out
@@ -134,15 +165,20 @@ class Comparison:
     tolerance: dict[str, float]
     expectation: str
     expectation_message: str | None = None
+    allowance: dict[str, float] | None = None
+    """The tolerance the case's size allows for rounding (`compare.allowance`), where wider than `tolerance`."""
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out = {
             "groups": [list(g) for g in self.groups],
             "pairs": [p.to_json() for p in self.pairs],
             "tolerance": self.tolerance,
             "expectation": self.expectation,
             "expectation_message": self.expectation_message,
         }
+        if self.allowance is not None:
+            out["allowance"] = self.allowance
+        return out
 
 
 @dataclass(frozen=True)
@@ -161,18 +197,22 @@ class KnobDifference:
 
 @dataclass(frozen=True)
 class ShownRecipe:
-    """b's native code reproducing a, and whether it does reproduce a's loss."""
+    """b's native code reproducing a, and whether it does reproduce a's loss; `change`: the smallest
+    change to b's own call that does the same (shown first), as run, where one can be written."""
 
     code: str | None
     result: Any
     target: Any
     reproduces: bool
     message: str | None = None
+    change: ShownRecipe | None = None
 
     def to_json(self) -> dict[str, Any]:
-        out = {"code": self.code, "result": plain(self.result), "target": plain(self.target), "reproduces": self.reproduces}
+        out = {"code": self.code, "result": value_json(self.result), "target": value_json(self.target), "reproduces": self.reproduces}
         if self.message is not None:
             out["message"] = self.message
+        if self.change is not None:
+            out["change"] = self.change.to_json()
         return out
 
 
@@ -182,7 +222,8 @@ class Explanation:
     recipe (b's native code reproducing a), or why there is none (`no_recipe`). For a user's function
     (`--variant`, b), `fit`: the knob settings of the model that reproduce its values on the case
     (`knobs`: those set otherwise than a's documented ones; `exact`: whether they reproduce loss and
-    gradient within tolerance, else the closest found and its `distance`, the largest loss difference)."""
+    gradient within tolerance, else the closest found and its `distance`, the largest loss difference).
+    `reverse`: a's native code reproducing b, for a reader porting from b to a."""
 
     a: str
     b: str
@@ -191,6 +232,7 @@ class Explanation:
     recipe: ShownRecipe | None = None
     no_recipe: str | None = None
     fit: dict[str, Any] | None = None
+    reverse: ShownRecipe | None = None
 
     def to_json(self) -> dict[str, Any]:
         out = {
@@ -204,6 +246,8 @@ class Explanation:
             out["no_recipe"] = self.no_recipe
         if self.fit is not None:
             out["fit"] = self.fit
+        if self.reverse is not None:
+            out["reverse"] = self.reverse.to_json()
         return out
 
 
@@ -228,7 +272,13 @@ class Finding:
         return self.what in ("loss", "grad")
 
     def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"case": self.case, "key": self.key, "what": self.what, "old": plain(self.old), "new": plain(self.new)}
+        out: dict[str, Any] = {
+            "case": self.case,
+            "key": self.key,
+            "what": self.what,
+            "old": self.old if compact.is_compact(self.old) else value_json(self.old, self.dtype),
+            "new": value_json(self.new, self.dtype),
+        }
         if self.dtype is not None:
             out["dtype"] = self.dtype
         if self.moved:
@@ -267,18 +317,25 @@ class CaseRecord:
         return self.comparison.groups
 
     @property
+    def oracle(self) -> Result | None:
+        """The first ok result of an oracle framework (the float64 reference), if one ran."""
+        oracles = registry.oracles()
+        return next((r for key, r in self.results.items() if r.ok and key.split(":", 1)[0] in oracles), None)
+
+    @property
     def fails(self) -> bool:
         """Whether its pytest item fails: the expectation is violated or a value moved since the baseline."""
         return self.comparison.expectation == "violated" or bool(self.findings)
 
     def to_json(self) -> dict[str, Any]:
+        oracle = self.oracle
         out: dict[str, Any] = {
             "id": self.id,
             "file": self.file,
             "line": self.line,
             "description": self.description,
             "params": self.params,
-            "results": {key: r.to_json() for key, r in self.results.items()},
+            "results": {key: r.to_json(None if r is oracle else oracle) for key, r in self.results.items()},
             **self.comparison.to_json(),
             "expected": self.expected,
             "explanation": [e.to_json() for e in self.explanation],

@@ -143,6 +143,22 @@ SHARED_PHRASES: dict[str, dict[Any, str]] = {
     },
 }
 
+# Each knob's name in plain words, for readers who do not know the model (the report shows the internal
+# name on hover); a family names its own knobs (`KNOB_LABELS` of conformance/losses/*).
+SHARED_KNOB_LABELS: dict[str, str] = {
+    "weight_mode": "how class weights meet the label",
+    "denominator": "what the mean divides by",
+    "empty_mean": "a mean of nothing (0/0)",
+    "empty_batch": "an empty batch",
+    "probabilities": "how probabilities become log-probabilities",
+    "clip_eps": "the probability clip",
+    "logit_floor": "the clip of shifted logits",
+    "ignore_smoothed": "ignored positions under smoothing",
+    "weights_as_sample_weights": "class weights passed as sample weights",
+    "log_clamp": "the clamp of log p",
+    "last_axis_mean": "averaging the last axis first",
+}
+
 TEXTBOOK = Knobs()
 
 
@@ -179,13 +195,15 @@ class _Reading:
         return getattr(self.knobs, name)
 
 
-def rounded(case: Case, array: np.ndarray) -> np.ndarray:
-    """`array` rounded to the case's dtype and back, so the model sees what the frameworks see."""
-    if case.dtype == "bfloat16":
+def rounded(case: Case, array: np.ndarray, key: str | None = None) -> np.ndarray:
+    """`array` rounded to its dtype and back, so the model sees what the frameworks see: the dtype of
+    the case key `key` (`case.dtype_of`: an array `dtype:` maps has its own), by default the case's."""
+    dtype = case.dtype_of(key)
+    if dtype == "bfloat16":
         bits = np.asarray(array, dtype=np.float32).view(np.uint32)
         bits = ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16 << 16).astype(np.uint32)
         return bits.view(np.float32).astype(np.float64)
-    return np.asarray(array, dtype=case.dtype).astype(np.float64)
+    return np.asarray(array, dtype=dtype).astype(np.float64)
 
 
 def mean_denominator(case: Case, own_mean: Denominator) -> Denominator:
@@ -199,6 +217,8 @@ def mean_denominator(case: Case, own_mean: Denominator) -> Denominator:
 
 def evaluate(case: Case, knobs: Knobs = TEXTBOOK) -> Outcome:
     """The loss of `case` under `knobs`, in float64, by the case's loss family (noting the knobs it read)."""
+    if not case.check_shapes:
+        raise ValueError("the case's shapes are mismatched on purpose (check_shapes: false): no formula applies")
     reading = _Reading(knobs)
     outcome = case.family.evaluate(case, reading)
     return replace(outcome, read=frozenset(reading.read))

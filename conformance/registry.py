@@ -45,6 +45,7 @@ class Framework(Protocol):
     to_numpy(value): a framework tensor as (float64-castable array, dtype name) (runs in the worker).
     recipe(case, knobs): optional; native code reproducing another framework's documented semantics
         (`knobs`), or None where it has none.
+    REPOSITORIES: optional; names written before an issue number (`Paddle #20994`) -> GitHub repository.
     """
 
     SETUP: str

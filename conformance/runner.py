@@ -37,12 +37,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from conformance import adapters, user
+from conformance.adapters import Variant
 from conformance.cases import Case
 from conformance.reference import Knobs
 
 START_TIMEOUT = 300.0
 WINDOW = 4
 AHEAD = 256
+# Nor more cases than hold this many prediction elements (large cases: their answers carry arrays of that
+# size, a few copies each, so a window of 256 of them would not fit in memory). Always at least one case.
+ELEMENTS_AHEAD = 1 << 24
 # A worker that dies waiting for work, on no case, is replaced; one that does so this many times in a row
 # (no answer between) fails its framework instead of being restarted for ever.
 IDLE_DEATHS = 3
@@ -70,6 +74,8 @@ class WorkerStats:
     versions: dict[str, str] = field(default_factory=dict)
     startup_seconds: list[float] = field(default_factory=list)
     restarts: int = 0
+    nodes: list[str] = field(default_factory=list)
+    """Where its workers ran, when an engine spreads them over machines (Ray node ids); empty here."""
 
 
 def plan(frameworks: list[str], only: list[str] | None) -> dict[str, set[str] | None]:
@@ -150,7 +156,7 @@ class Workers:
         self.close()
 
 
-def _with_code(case: Case, results: Results) -> Results:
+def with_code(case: Case, results: Results) -> Results:
     """Each result's and recipe's native code as a runnable snippet: imports, the arrays, the body."""
     arrays: list[str] = []
     for key, result in results.items():
@@ -161,6 +167,17 @@ def _with_code(case: Case, results: Results) -> Results:
                 arrays = arrays or [adapters.array_source(case)]
             entry["code"] = None if body is None else f"{setup}\n\n{arrays[0]}\n\n{body}\n"
     return results
+
+
+def _ahead(cases: list[Case], start: int) -> int:
+    """How far past the first unfinished case (`start`) the frameworks may run: `AHEAD` cases, fewer where
+    their predictions hold more than `ELEMENTS_AHEAD` numbers."""
+    total = 0
+    for index in range(start, min(start + AHEAD, len(cases))):
+        total += cases[index].predictions.size
+        if total > ELEMENTS_AHEAD and index > start:
+            return index
+    return start + AHEAD
 
 
 class _Stream:
@@ -175,7 +192,7 @@ class _Stream:
         self.recipes = recipes
         self.inbox: queue.Queue[tuple[str, str, int, Any]] = queue.Queue()
         self.outbox: queue.Queue[tuple[Case, Results]] = queue.Queue(maxsize=AHEAD)
-        self.limit = AHEAD
+        self.limit = _ahead(cases, 0)
         self.cancelled = False
         self.threads: list[threading.Thread] = []
         self.lock = threading.Lock()
@@ -232,9 +249,9 @@ class _Stream:
                 complete.remove(next_index)
                 case = self.cases[next_index]
                 self.cases[next_index] = None  # type: ignore[call-overload]  # handed out: not kept (flat memory)
-                self.outbox.put((case, _with_code(case, found.pop(next_index))))
+                self.outbox.put((case, with_code(case, found.pop(next_index))))
                 next_index += 1
-                self.limit = next_index + AHEAD
+                self.limit = _ahead(self.cases, next_index)
                 if next_index % (AHEAD // 4) == 0:
                     for f in self.frameworks.values():
                         f.wake()
@@ -349,10 +366,16 @@ class _Framework:
             shard.events.put(("stop", stream))
 
     def crash(self, task: tuple[Any, ...], reason: str) -> tuple[str, str, int, Any]:
-        kind, index, case, detail = task
-        if kind == "recipes":
-            return ("recipes", self.name, index, {t: {"body": None, "loss": None, "message": reason} for t in detail})
-        return ("result", self.name, index, {v.key: _crashed(v.api, reason) for v in adapters.for_case(self.variants, case)})
+        return crash(self.name, self.variants, task, reason)
+
+
+def crash(name: str, variants: list[Variant], task: tuple[Any, ...], reason: str) -> tuple[str, str, int, Any]:
+    """The answer framework `name` gives for a task its worker died on: every variant of the case
+    `crashed`, or every recipe asked for failing, with `reason` (any engine records crashes this way)."""
+    kind, index, case, detail = task
+    if kind == "recipes":
+        return ("recipes", name, index, {t: {"body": None, "loss": None, "message": reason} for t in detail})
+    return ("result", name, index, {v.key: _crashed(v.api, reason) for v in adapters.for_case(variants, case)})
 
 
 class _Shard:
@@ -384,9 +407,10 @@ class _Shard:
         self.reap()
 
     def release(self) -> None:
-        """Ask the worker to end: it exits after what it is running (killed if it never got ready)."""
+        """Ask the worker to end: it exits after what it is running; killed if it never got ready or has
+        nothing in flight (nothing of it is wanted, and a framework's own teardown takes about a second)."""
         if self.worker is not None:
-            self.worker.release(kill=not self.ready)
+            self.worker.release(kill=not self.ready or not self.inflight)
 
     def reap(self) -> None:
         """Wait for the released worker to exit."""

@@ -4,12 +4,14 @@ Both are built from results.json as it streams by (`results.cases`), through acc
 counts and a bounded list, so a run of any size is summarised in flat memory.
 
 `summary.md` is written for a CI job summary (GitHub drops one over 1 MiB whole), so it stays short:
-the counts, the expectation failures (a bounded list), the agreement of the default variants, what moved
-since a baseline, and a link to the HTML report that has everything else.
+the counts, the expectation failures and the most divergent cases (bounded lists), errors by framework,
+the agreement of the default variants (one half of the symmetric matrix), what moved since a baseline,
+and an absolute link to the HTML report that has everything else (a relative link is dead in a job summary).
 """
 
 from __future__ import annotations
 
+import heapq
 import math
 import os
 import re
@@ -21,8 +23,10 @@ from conformance import results
 from conformance.compare import order
 
 MAX_LISTED = 20
+MOST_DIVERGENT = 10
 MESSAGE_CHARS = 300
 REPORT_URL_ENV = "CONFORMANCE_REPORT_URL"
+GITHUB_RUN = ("GITHUB_SERVER_URL", "GITHUB_REPOSITORY", "GITHUB_RUN_ID")
 
 
 def default_keys(keys: list[str]) -> list[str]:
@@ -69,13 +73,18 @@ class PairAgreement:
 
 
 class Digest:
-    """What `summary.md` needs of the cases, added one at a time: the agreement counts and the first
-    expectation failures (in results.json's order) with their number."""
+    """What `summary.md` needs of the cases, added one at a time: the agreement counts, the first
+    expectation failures (in results.json's order) with their number, the MAX_LISTED most divergent
+    cases (a bounded heap), and errors and crashes per framework with the first of each."""
 
     def __init__(self) -> None:
         self.agreement = PairAgreement()
         self.violated = 0
         self.failures: list[tuple[str, str, str]] = []
+        self.divergent: list[tuple[int, float, int, str, str, str]] = []  # (groups, spread, arrival, file, id, pair): a min-heap
+        self.arrived = 0
+        self.errors: dict[str, Counter[str]] = {}
+        self.first_error: dict[str, tuple[str, str, str]] = {}
 
     def add(self, case: dict[str, Any]) -> None:
         self.agreement.add(case)
@@ -83,6 +92,21 @@ class Digest:
             self.violated += 1
             if len(self.failures) < MAX_LISTED:
                 self.failures.append((case["file"], case["id"], (case.get("expectation_message") or "")[:MESSAGE_CHARS]))
+        if len(case["groups"]) > 1:
+            finite = [p for p in case.get("pairs", []) if not p.get("agree") and math.isfinite(p.get("loss_max_abs", math.nan))]
+            widest = max(finite, key=lambda p: p["loss_max_abs"], default=None)
+            spread, between = (widest["loss_max_abs"], f"{widest['a']} vs {widest['b']}") if widest else (-1.0, "")
+            if len(finite) < sum(1 for p in case.get("pairs", []) if not p.get("agree")):
+                between += (" " if between else "") + "(others by inf or NaN)"
+            self.arrived += 1
+            entry = (len(case["groups"]), spread, -self.arrived, case["file"], case["id"], between)
+            (heapq.heappush if len(self.divergent) < MOST_DIVERGENT else heapq.heappushpop)(self.divergent, entry)
+        for key, result in case["results"].items():
+            if result["status"] in ("error", "crashed"):
+                framework = key.split(":")[0]
+                self.errors.setdefault(framework, Counter())[result["status"]] += 1
+                message = (result.get("message") or "").splitlines()[0][:MESSAGE_CHARS] if result.get("message") else ""
+                self.first_error.setdefault(framework, (f"{case['file']}::{case['id']}", key, message))
 
 
 def percent(fraction: float) -> str:
@@ -103,6 +127,7 @@ def markdown(head: dict[str, Any], digest: Digest, report_link: str | None = Non
         "",
         _escape(" · ".join(f"{name} {version}" for name, version in head.get("versions", {}).items())),
         "",
+        *_run(head.get("run")),
         "| cases | all agree | diverge | expectations met | violated | no expectation | off documented formula |",
         "|---:|---:|---:|---:|---:|---:|---:|",
         (
@@ -114,12 +139,24 @@ def markdown(head: dict[str, Any], digest: Digest, report_link: str | None = Non
         "",
     ]
     lines += _failures(digest)
+    lines += _divergent(digest)
+    lines += _errors(digest)
     lines += _matrix(digest.agreement)
     if head.get("baseline"):
         lines += _baseline(head["baseline"])
     if report_link:
         lines.append(f"Full report (every case, its values, native code and plots): [{_escape(report_link)}](<{report_link}>)")
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _run(run: dict[str, Any] | None) -> list[str]:
+    """When and where the run happened, and the commit of its case files."""
+    if not run:
+        return []
+    parts = [run.get("date"), f"Python {run['python']}" if run.get("python") else None, run.get("os"), run.get("cpu")]
+    if run.get("commit"):
+        parts.append(f"case files at {run['commit'][:12]}" + (" (with uncommitted changes)" if run.get("modified") else ""))
+    return [_escape(" · ".join(p for p in parts if p)), ""]
 
 
 def _failures(digest: Digest) -> list[str]:
@@ -133,18 +170,48 @@ def _failures(digest: Digest) -> list[str]:
     return out + [""]
 
 
+def _divergent(digest: Digest) -> list[str]:
+    if not digest.divergent:
+        return []
+    out = [
+        "### Most divergent cases (most groups, then the largest finite loss difference)",
+        "",
+        "| case | groups | largest finite \\|Δloss\\| | between |",
+        "|---|---:|---:|---|",
+    ]
+    for groups, spread, _, file, case_id, between in sorted(digest.divergent, reverse=True):
+        shown = f"{spread:.3g}" if spread >= 0 else "–"
+        out.append(f"| {_escape(file)}::{_escape(case_id)} | {groups} | {shown} | {_escape(between)} |")
+    return out + [""]
+
+
+def _errors(digest: Digest) -> list[str]:
+    if not digest.errors:
+        return []
+    out = ["### Errors by framework", "", "| framework | error | crashed | first (case, result: message) |", "|---|---:|---:|---|"]
+    for framework in order(digest.errors):
+        counts, (where, key, message) = digest.errors[framework], digest.first_error[framework]
+        first = f"{_escape(where)}, {_escape(key)}: {_escape(message)}"
+        out.append(f"| {_escape(framework)} | {counts['error']} | {counts['crashed']} | {first} |")
+    return out + [""]
+
+
 def _matrix(agreement: PairAgreement) -> list[str]:
+    """The lower half of the symmetric matrix and its diagonal (the share of cases a result is ok)."""
     keys = default_keys(agreement.keys())
     if not keys:
         return []
     out = [
-        "### Pair agreement (share of cases where both are ok and agree)",
+        "### Pair agreement (share of cases where both are ok and agree; diagonal: share ok)",
         "",
         "| | " + " | ".join(keys) + " |",
         "|---|" + "---:|" * len(keys),
     ]
-    for row in agreement.rows(keys):
-        cells = [f"{percent(c['fraction'])} ({c['agree']}/{c['cases']})" if c["fraction"] is not None else "–" for c in row]
+    for i, row in enumerate(agreement.rows(keys)):
+        cells = [
+            "" if j > i else f"{percent(c['fraction'])} ({c['agree']}/{c['cases']})" if c["fraction"] is not None else "–"
+            for j, c in enumerate(row)
+        ]
         out.append(f"| **{row[0]['a']}** | " + " | ".join(cells) + " |")
     return out + [""]
 
@@ -186,14 +253,28 @@ def _escape(text: str) -> str:
     return re.sub(r"([\\`*_\[\]|#~])", r"\\\1", text)
 
 
+def report_link(html_path: Path | None) -> str | None:
+    """Where a reader of the job summary finds the HTML report: CONFORMANCE_REPORT_URL if set; in a
+    GitHub Actions run, that run's page (the report is among its artifacts); else the file's absolute
+    file:// URI (a relative link is dead in a job summary)."""
+    if os.environ.get(REPORT_URL_ENV):
+        return os.environ[REPORT_URL_ENV]
+    if html_path is None:
+        return None
+    if all(os.environ.get(name) for name in GITHUB_RUN):
+        server, repository, run = (os.environ[name] for name in GITHUB_RUN)
+        return f"{server}/{repository}/actions/runs/{run}"
+    return html_path.resolve().as_uri()
+
+
 def write(path: Path, results_path: Path, html_path: Path | None = None, digest: Digest | None = None) -> None:
     """Write `summary.md` from results.json in one streaming pass (memory flat in the number of cases),
     or from the `digest` of its cases made as they were written (no second read); it links to the HTML
-    report (CONFORMANCE_REPORT_URL if set)."""
+    report (`report_link`)."""
     if digest is None:
         digest = Digest()
         for case in results.cases(results_path):
             digest.add(case)
-    link = os.environ.get(REPORT_URL_ENV) or (os.path.relpath(html_path, path.parent) if html_path else None)
+    link = report_link(html_path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(markdown(results.head(results_path), digest, link), encoding="utf-8")

@@ -22,9 +22,10 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from conformance import adapters, registry, user
+from conformance import adapters, compact, registry, user
 from conformance.adapters import Unsupported, Variant
 from conformance.cases import Case
+from conformance.records import CHANGE
 from conformance.reference import Knobs, evaluate
 
 
@@ -33,13 +34,8 @@ def main(framework: str) -> None:
     os.dup2(2, 1)
     sys.stdout = sys.stderr
     inp: BinaryIO = sys.stdin.buffer
-    started = time.perf_counter()
-    module = registry.framework(framework)
-    namespace: dict[str, Any] = {}
-    exec(module.SETUP, namespace)
-    send(out, ("ready", module.version(), time.perf_counter() - started))
-    compiled: dict[str, Any] = {}
-    own = adapters.variants(framework) + user.from_environment()  # the user's functions (`--variant`) after the native ones
+    worker = Worker(framework)
+    send(out, worker.ready)
     while True:
         try:
             message = pickle.load(inp)
@@ -47,17 +43,36 @@ def main(framework: str) -> None:
             return
         if message is None:
             return
+        send(out, worker.answer(message))
+
+
+class Worker:
+    """One framework, imported, answering messages: the process loop above and an engine's actor
+    (`conformance.engines`) both run cases through it, so a case runs the same code wherever it runs."""
+
+    def __init__(self, framework: str) -> None:
+        started = time.perf_counter()
+        self.framework = framework
+        self.module = registry.framework(framework)
+        self.namespace: dict[str, Any] = {}
+        exec(self.module.SETUP, self.namespace)
+        self.ready = ("ready", self.module.version(), time.perf_counter() - started)
+        self.compiled: dict[str, Any] = {}
+        self.own = adapters.variants(framework) + user.from_environment()  # the user's functions (`--variant`) after the native ones
+
+    def answer(self, message: tuple[str, int, Case, Any]) -> tuple[str, int, Any]:
+        """`("case", index, case, keys)` -> `("result", index, results by key)`;
+        `("recipes", index, case, {target: knobs})` -> `("recipes", index, recipes by target)`."""
         kind, index, case, detail = message
         per_case = _PerCase(case)
         if kind == "recipes":
-            send(out, ("recipes", index, run_recipes(framework, case, module, namespace, compiled, per_case, detail)))
-            continue
+            return ("recipes", index, run_recipes(self.framework, case, self.module, self.namespace, self.compiled, per_case, detail))
         results = {
-            v.key: run_variant(v, case, module, namespace, compiled, per_case)
-            for v in adapters.for_case(own, case)
+            v.key: run_variant(v, case, self.module, self.namespace, self.compiled, per_case)
+            for v in adapters.for_case(self.own, case)
             if detail is None or v.key in detail
         }
-        send(out, ("result", index, results))
+        return ("result", index, results)
 
 
 class _PerCase:
@@ -72,6 +87,18 @@ class _PerCase:
         if knobs not in self._documented:
             self._documented[knobs] = evaluate(self.case, knobs)
         return self._documented[knobs]
+
+    def documented_grad(self, knobs: Any, dtype: str | None, result_grad: Any) -> Any:
+        """The model's gradient as it travels: for a result of a dtype narrower than float64 whose gradient
+        travels as float32 (a large one, `carried`), rounded to float32 too (off by at most 2^-24
+        relative, far inside those dtypes' tolerances; half the bytes), once per knob point; else float64."""
+        grad = self.documented(knobs).grad
+        narrow = dtype != "float64" and isinstance(result_grad, np.ndarray) and result_grad.dtype == np.float32
+        if grad is None or not narrow:
+            return grad
+        if ("float32", knobs) not in self._documented:
+            self._documented[("float32", knobs)] = np.asarray(grad, dtype=np.float32)
+        return self._documented[("float32", knobs)]
 
 
 def _compiled(compiled: dict[str, Any], body: str, name: str) -> Any:
@@ -110,18 +137,32 @@ def run_variant(
         exec(code, scope)
         loss, dtype = module.to_numpy(scope["loss"])
         grad = scope.get("grad")
-        result["grad"] = None if grad is None else module.to_numpy(grad)[0]
+        result["grad"] = None if grad is None else carried(module.to_numpy(grad)[0])
     except Exception as exc:  # the framework's own error is the finding
         result.update(status="error", message=_error_message(exc) + (user.where(exc, variant.module) if variant.module else ""))
         return result
     finally:
         result["seconds"] = time.perf_counter() - started
-    result.update(loss=np.asarray(loss, dtype=np.float64), dtype=dtype)
-    knobs = variant.knobs(case)
+    result.update(loss=carried(loss), dtype=dtype, message=scope.get("note"))  # a variant's note on its ok result
+    knobs = variant.knobs(case) if case.check_shapes else None  # mismatched shapes on purpose: no formula
     if knobs is not None:
         documented = per_case.documented(knobs)
-        result["documented"] = {"knobs": knobs.as_dict(), "loss": documented.loss, "grad": documented.grad}
+        grad = per_case.documented_grad(knobs, dtype, result["grad"])
+        result["documented"] = {"knobs": knobs.as_dict(), "loss": documented.loss, "grad": grad}
     return result
+
+
+def carried(values: Any) -> np.ndarray:
+    """A loss or gradient as it travels to the parent: float64, or for a large array float32 where that
+    holds every value exactly (a float32, float16 or bfloat16 result): the same numbers, half the bytes
+    to pickle and to keep. Arrays travel pickled as buffers, never as per-element Python objects."""
+    array = np.asarray(values, dtype=np.float64)
+    if array.size > compact.COMPACT_ABOVE:
+        with np.errstate(over="ignore"):
+            narrow = array.astype(np.float32)
+        if np.array_equal(narrow, array, equal_nan=True):
+            return narrow
+    return array
 
 
 def run_recipes(
@@ -138,17 +179,20 @@ def run_recipes(
     with the target's in the parent). A target without a recipe is left out."""
     recipes: dict[str, Any] = {}
     for other, knobs in targets.items():
-        body = module.recipe(case, knobs) if hasattr(module, "recipe") else None
-        if body is None:
-            continue
-        scope = dict(namespace, **per_case.arrays)
-        entry: dict[str, Any] = {"body": body, "loss": None}
-        try:
-            exec(_compiled(compiled, body, f"<recipe {framework} as {other}>"), scope)
-            entry["loss"] = np.asarray(module.to_numpy(scope["loss"])[0], dtype=np.float64)
-        except Exception as exc:  # a recipe that fails is shown as failing, not hidden
-            entry["message"] = _error_message(exc)
-        recipes[other] = entry
+        own = getattr(case.family, "native_recipe", None)  # a family whose loss is no soft-label cross-entropy writes its own
+        general = own(framework, case, knobs) if own is not None else module.recipe(case, knobs) if hasattr(module, "recipe") else None
+        # the smallest change to this framework's own call, run too (under other + CHANGE) so the report says whether it reproduces
+        for name, body in ((other, general), (other + CHANGE, adapters.smallest_change(framework, case, knobs) if general else None)):
+            if body is None:
+                continue
+            scope = dict(namespace, **per_case.arrays)
+            entry: dict[str, Any] = {"body": body, "loss": None}
+            try:
+                exec(_compiled(compiled, body, f"<recipe {framework} as {name}>"), scope)
+                entry["loss"] = np.asarray(module.to_numpy(scope["loss"])[0], dtype=np.float64)
+            except Exception as exc:  # a recipe that fails is shown as failing, not hidden
+                entry["message"] = _error_message(exc)
+            recipes[name] = entry
     return recipes
 
 

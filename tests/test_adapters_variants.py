@@ -23,10 +23,22 @@ from test_reference_binary import (
     BINARY,
     DECLARED,
     LOOPS,
+    NAN,
     SOFTMAX,
     as_seen,
+    class_row,
+    class_weight,
+    finish,
     finite_difference,
+    ignored,
     known_bug,
+    lp_raw,
+    lp_softmax_floor,
+    paddle_ce,
+    paddle_softmax_with_ce,
+    per_sample,
+    position_shape,
+    positions,
     random_binary,
     random_logits,
     random_probs,
@@ -36,6 +48,7 @@ from test_reference_binary import (
 )
 
 from conformance import cases, reference, runner
+from conformance.adapters import paddle as paddle_adapter
 
 FRAMEWORKS = ("torch", "paddle", "tensorflow")
 ARTICLE = [[0.05, 0.95, 0.0], [0.1, 0.8, 0.1]]
@@ -44,6 +57,73 @@ BASIC = ["none", "mean", "sum"]
 TOLERANCE = {"float32": {"rtol": 1e-5, "atol": 1e-6}, "float64": {"rtol": 1e-7, "atol": 1e-8}}
 
 # ---------------------------------------------------------------- the cases
+
+
+# ---------------------------------------------------------------- paddle's variants of issue 19: loops, knobs, reasons
+
+
+def paddle_nll(case: cases.Case) -> np.ndarray:
+    """paddle nll_loss over log_softmax(x, axis=1) (CPU: shifted logits clipped at -64) or over log p
+    as given: l_n = w_y (-lp_ny), 0 where ignored; mean / the sum of w[y] over non-ignored positions with
+    0/0 = 0 (paddle docs: sum(loss) / sum(weight[label]); an empty batch too); per-sample weights and the
+    explicit reductions by hand after reduction='none', as paddle's other recipes (0/0 = NaN there)."""
+    values, applied, target_weight = {}, {}, 0.0
+    for pos in positions(case):
+        if ignored(case, pos):
+            values[pos], applied[pos] = 0.0, 0.0
+            continue
+        row = class_row(case.predictions, pos)
+        lp = lp_softmax_floor(row) if case.from_logits else lp_raw(row)
+        y = int(case.labels[pos])
+        applied[pos] = per_sample(case, pos)
+        values[pos] = class_weight(case, y) * -lp[y] * applied[pos]
+        target_weight += class_weight(case, y)
+    count = float(len(values))
+    return finish(
+        case,
+        values,
+        position_shape(case),
+        {
+            "mean": (count, NAN) if case.sample_weight is not None else (target_weight, 0.0),
+            "sum_over_batch_size": (count, NAN),
+            "mean_with_sample_weight": (math.fsum(applied.values()), NAN),
+            "sum_by_nonzero_weights": (float(sum(w != 0 for w in applied.values())), NAN),
+        },
+    )
+
+
+# label_smooth (uniform prior) + soft-label cross_entropy and cross_entropy(axis=1) compute paddle's
+# CrossEntropyLoss formula; return_softmax=True the per-position one of softmax_with_cross_entropy.
+NEW_LOOPS = {
+    ("paddle:nll", SOFTMAX): paddle_nll,
+    ("paddle:label_smooth", SOFTMAX): paddle_ce,
+    ("paddle:axis1", SOFTMAX): paddle_ce,
+    ("paddle:return_softmax", SOFTMAX): paddle_softmax_with_ce,
+}
+ALL_LOOPS = {**LOOPS, **NEW_LOOPS}
+ALL_DECLARED = {
+    **DECLARED,
+    ("paddle:nll", SOFTMAX): paddle_adapter.nll_documented,
+    ("paddle:label_smooth", SOFTMAX): paddle_adapter.label_smooth_documented,
+    ("paddle:axis1", SOFTMAX): paddle_adapter.documented,
+    ("paddle:return_softmax", SOFTMAX): paddle_adapter.softmax_with_ce_documented,
+}
+
+
+def reasons_for(key: str, case: cases.Case) -> list[str]:
+    """What each API cannot express (the words its reason must name), from paddle's signatures: nll_loss
+    takes class indices and has no smoothing; label_smooth needs smoothing to do anything, and one_hot
+    no ignored labels; return_softmax=True is softmax_with_cross_entropy's signature."""
+    if key == "paddle:nll":
+        return (["class indices"] if case.soft_labels is not None else []) + (["label_smoothing"] if case.label_smoothing else [])
+    if key == "paddle:label_smooth":
+        hard_ignore = case.labels is not None and case.ignore_index is not None
+        return (["label_smoothing"] if not case.label_smoothing else []) + (["ignore_index"] if hard_ignore else [])
+    if key == "paddle:return_softmax":
+        return unsupported_reasons("paddle:softmax_with_ce", case)
+    if key == "paddle:axis1":
+        return []
+    return unsupported_reasons(key, case)
 
 
 def labels_with(shape: tuple[int, ...], num_classes: int, seed: int, ignore: int | None = None) -> list:
@@ -318,8 +398,18 @@ EXPECTED_ERRORS = {
     ("s_smooth_ignore[reduction=mean]", "paddle"): "Illegal index",
     ("s_smooth_ignore[reduction=mean_with_sample_weight]", "paddle"): "Illegal index",
 }
-# Gradients pinned by their own test (paddle's BCEWithLogitsLoss at a logit of exactly 0).
-PINNED_GRADIENTS = {("paddle_logit_zero", "paddle")}
+# paddle's cross_entropy with axis=1 on K-dim inputs (paddle 3.3.1, as docs/semantics.md section 1.5 item 4
+# has it): smoothing one-hot-encodes the labels over the last axis, here shorter (2) than C = 3, so one_hot
+# raises; soft labels with class weights multiply the labels' last axis by the weights (a matmul shape
+# error); -100 labels with smoothing fail in one_hot as they do in the default.
+for _case in CASES:
+    if _case.predictions.ndim > 2 and _case.soft_labels is not None and _case.weight is not None:
+        EXPECTED_ERRORS[_case.id, "paddle:axis1"] = "matmul"
+    elif (_case.predictions.ndim > 2 and _case.label_smoothing) or (_case.id, "paddle") in EXPECTED_ERRORS:
+        EXPECTED_ERRORS[_case.id, "paddle:axis1"] = "Illegal index"
+# Gradients pinned by their own test (paddle's BCEWithLogitsLoss at a logit of exactly 0; paddle's nll_loss
+# where every target weighs 0).
+PINNED_GRADIENTS = {("paddle_logit_zero", "paddle"), ("s_zero_class_weights", "paddle:nll")}
 
 
 def run_snippet(code: str) -> subprocess.CompletedProcess:
@@ -373,13 +463,13 @@ def expected(case_id: str, loop) -> tuple[np.ndarray, np.ndarray]:
 
 
 def expected_loss(case, key: str) -> np.ndarray:
-    return expected(case.id, LOOPS[key, case.loss])[0]
+    return expected(case.id, ALL_LOOPS[key, case.loss])[0]
 
 
 def result_items() -> list:
     items = []
     for case in CASES:
-        for key, family in LOOPS:
+        for key, family in ALL_LOOPS:
             if family == case.loss:
                 items.append(pytest.param(case.id, key, id=f"{case.id}-{key}"))
     return items
@@ -395,7 +485,7 @@ def test_every_variant_matches_its_apis_loop_or_says_why_not(runs, case_id, key)
     result's loss and gradient equal the API's own loop formula; an API that cannot express the case is
     `unsupported` with a reason naming what is missing; only the documented paddle errors occur."""
     case, result = BY_ID[case_id], runs[case_id][key]
-    reasons = unsupported_reasons(key, case)
+    reasons = reasons_for(key, case)
     if reasons:
         assert result["status"] == "unsupported", result["message"]
         assert result["loss"] is None and result["code"] is None
@@ -406,7 +496,7 @@ def test_every_variant_matches_its_apis_loop_or_says_why_not(runs, case_id, key)
         assert EXPECTED_ERRORS[case_id, key] in result["message"]
         return
     got = loss_of(result)
-    loss, grad = expected(case_id, LOOPS[key, case.loss])
+    loss, grad = expected(case_id, ALL_LOOPS[key, case.loss])
     assert got.size == loss.size, (got.shape, loss.shape)
     np.testing.assert_allclose(got.reshape(loss.shape), loss, **tolerance(case, key))
     if not np.all(np.isfinite(loss)) or (case.id.split("[")[0], key) in PINNED_GRADIENTS:
@@ -415,9 +505,9 @@ def test_every_variant_matches_its_apis_loop_or_says_why_not(runs, case_id, key)
 
 
 def test_every_variant_of_every_framework_ran(runs):
-    """Protects coverage: each of the 21 variants (key x loss family) returns at least one ok result."""
+    """Protects coverage: each of the 25 variants (key x loss family) returns at least one ok result."""
     seen = {(key, case.loss) for case in CASES for key, result in runs[case.id].items() if result["status"] == "ok"}
-    assert seen == set(LOOPS)
+    assert seen == set(ALL_LOOPS)
 
 
 # ---------------------------------------------------------------- the declared formulas of the real results
@@ -430,7 +520,7 @@ def departures(runs) -> dict[tuple[str, str], str]:
     out = {}
     for case in CASES:
         for key, result in runs[case.id].items():
-            declared = DECLARED.get((key, case.loss))
+            declared = ALL_DECLARED.get((key, case.loss))
             knobs = declared(case) if declared and result["status"] == "ok" else None
             if knobs is None:
                 continue
@@ -547,6 +637,15 @@ def test_torch_zero_class_weights_give_nan_loss_and_nan_gradient(runs):
     for key in ("paddle", "tensorflow", "tensorflow:v1"):
         assert float(loss_of(results[key])) == 0.0
         assert np.all(np.asarray(results[key]["grad"]) == 0.0)
+
+
+def test_paddle_nll_loss_with_zero_target_weights_is_0_with_a_nan_gradient(runs):
+    """paddle 3.3.1's nll_loss divides by the sum of the target weights and gives 0 for 0/0 (its docs and
+    the all-ignored case), but its gradient there is NaN, not the 0 the loss's own 0/0 rule implies
+    (torch: NaN loss and NaN gradient). A finding, pinned here; the documented-formula check flags it."""
+    result = runs["s_zero_class_weights"]["paddle:nll"]
+    assert loss_of(result) == 0.0
+    assert np.isnan(np.asarray(result["grad"], dtype=np.float64)).all()
 
 
 def test_torch_all_ignored_mean_is_nan_with_a_zero_gradient(runs):

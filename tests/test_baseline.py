@@ -275,3 +275,74 @@ def test_a_value_equal_to_another_results_is_written_once_and_read_back_whole(tm
     assert loaded["torch:functional"] == {**ok, "loss": 0.1, "grad": [[1.0, -1.0]]}
     assert loaded["paddle"]["grad"] == [[1.0, -1.0]]
     assert path.read_text(encoding="utf-8").count("\n") == 3  # the head line, one case per line, the closing line
+
+
+# ---------------------------------------------------------------- compact values (more than compact.COMPACT_ABOVE elements)
+
+COMPACT_CASES = """\
+cases:
+  - id: big
+    random: {shape: [8, 1000], seed: 2}
+    labels: random
+"""
+BIG = "cases.yaml::big"
+
+
+@pytest.fixture(scope="module")
+def compact_saved(tmp_path_factory) -> tuple[Path, dict]:
+    root = tmp_path_factory.mktemp("compact")
+    (root / "cases.yaml").write_text(COMPACT_CASES, encoding="utf-8")
+    code, printed = main(root, "baseline", "save", "--frameworks", "reference", "--out", "saved.json", "cases.yaml")
+    assert code == 0, printed
+    return root, json.loads((root / "saved.json").read_text(encoding="utf-8"))
+
+
+def replay_compact(root: Path, data: dict, edit: Edit) -> tuple[int, dict]:
+    edited = copy.deepcopy(data)
+    edit(reference_of(edited, BIG)["grad"])
+    (root / "edited.json").write_text(json.dumps(edited), encoding="utf-8")
+    code, printed = main(
+        root, "run", "cases.yaml", "--frameworks", "reference", "--baseline", "edited.json", "--json", "r.json", "--html", "r.html"
+    )
+    return code, json.loads((root / "r.json").read_text(encoding="utf-8"))["baseline"]
+
+
+def test_a_large_gradient_is_baselined_in_its_compact_form(compact_saved):
+    _, data = compact_saved
+    grad = reference_of(data, BIG)["grad"]
+    assert grad["form"] == "compact" and grad["shape"] == [8, 1000] and grad["size"] == 8000
+    assert "largest_differences" not in grad
+    assert isinstance(reference_of(data, BIG)["loss"], float)
+
+
+def test_an_unchanged_compact_value_replays_exactly(compact_saved):
+    code, report = replay_compact(*compact_saved, lambda grad: None)
+    assert code == 0 and (report["compared"], report["moved"], report["within_tolerance"], report["within_tolerance_compact"]) == (
+        2,
+        [],
+        0,
+        0,
+    )
+
+
+def test_a_compact_value_that_moved_at_a_sampled_position_is_a_finding(compact_saved):
+    def move(grad: dict) -> None:
+        grad["samples"]["value"][3] += 0.01  # the gradient's elements are ~1e-4: far beyond rtol 1e-5
+        grad["digest"] = "0" * 32  # another value has another digest
+
+    code, report = replay_compact(*compact_saved, move)
+    assert code == 1 and [(m["key"], m["what"]) for m in report["moved"]] == [("reference", "grad")]
+    assert report["moved"][0]["old"]["form"] == "compact" and report["moved"][0]["new"]["form"] == "compact"
+    assert report["moved"][0]["max_abs"] == pytest.approx(0.01)
+
+
+def test_a_compact_value_changed_only_in_its_digest_counts_within_tolerance_unsettled(compact_saved):
+    """The values changed (digest) but no check the compact form allows fails: within tolerance, and
+    counted apart as not settled element by element."""
+
+    def touch(grad: dict) -> None:
+        grad["digest"] = "0" * 32
+
+    code, report = replay_compact(*compact_saved, touch)
+    assert code == 0 and report["moved"] == []
+    assert (report["within_tolerance"], report["within_tolerance_compact"]) == (1, 1)

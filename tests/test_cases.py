@@ -747,17 +747,17 @@ def test_predictions_without_a_class_axis_are_rejected():
     assert "(N, C)" in err.message
 
 
-def test_random_shape_without_classes_is_rejected():
+def test_random_shape_without_a_class_axis_is_rejected():
     err = error(
         """\
         cases:
           - id: a
-            random: {shape: [2, 0]}
+            random: {shape: [4]}
             labels: random
         """
     )
     assert (err.line, err.key) == (3, "random")
-    assert "C >= 1" in err.message
+    assert "(N, C, d1, ...)" in err.message  # an empty class axis, shape [2, 0], is a case of its own (C = 0)
 
 
 @pytest.mark.parametrize(
@@ -923,3 +923,193 @@ def test_load_paths_rejects_a_missing_path(tmp_path):
         cases.load_paths([missing])
     assert info.value.file == str(missing)
     assert "no such file or directory" in info.value.message
+
+
+# ---------------------------------------------------------------- the forms users pass (issue 19)
+
+ARTICLE = "[[0.05, 0.95, 0], [0.1, 0.8, 0.1]]"
+
+
+def test_dtype_mapping_gives_each_array_its_own_dtype_and_the_rest_the_predictions():
+    (case,) = load(
+        f"""\
+        cases:
+          - id: amp
+            logits: {ARTICLE}
+            labels: [1, 2]
+            weight: [1, 2, 3]
+            sample_weight: [1, 2]
+            dtype: {{logits: float16, weight: float32}}
+        """
+    )
+    assert case.dtype == "float16" and case.params["dtype"] == {"logits": "float16", "weight": "float32"}
+    assert [case.dtype_of(k) for k in ("predictions", "weight", "sample_weight")] == ["float16", "float32", "float16"]
+
+
+def test_dtype_mapping_without_the_predictions_leaves_them_float32():
+    (case,) = load(f"cases:\n  - {{id: a, logits: {ARTICLE}, labels: [1, 2], weight: [1, 2, 3], dtype: {{weight: float64}}}}\n")
+    assert (case.dtype, case.dtype_of("weight")) == ("float32", "float64")
+
+
+@pytest.mark.parametrize(
+    "mapping, key, words",
+    [
+        ("{logits: float16, wieght: float32}", "dtype.wieght", "did you mean 'weight'"),
+        ("{probs: float16}", "dtype.probs", "gives its predictions as logits"),
+        ("{labels: float32}", "dtype.labels", "labels_dtype"),
+    ],
+    ids=["typo", "other-predictions-key", "index-labels"],
+)
+def test_a_bad_dtype_mapping_names_its_line_and_inner_key(mapping, key, words):
+    info = error(
+        f"""\
+        cases:
+          - id: amp
+            logits: {ARTICLE}
+            labels: [1, 2]
+            dtype:
+              {mapping[1:-1].replace(", ", chr(10) + "              ")}
+        """
+    )
+    assert info.key == key and words in info.message
+    assert info.line == 6 + next(i for i, part in enumerate(mapping[1:-1].split(", ")) if part.startswith(key.split(".")[1]))
+
+
+def test_a_bad_dtype_value_inside_the_mapping_is_a_validation_error_naming_it():
+    info = error(f"cases:\n  - id: a\n    logits: {ARTICLE}\n    labels: [1, 2]\n    dtype: {{logits: float8}}\n")
+    assert info.line == 5 and info.key.startswith("dtype")
+
+
+def test_labels_dtype_int32_is_kept_and_checked():
+    (case,) = load(f"cases:\n  - {{id: a, logits: {ARTICLE}, labels: [1, 2], labels_dtype: int32}}\n")
+    assert case.labels_dtype == "int32" and case.params["labels_dtype"] == "int32"
+    info = error(f"cases:\n  - id: a\n    logits: {ARTICLE}\n    labels: [1, 2]\n    labels_dtype: int16\n")
+    assert (info.line, info.key) == (5, "labels_dtype")
+
+
+def test_labels_dtype_on_binary_targets_says_to_give_their_dtype():
+    info = error("cases:\n  - id: a\n    loss: binary_cross_entropy\n    logits: [0.5, 1]\n    labels: [0, 1]\n    labels_dtype: int32\n")
+    assert (info.line, info.key) == (6, "labels_dtype") and "dtype: {labels" in info.message
+
+
+def test_labels_with_a_trailing_axis_of_one_are_kept_without_it_and_flagged():
+    loaded = load(
+        """\
+        cases:
+          - {id: flat, logits: [[0.05, 0.95, 0], [0.1, 0.8, 0.1]], labels: [[1], [2]]}
+          - {id: kdim, random: {shape: [2, 3, 2]}, labels: [[[0], [1]], [[2], [0]]]}
+          - {id: plain, logits: [[0.05, 0.95, 0], [0.1, 0.8, 0.1]], labels: [1, 2]}
+        """
+    )
+    flat, kdim, plain = loaded
+    assert flat.trailing_label_axis and flat.labels.tolist() == [1, 2]
+    assert kdim.trailing_label_axis and kdim.labels.shape == (2, 2)
+    assert not plain.trailing_label_axis
+
+
+def test_labels_of_another_shape_name_both_accepted_forms():
+    info = error(f"cases:\n  - id: a\n    logits: {ARTICLE}\n    labels: [[1, 2]]\n")
+    assert (info.line, info.key) == (4, "labels") and "[2]" in info.message and "[2, 1]" in info.message
+
+
+def test_random_weights_are_positive_seeded_and_per_class_or_per_element():
+    soft, binary = load(
+        """\
+        cases:
+          - {id: soft, random: {shape: [4, 3], seed: 5}, labels: random, weight: random}
+          - {id: bce, loss: binary_cross_entropy, random: {shape: [4, 3], seed: 5}, labels: random, weight: random, pos_weight: random}
+        """
+    )
+    assert soft.weight.shape == (3,) and binary.weight.shape == (4, 3) and binary.pos_weight.shape == (3,)
+    for arr in (soft.weight, binary.weight, binary.pos_weight):
+        assert np.all((arr >= 0.5) & (arr < 2.0))
+    # the documented draw: numpy's default_rng(seed + 2) (weight) / (seed + 3) (pos_weight), uniform in [0.5, 2)
+    np.testing.assert_array_equal(soft.weight, np.random.default_rng(7).uniform(0.5, 2.0, 3))
+    np.testing.assert_array_equal(binary.pos_weight, np.random.default_rng(8).uniform(0.5, 2.0, 3))
+    again = load("cases:\n  - {id: soft, random: {shape: [4, 3], seed: 5}, labels: random, weight: random}\n")[0]
+    np.testing.assert_array_equal(again.weight, soft.weight)
+
+
+def test_a_bad_random_weight_word_names_the_key():
+    info = error(f"cases:\n  - id: a\n    logits: {ARTICLE}\n    labels: [1, 2]\n    weight: randum\n")
+    assert (info.line, info.key.split(".")[0]) == (5, "weight")
+
+
+def test_generated_probabilities_are_a_softmax_over_classes_or_a_sigmoid():
+    soft, binary = load(
+        """\
+        cases:
+          - {id: soft, random: {shape: [3, 4, 2], seed: 1, probabilities: true}, labels: random}
+          - {id: bce, loss: binary_cross_entropy, random: {shape: [3, 4], seed: 1, probabilities: true}, labels: random}
+        """
+    )
+    logits = np.random.default_rng(1).standard_normal((3, 4, 2))  # the same draw as random logits
+    assert not soft.from_logits and not binary.from_logits
+    np.testing.assert_allclose(soft.predictions, np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True), rtol=1e-14)
+    flat = np.random.default_rng(1).standard_normal((3, 4))
+    np.testing.assert_allclose(binary.predictions, 1 / (1 + np.exp(-flat)), rtol=1e-14)
+
+
+def test_a_bad_probabilities_flag_names_random():
+    info = error("cases:\n  - id: a\n    random: {shape: [2, 3], probabilities: maybe}\n    labels: random\n")
+    assert info.line == 3 and info.key == "random.probabilities"
+
+
+def test_an_empty_class_axis_and_an_empty_batch_load():
+    loaded = load(
+        """\
+        cases:
+          - {id: c0, logits: [[], []], labels: [0, 0]}
+          - {id: c0_random, random: {shape: [2, 0]}, labels: random}
+          - {id: n0, random: {shape: [0, 3, 2]}, labels: random, weight: random}
+          - {id: c0_soft, logits: [[], []], soft_labels: [[], []]}
+        """
+    )
+    assert [case.predictions.shape for case in loaded] == [(2, 0), (2, 0), (0, 3, 2), (2, 0)]
+    assert loaded[0].num_classes == 0 and loaded[1].labels.tolist() == [0, 0]
+
+
+def test_check_shapes_false_keeps_mismatched_shapes_and_expects_every_result_to_raise():
+    (case,) = load(
+        f"""\
+        cases:
+          - id: batch
+            logits: {ARTICLE}
+            labels: [1, 2, 0]
+            check_shapes: false
+            expect: {{status: {{jax: ok}}}}
+        """
+    )
+    assert not case.check_shapes and case.labels.shape == (3,)
+    assert case.expect.status == {"*": "error", "jax": "ok"}
+    wanted = case.expect.statuses({"torch": "error", "jax": "ok", "tensorflow": "ok", "paddle:nll": "unsupported"})
+    assert wanted == {"jax": "ok", "torch": "error", "tensorflow": "error"}
+
+
+def test_check_shapes_false_on_fitting_shapes_names_the_key():
+    info = error(f"cases:\n  - id: a\n    logits: {ARTICLE}\n    labels: [1, 2]\n    check_shapes: false\n")
+    assert (info.line, info.key) == (5, "check_shapes") and "every shape of this case fits" in info.message
+
+
+def test_check_shapes_takes_a_boolean():
+    info = error(f"cases:\n  - id: a\n    logits: {ARTICLE}\n    labels: [1, 2]\n    check_shapes: sometimes\n")
+    assert (info.line, info.key) == (5, "check_shapes")
+
+
+def test_a_mismatched_sample_weight_or_binary_target_counts_as_a_mismatch():
+    loaded = load(
+        f"""\
+        cases:
+          - {{id: sw, logits: {ARTICLE}, labels: [1, 2], sample_weight: [1, 2, 3], check_shapes: false}}
+          - {{id: bce, loss: binary_cross_entropy, logits: [0.5, 1], labels: [[0], [1]], check_shapes: false}}
+          - {{id: weight, logits: {ARTICLE}, labels: [1, 2], weight: [1, 2], check_shapes: false}}
+        """
+    )
+    assert [case.check_shapes for case in loaded] == [False, False, False]
+
+
+def test_the_status_wildcard_is_not_an_unknown_result_key():
+    from conformance import cli
+
+    loaded = load(f"cases:\n  - {{id: a, logits: {ARTICLE}, labels: [1, 2, 0], check_shapes: false, expect: {{status: {{'*': error}}}}}}\n")
+    cli.check_keys(loaded)

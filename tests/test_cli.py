@@ -270,7 +270,7 @@ def test_a_huge_random_shape_is_refused_at_once_and_the_limit_is_an_option(tmp_p
     message = fails(capsys, "run", huge, "--frameworks", "reference", "--json", tmp_path / "r.json", "--html", tmp_path / "r.html")
     assert time.monotonic() - started < 30
     assert "huge.yaml:3" in message and "random" in message and "20,000,000,000 numbers" in message
-    assert "10,000,000" in message and "--max-elements" in message
+    assert "16,777,216" in message and "--max-elements" in message
     small = write(tmp_path / "small.yaml", "cases:\n  - id: twelve\n    random: {shape: [3, 4]}\n    labels: random\n")
     assert "at most 10" in fails(capsys, "run", small, "--frameworks", "reference", "--max-elements", "10")
     argv = ["run", str(small), "--frameworks", "reference", "--max-elements", "12", "--json", str(tmp_path / "r.json")]

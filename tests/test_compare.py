@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -17,7 +18,7 @@ import pytest
 from conformance import cases, compare
 from conformance.cases import Expectation
 from conformance.compare import DEFAULT_TOLERANCE, check_expectation, difference, groups
-from conformance.records import Result
+from conformance.records import Documented, Result
 
 TOL = {"rtol": 0.0, "atol": 1.0}
 
@@ -349,3 +350,102 @@ def test_pairwise_gives_exactly_what_agreement_gives_for_every_pair():
         live = [k for k, r in results.items() if r.ok]
         for a, b in itertools.permutations(live, 2):
             assert pairwise(a, b) == compare.agreement(results[a], results[b], tol, a=a, b=b), (a, b, tol)
+
+
+# ---------------------------------------------------------------- tolerance at size (allowance)
+
+
+def random_case(shape, **spec):
+    return make_case(logits=None, labels="random", random={"shape": shape, "seed": 0}, **spec)
+
+
+@pytest.mark.parametrize(
+    "shape, dtype, classes, positions",
+    [([128, 32000], "float32", 32000, 128), ([4, 1000, 8, 8], "float32", 1000, 256), ([256, 50000], "float64", 50000, 256)],
+)
+def test_allowance_widens_rtol_with_the_reduction_lengths(shape, dtype, classes, positions, monkeypatch):
+    """README: rtol = max(the dtype's rtol, 4 * eps * sqrt(C + P)), eps the unit roundoff of the dtype summed
+    in (2^-23 for float32, 2^-52 for float64); atol stays the dtype's."""
+    monkeypatch.setattr(cases, "MAX_ELEMENTS", 20_000_000)
+    case = random_case(shape, dtype=dtype)
+    assert compare.reduction_lengths(case) == (classes, positions)
+    eps = {"float32": 2.0**-23, "float64": 2.0**-52}[dtype]
+    base = {"float32": (1e-5, 1e-6), "float64": (1e-7, 1e-8)}[dtype]
+    wide = compare.allowance(case)
+    assert wide == {"rtol": max(base[0], 4 * eps * math.sqrt(classes + positions)), "atol": base[1]}
+
+
+def test_allowance_of_small_cases_and_of_a_case_that_sets_its_tolerance_is_the_tolerance():
+    assert compare.allowance(make_case()) == {"rtol": 1e-5, "atol": 1e-6}  # 4 * 2^-23 * sqrt(3 + 2) = 1.1e-6 < 1e-5
+    assert compare.allowance(random_case([64, 32000], tolerance={"rtol": 1e-6})) == {"rtol": 1e-6, "atol": 1e-6}
+
+
+def test_allowance_of_float64_smoothing_budgets_float32_constants():
+    """Smoothed targets from float32 constants: 2^-23 of the largest element, on top of rtol 1e-7."""
+    assert compare.allowance(make_case(dtype="float64", label_smoothing=0.73)) == {"rtol": 1e-7, "atol": 1e-8, "norm": 2.0**-23}
+    assert "norm" not in compare.allowance(make_case(dtype="float64"))
+    assert "norm" not in compare.allowance(make_case(label_smoothing=0.73))
+
+
+def test_norm_term_bounds_by_the_largest_element():
+    """|a-b| <= atol + rtol*max(|a|,|b|) + norm*max over all elements: 1.6e-8 on an element of 0.01 passes
+    with norm 2^-23 when the largest element is 0.3 (0.3 * 1.19e-7 = 3.6e-8), not without it."""
+    a, b = [0.3, 0.01], [0.3, 0.01 + 1.6e-8]
+    assert not difference(a, b, 1e-7, 1e-8).agree
+    assert difference(a, b, 1e-7, 1e-8, norm=2.0**-23).agree
+    assert not difference(a, [0.3, 0.01 + 5e-8], 1e-7, 1e-8, norm=2.0**-23).agree
+
+
+def test_difference_of_large_arrays_in_pieces_equals_the_whole():
+    """Arrays above compare.CHUNK are compared piece by piece: the same numbers as in one piece."""
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=compare.CHUNK * 2 + 17).astype(np.float32)
+    y = (x * (1 + rng.normal(scale=1e-6, size=x.size))).astype(np.float32)
+    y[5] = np.nan
+    whole = compare._finite(x.astype(np.float64), y.astype(np.float64), 1e-5, 1e-6)
+    found = difference(x, y, 1e-5, 1e-6)
+    assert not found.agree and found.max_abs == math.inf
+    finite = np.isfinite(y)
+    found = difference(x[finite], y[finite], 1e-5, 1e-6, norm=1e-9)
+    whole = compare._finite(x[finite].astype(np.float64), y[finite].astype(np.float64), 1e-5, 1e-6, norm=1e-9)
+    assert (found.max_abs, found.max_rel, found.agree) == (float(whole[0]), float(whole[1]), bool(whole[2]))
+
+
+def keyed(**results: Result) -> dict[str, Result]:
+    return {key: replace(r, key=key) for key, r in results.items()}
+
+
+def documented(result: Result, loss, grad, **knobs) -> Result:
+    return replace(result, documented=Documented(knobs or {"denominator": "positions"}, np.asarray(loss, dtype=np.float64), grad))
+
+
+def test_rounding_at_size_joins_a_group_with_a_note_and_a_semantic_difference_stays_apart(monkeypatch):
+    """On a [64, 32000] float32 case (allowance 4 * 2^-23 * sqrt(32064) = 8.5e-5): a result 4e-5 off its
+    documented float64 value (the same as everyone's) joins the others and carries a note; one 4e-5 off
+    the others because its documented value is 4e-5 off theirs (another semantics) stays apart."""
+    case = random_case([64, 32000])
+    truth = np.linspace(0.1, 1.0, 6)
+    exact = documented(ok(1.0, truth), 1.0, truth)
+    rounded = documented(ok(1.0, truth * (1 + 4e-5)), 1.0, truth)
+    semantic = documented(ok(1.0, truth * (1 + 4e-5)), 1.0, truth * (1 + 4e-5), denominator="target_weight")
+    checked, comparison = compare.compare(case, keyed(torch=rounded, paddle=exact, reference=exact))
+    assert [list(g) for g in comparison.groups] == [["torch", "paddle", "reference"]]
+    note = checked["torch"].numerical
+    needed = (4e-5 - 1e-6) / (1 + 4e-5)  # (|a-b| - atol) / max(|a|,|b|) at the largest element, 1.0
+    assert note["rtol_needed"]["grad"] == pytest.approx(needed, rel=1e-6)
+    assert note["text"].startswith("torch's gradient is 3.9e-05 off the float64 value here")
+    assert checked["torch"].documented.agrees is True and checked["paddle"].numerical is None
+    assert [p.allowance for p in comparison.pairs] == [True, True, False]
+    assert comparison.allowance == {"rtol": pytest.approx(4 * 2.0**-23 * math.sqrt(32064)), "atol": 1e-6}
+    _, comparison = compare.compare(case, keyed(torch=semantic, paddle=exact, reference=exact))
+    assert [list(g) for g in comparison.groups] == [["torch"], ["paddle", "reference"]]
+
+
+def test_a_result_off_its_documented_value_beyond_the_allowance_is_off_doc():
+    case = random_case([64, 32000])
+    truth = np.linspace(0.1, 1.0, 6)
+    checked, comparison = compare.compare(
+        case, {"torch": documented(ok(1.0, truth * 1.001), 1.0, truth), "reference": documented(ok(1.0, truth), 1.0, truth)}
+    )
+    assert checked["torch"].documented.agrees is False and checked["torch"].numerical is None
+    assert [list(g) for g in comparison.groups] == [["torch"], ["reference"]]

@@ -342,4 +342,5 @@ def test_recipes_are_asked_for_exactly_the_pairs_the_comparison_separates():
     assert record.groups == (("torch", "paddle"), ("tensorflow",))
     explained = {(e.a, e.b) for e in record.explanation}
     asked = {(a, b) for b, targets in explain.requests(record.results, record.groups).items() for a in targets}
-    assert explained == asked == {("torch", "tensorflow"), ("paddle", "tensorflow")}
+    assert explained == {("torch", "tensorflow"), ("paddle", "tensorflow")}
+    assert asked == explained | {(b, a) for a, b in explained}  # each way: the report ports from either side

@@ -33,7 +33,7 @@ cases:
     expect: {groups: [[torch, reference]]}
 """
 FRAMEWORKS = "torch,reference"
-VARYING = {"seconds", "workers", "runner", "startup_seconds"}
+VARYING = {"seconds", "workers", "runner", "startup_seconds", "run"}  # `run`: the date, and the commit the CLI adds
 
 
 def run(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -42,7 +42,7 @@ def run(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
 
 
 def comparable(value: Any) -> Any:
-    """The document without what may differ between runners (timings, worker statistics, `runner`)."""
+    """The document without what may differ between runners (timings, worker statistics, run details, `runner`)."""
     if isinstance(value, dict):
         return {k: comparable(v) for k, v in value.items() if k not in VARYING}
     if isinstance(value, list):

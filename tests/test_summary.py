@@ -7,6 +7,7 @@ and the digest of its cases, so the tests below that need no file digest a list 
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,7 @@ def written(doc: dict[str, Any], folder: Path, html_path: Path | None = None) ->
 
 
 # summary.md of sample_doc() with a baseline, as the in-memory code wrote it before the reports streamed
-# results.json: the streamed one must not differ by a character.
+# results.json (the streamed one must not differ by a character), with the sections issue 18 added.
 SAMPLE_SUMMARY = "\n".join(
     [
         "## Conformance: 8 cases, 5 diverge, 1 expectation violated",
@@ -48,13 +49,31 @@ SAMPLE_SUMMARY = "\n".join(
         r"- **cases/sample.yaml::hostile\[reduction=&lt;script&gt;alert(1)&lt;/script&gt;\]**"
         r": expected groups \[\[torch, tensorflow\]\], found &lt;script&gt;alert(1)&lt;/script&gt;",
         "",
-        "### Pair agreement (share of cases where both are ok and agree)",
+        # by hand from sample_doc(): the five divergent cases, two groups each; 0.5 apart (documents.case), two_keys by NaN
+        "### Most divergent cases (most groups, then the largest finite loss difference)",
+        "",
+        r"| case | groups | largest finite \|Δloss\| | between |",
+        "|---|---:|---:|---|",
+        r"| cases/sample.yaml::hostile\[reduction=&lt;script&gt;alert(1)&lt;/script&gt;\] | 2 | 0.5 | torch vs tensorflow |",
+        r"| cases/sample.yaml::smooth\[label\_smoothing=0.0\] | 2 | 0.5 | torch vs tensorflow |",
+        r"| cases/sample.yaml::smooth\[label\_smoothing=0.1\] | 2 | 0.5 | torch vs tensorflow |",
+        r"| cases/sample.yaml::smooth\[label\_smoothing=0.2\] | 2 | 0.5 | torch vs tensorflow |",
+        r"| cases/sample.yaml::two\_keys | 2 | – | (others by inf or NaN) |",
+        "",
+        "### Errors by framework",
+        "",
+        "| framework | error | crashed | first (case, result: message) |",
+        "|---|---:|---:|---|",
+        r"| torch | 1 | 0 | cases/sample.yaml::nothing\_ran, torch: error: because &lt;b&gt;reasons&lt;/b&gt; |",
+        r"| paddle | 1 | 0 | cases/sample.yaml::paddle\_error, paddle: error: because &lt;b&gt;reasons&lt;/b&gt; |",
+        "",
+        "### Pair agreement (share of cases where both are ok and agree; diagonal: share ok)",
         "",
         "| | torch | paddle | tensorflow | reference |",
         "|---|---:|---:|---:|---:|",
-        "| **torch** | 87% (7/8) | 71% (5/7) | 16% (1/6) | 85% (6/7) |",
-        "| **paddle** | 71% (5/7) | 71% (5/7) | 0% (0/6) | 83% (5/6) |",
-        "| **tensorflow** | 16% (1/6) | 0% (0/6) | 83% (5/6) | 16% (1/6) |",
+        "| **torch** | 87% (7/8) |  |  |  |",  # one half of the symmetric matrix
+        "| **paddle** | 71% (5/7) | 71% (5/7) |  |  |",
+        "| **tensorflow** | 16% (1/6) | 0% (0/6) | 83% (5/6) |  |",
         "| **reference** | 85% (6/7) | 83% (5/6) | 16% (1/6) | 100% (7/7) |",
         "",
         "### Since the baseline",
@@ -65,7 +84,7 @@ SAMPLE_SUMMARY = "\n".join(
         "|---|---|---|---|---|",
         r"| cases/sample.yaml::two\_keys | torch | loss | 1.0 | nan |",
         "",
-        "Full report (every case, its values, native code and plots): [index.html](<index.html>)",
+        "Full report (every case, its values, native code and plots): [{text}](<{link}>)",
         "",
     ]
 )
@@ -83,7 +102,12 @@ def test_streamed_summary_unchanged(tmp_path, monkeypatch):
         "moved": [{"case": "cases/sample.yaml::two_keys", "key": "torch", "what": "loss", "old": 1.0, "new": math.nan}],
         "status_changes": [],
     }
-    assert written(doc, tmp_path, tmp_path / "index.html") == SAMPLE_SUMMARY
+    for name in summary.GITHUB_RUN:
+        monkeypatch.delenv(name, raising=False)
+    link = (tmp_path / "index.html").resolve().as_uri()
+    assert written(doc, tmp_path, tmp_path / "index.html") == SAMPLE_SUMMARY.replace("{text}", link.replace("_", r"\_")).replace(
+        "{link}", link
+    )
 
 
 def test_counts_failures_matrix_and_link():
@@ -92,7 +116,7 @@ def test_counts_failures_matrix_and_link():
     assert "| 8 | 3 | 5 | 7 | 1 | 0 | 1 |" in text
     assert "### Expectation failures (1)" in text
     assert (
-        "| **torch** | 87% (7/8) | 71% (5/7) | 16% (1/6) | 85% (6/7) |" in text
+        "| **reference** | 85% (6/7) | 83% (5/6) | 16% (1/6) | 100% (7/7) |" in text
     )  # by hand: two_keys lacks paddle and tensorflow, nothing_ran tensorflow and reference
     assert text.rstrip().endswith("[index.html](<index.html>)")
 
@@ -133,17 +157,43 @@ def test_bounded_at_ten_thousand_failures():
     assert "… and 9980 more (see the report)" in text
 
 
-def test_write_links_relative_to_the_summary(tmp_path, monkeypatch):
-    monkeypatch.delenv(summary.REPORT_URL_ENV, raising=False)
+def test_write_links_absolutely(tmp_path, monkeypatch):
+    """A relative link is dead in a CI job summary: the URL given, the GitHub Actions run, or the file's URI."""
+    for name in (summary.REPORT_URL_ENV, *summary.GITHUB_RUN):
+        monkeypatch.delenv(name, raising=False)
     source = tmp_path / "results.json"
     results.write(source, sample_doc())
     out = tmp_path / "reports" / "summary.md"
     summary.write(out, source, tmp_path / "reports" / "html" / "index.html")
-    assert "(<html/index.html>)" in out.read_text(encoding="utf-8")
+    assert f"(<file://{tmp_path.resolve()}/reports/html/index.html>)" in out.read_text(encoding="utf-8")
+    for name, value in zip(summary.GITHUB_RUN, ("https://github.com", "me/conformance", "42"), strict=True):
+        monkeypatch.setenv(name, value)
+    summary.write(out, source, tmp_path / "reports" / "index.html")
+    assert "(<https://github.com/me/conformance/actions/runs/42>)" in out.read_text(encoding="utf-8")
     monkeypatch.setenv(summary.REPORT_URL_ENV, "https://ci.example/run/1/index.html")
     summary.write(out, source, tmp_path / "reports" / "index.html")
     assert "(<https://ci.example/run/1/index.html>)" in out.read_text(encoding="utf-8")
 
 
+def test_most_divergent_cases_are_bounded():
+    cases = [case(f"d{i}", {"torch": result(), "reference": result()}, set()) for i in range(30)]
+    for i, c in enumerate(cases):
+        c["pairs"][0]["loss_max_abs"] = float(i)
+    text = markdown(sample_doc(cases))
+    listed = re.findall(r"::d(\d+) \| 2 \| ([\d.]+) \|", text)
+    assert listed == [(str(i), f"{i:g}") for i in range(29, 29 - summary.MOST_DIVERGENT, -1)]
+
+
 def test_percent_rounds_down():
     assert [summary.percent(f) for f in (1.0, 0.999, 2 / 3, 0.0)] == ["100%", "99%", "66%", "0%"]
+
+
+def test_run_details_are_one_line():
+    doc = sample_doc(matrix_cases())
+    doc["run"] = {"python": "3.11.7", "os": "Linux", "cpu": "AMD EPYC, 2 logical CPUs", "date": "2026-11-29T07:00:00+00:00"}
+    doc["run"].update(commit="0123456789abcdef0123", modified=True)
+    line = (
+        "2026-11-29T07:00:00+00:00 · Python 3.11.7 · Linux · AMD EPYC, 2 logical CPUs"
+        " · case files at 0123456789ab (with uncommitted changes)"
+    )
+    assert f"\n{line}\n" in markdown(doc)

@@ -10,8 +10,9 @@ report shows is what ran. A variant that has no native way to express a case rai
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -71,29 +72,50 @@ def framework_of(key: str) -> str:
     return key.split(":", 1)[0]
 
 
-def storage_dtype(case: Case) -> str:
-    """The NumPy dtype arrays are handed over in (NumPy has no bfloat16: float32 holding bf16 values)."""
-    return "float32" if case.dtype == "bfloat16" else case.dtype
+def storage_dtype(case: Case, key: str | None = None) -> str:
+    """The NumPy dtype the array of case key `key` (default: the predictions) is handed over in (NumPy
+    has no bfloat16: float32 holding bf16 values)."""
+    dtype = case.dtype_of(key)
+    return "float32" if dtype == "bfloat16" else dtype
 
 
 def arrays(case: Case) -> dict[str, np.ndarray]:
-    """The arrays a variant's code reads: x (predictions), y (labels: int64 class indices where the
-    family's labels are indices, else targets in the case dtype) or t (soft targets), w (weights), the
-    family's own arrays by their names (binary: pw, pos_weight), sw (per-sample weights)."""
+    """The arrays a variant's code reads, each in its own dtype (`Case.dtype_of`): x (predictions), y
+    (labels: class indices in `labels_dtype`, with the trailing axis of 1 the case gave them with, where
+    the family's labels are indices, else targets) or t (soft targets), w (weights), the family's own
+    arrays by their names (binary: pw, pos_weight), sw (per-sample weights)."""
     from conformance.reference import rounded
 
-    dtype = storage_dtype(case)
     family = case.family
-    out = {"x": rounded(case, case.predictions).astype(dtype)}
-    if case.labels is not None:
-        out["y"] = case.targets.astype(np.int64) if family.INDEX_LABELS else rounded(case, case.targets).astype(dtype)
+    out = {"x": rounded(case, case.predictions).astype(storage_dtype(case))}
+    if case.labels is not None and family.INDEX_LABELS:
+        out["y"] = case.labels.astype(case.labels_dtype)[..., None] if case.trailing_label_axis else case.labels.astype(case.labels_dtype)
+    elif case.labels is not None:
+        out["y"] = rounded(case, case.labels, "labels").astype(storage_dtype(case, "labels"))
     else:
-        out["t"] = rounded(case, case.targets).astype(dtype)
-    own = [(name, case.extra.get(key)) for key, name in family.ARRAYS.items()]
-    for name, value in [("w", case.weight), *own, ("sw", case.sample_weight)]:
+        out["t"] = rounded(case, case.targets, "soft_labels").astype(storage_dtype(case, "soft_labels"))
+    own = [(name, key, case.extra.get(key)) for key, name in family.ARRAYS.items()]
+    for name, key, value in [("w", "weight", case.weight), *own, ("sw", "sample_weight", case.sample_weight)]:
         if value is not None:
-            out[name] = rounded(case, value).astype(dtype)
+            out[name] = rounded(case, value, key).astype(storage_dtype(case, key))
     return out
+
+
+ARRAY_KEYS = {"x": "predictions", "y": "labels", "t": "soft_labels", "w": "weight", "sw": "sample_weight"}
+
+
+def is_bfloat16(case: Case, expression: str) -> bool:
+    """Whether the array an expression reads (`x`, `np.moveaxis(t, 1, -1)`, `sw[:, None]`) is a bfloat16
+    one, handed over as float32 for the framework to cast (each array has its own dtype: `dtype:`)."""
+    names = {**ARRAY_KEYS, **{name: key for key, name in case.family.ARRAYS.items()}}
+    read = next((names[word] for word in re.findall(r"[A-Za-z_]\w*", expression) if word in names), None)
+    return case.dtype_of(read) == "bfloat16"
+
+
+def squeezed_labels(case: Case, why: str) -> list[str]:
+    """The line that drops the labels' trailing axis of 1 (a case that gives them as [N, ..., 1]), for an
+    API whose users pass class indices without it; `why` says so in the snippet."""
+    return [f"y = y.squeeze(-1)  # {why}"] if case.trailing_label_axis else []
 
 
 def native_reduction(case: Case) -> str:
@@ -102,6 +124,32 @@ def native_reduction(case: Case) -> str:
     if case.sample_weight is None and case.reduction in ("none", "mean", "sum"):
         return case.reduction
     return "none"
+
+
+def smallest_change(framework: str, case: Case, target: Knobs) -> str | None:
+    """The framework's default call, changed as little as the knobs that move the loss require, to give
+    `target`'s semantics: the same call summed and divided by the target's denominator where only the
+    denominator moves; where the weighting moves, the target built in NumPy (`t`) passed to the same
+    call as probabilities, with no class weights or smoothing. The lines come from the case's loss
+    family (`port`); the call is the default variant's own code for the changed case, so it is as
+    idiomatic as the call the reader already has. None where the family has no port for the case."""
+    default = [v for v in for_case(variants(framework), case) if v.key == framework]
+    port = getattr(case.family, "port", None)
+    try:
+        own = default[0].knobs(case) if default else None
+        plan = port(case, own, target) if port is not None and own is not None else None
+        if plan is None:
+            return None
+        changed = case
+        if plan["soft"]:
+            soft = np.zeros(case.predictions.shape)  # its values are the snippet's `t`; the call only reads its kind
+            changed = replace(case, labels=None, soft_labels=soft, weight=None, label_smoothing=0.0, ignore_index=None)
+        call = default[0].build(replace(changed, reduction="sum" if plan["divide"] else case.reduction))
+    except Exception:  # a change that cannot be written is left out: the general recipe stays
+        return None
+    head = f"# the smallest change: {plan['note']}"
+    tail = ["loss = loss / D"] if plan["divide"] else []
+    return "\n".join([head, *plan["lines"], call, *tail])
 
 
 def for_case(variants: list[Variant], case: Case) -> list[Variant]:
@@ -117,11 +165,23 @@ def batch_shape(case: Case, name: str = "sw") -> str:
 
 
 def array_source(case: Case) -> str:
-    """The arrays as NumPy literals, so a snippet runs on its own."""
+    """The arrays, so a snippet runs on its own: a generated array regenerated from the case's seed (its
+    family's `generated_source`), an empty one by its shape, any other as NumPy literals. Each ends in
+    the dtype (and shape) the variants read it in."""
+    generated = case.family.generated_source(case) if hasattr(case.family, "generated_source") else {}
     lines = []
     for name, value in arrays(case).items():
-        dtype = "" if value.dtype == np.int64 else f', dtype="{value.dtype}"'
-        lines.append(f"{name} = np.array({_literal(value)}{dtype})")
+        if name in generated:
+            lines += [*generated[name], f'{name} = {name}.reshape({value.shape}).astype("{value.dtype}")']
+            if is_bfloat16(case, name):
+                bits = f"{name}.view(np.uint32)"
+                rounded_bits = f"(({bits} + 0x7FFF + (({bits} >> 16) & 1)) >> 16 << 16).astype(np.uint32)"
+                lines.append(f"{name} = {rounded_bits}.view(np.float32)  # rounded to bfloat16")
+        elif value.size == 0:
+            lines.append(f'{name} = np.zeros({value.shape}, dtype="{value.dtype}")')
+        else:
+            dtype = "" if value.dtype == np.int64 else f', dtype="{value.dtype}"'
+            lines.append(f"{name} = np.array({_literal(value)}{dtype})")
     return "\n".join(lines)
 
 

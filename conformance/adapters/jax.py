@@ -17,12 +17,13 @@ import re
 from collections.abc import Callable
 from importlib import metadata
 
-from conformance.adapters import Unsupported, Variant, moved
+from conformance.adapters import Unsupported, Variant, is_bfloat16, moved, squeezed_labels
 from conformance.adapters import tensorflow as keras_docs  # pure Python: Keras's documented knobs, shared
 from conformance.cases import Case
 from conformance.reference import Knobs, mean_denominator, recipe_source
 
 ORDER = 40
+REPOSITORIES = {"jax": "jax-ml/jax", "optax": "google-deepmind/optax"}  # names written before an issue number (#123) -> GitHub
 SETUP = (
     "import numpy as np\n"
     "import jax\n"
@@ -58,7 +59,7 @@ def to_numpy(value: object) -> tuple[object, str]:
 
 
 def _array(name: str, case: Case) -> str:
-    return f"jnp.asarray({name}, dtype=jnp.bfloat16)" if case.dtype == "bfloat16" else f"jnp.asarray({name})"
+    return f"jnp.asarray({name}, dtype=jnp.bfloat16)" if is_bfloat16(case, name) else f"jnp.asarray({name})"
 
 
 def _leaf(case: Case) -> str:
@@ -135,7 +136,8 @@ def _optax(case: Case, generic: bool) -> str:
     current = optax_has_where()
     axis = ", axis=1" if current else ""
     move = not current and moved(case)
-    lines = [f"{_leaf(case)} = {_array('x', case)}"]
+    lines = squeezed_labels(case, "optax takes class indices without a trailing axis of 1")
+    lines.append(f"{_leaf(case)} = {_array('x', case)}")
     ignore, eps = case.ignore_index, case.label_smoothing
     mask = None
     if case.labels is not None and ignore is not None:
@@ -279,9 +281,11 @@ def _keras_call(case: Case, cls: str, options: str, target: str, weights: str | 
 def keras_api(case: Case) -> str:
     head = [KERAS_HEAD, f"{_leaf(case)} = {_array('x', case)}"]
     sparse = case.labels is not None and not case.label_smoothing
+    given, target = keras_docs.keras_sparse_labels(case) if sparse else ([], "y")
+    head = given + squeezed_labels(case, "one_hot and the weights take class indices without a trailing axis of 1") + head
     if sparse:
         options = keras_docs.keras_options(case, "SparseCategoricalCrossentropy")
-        call = _keras_call(case, "SparseCategoricalCrossentropy", options, "y", _keras_weights(case, False), _keras_weights(case, True))
+        call = _keras_call(case, "SparseCategoricalCrossentropy", options, target, _keras_weights(case, False), _keras_weights(case, True))
         return "\n".join(head + call + _grad(case))
     options = keras_docs.keras_options(case, "CategoricalCrossentropy")
     if case.labels is None:

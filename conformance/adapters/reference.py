@@ -8,7 +8,7 @@ import json
 
 from conformance import registry
 from conformance.adapters import Variant
-from conformance.cases import Case
+from conformance.cases import MAX_ELEMENTS, Case
 from conformance.reference import Knobs
 from conformance.reference import textbook as textbook_knobs
 
@@ -26,8 +26,11 @@ def version() -> dict[str, str]:
 def textbook(case: Case) -> str:
     """Rebuilds the case from its parameters (JSON is YAML), so the snippet runs on its own."""
     document = json.dumps({"cases": [case.params]})
+    size = max([case.predictions.size, case.targets.size] if case.targets is not None else [case.predictions.size])
+    limit = [f"cases.MAX_ELEMENTS = max(cases.MAX_ELEMENTS, {size})  # the case's size (--max-elements)"] if size > MAX_ELEMENTS else []
     return "\n".join(
         [
+            *limit,
             f"case, = cases.load_text({document!r}, 'case.yaml')",
             "out = reference.evaluate(case, reference.textbook(case))  # float64, on the inputs rounded to the case dtype",
             "loss, grad = out.loss, out.grad",

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from conformance.adapters import Unsupported, Variant, kwargs, moved
+from conformance.adapters import Unsupported, Variant, is_bfloat16, kwargs, moved, squeezed_labels
 from conformance.cases import Case
 from conformance.reference import Knobs, mean_denominator, recipe_source
 
 ORDER = 30
+# names written before an issue number (#123) -> GitHub
+REPOSITORIES = {"tensorflow": "tensorflow/tensorflow", "tf": "tensorflow/tensorflow", "keras": "keras-team/keras"}
 SETUP = "import numpy as np\nimport tensorflow as tf"
 CE, BCE = ("softmax_cross_entropy",), ("binary_cross_entropy",)
 KERAS_REDUCTIONS = {
@@ -56,7 +58,7 @@ def to_numpy(value: object) -> tuple[object, str]:
 
 
 def _tensor(name: str, case: Case) -> str:
-    if case.dtype == "bfloat16":
+    if is_bfloat16(case, name):
         return f"tf.cast(tf.constant({name}), tf.bfloat16)"
     return f"tf.constant({name})"
 
@@ -70,7 +72,8 @@ def _sparse(case: Case) -> bool:
 
 
 def _head(case: Case) -> list[str]:
-    lines = [f"{_leaf(case)} = {_tensor('x', case)}", "with tf.GradientTape() as tape:", f"    tape.watch({_leaf(case)})"]
+    lines = squeezed_labels(case, "tf.nn, tf.one_hot and tf.gather take class indices without a trailing axis of 1")
+    lines += [f"{_leaf(case)} = {_tensor('x', case)}", "with tf.GradientTape() as tape:", f"    tape.watch({_leaf(case)})"]
     if moved(case):
         lines.append(f"    inputs = tf.experimental.numpy.moveaxis({_leaf(case)}, 1, -1)  # TensorFlow wants classes last")
     return lines
@@ -179,11 +182,20 @@ def keras_api(case: Case) -> str:
     return categorical_keras(case)
 
 
+def keras_sparse_labels(case: Case) -> tuple[list[str], str]:
+    """The labels Keras's SparseCategoricalCrossentropy is given, on every backend: as the case gives
+    them, a trailing axis of 1 included (Keras takes [N, ..., 1]); the lines that keep them, and their name."""
+    if not case.trailing_label_axis:
+        return [], "y"
+    return ["labels = y  # as given, [N, ..., 1]: Keras takes them so (weights and masks below use y without it)"], "labels"
+
+
 def sparse_keras(case: Case) -> str:
     options = keras_options(case, "SparseCategoricalCrossentropy")
     weights = _position_weights(case, mask=False)
-    call = _keras_call(case, "SparseCategoricalCrossentropy", options, "y", weights, _position_weights(case))
-    return "\n".join(_head(case) + call + _tail(case))
+    given, target = keras_sparse_labels(case)
+    call = _keras_call(case, "SparseCategoricalCrossentropy", options, target, weights, _position_weights(case))
+    return "\n".join(given + _head(case) + call + _tail(case))
 
 
 def categorical_keras(case: Case, smoothed_weight: bool = False) -> str:

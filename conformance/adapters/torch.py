@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from conformance.adapters import Unsupported, Variant, batch_shape, kwargs, native_reduction
+from conformance.adapters import Unsupported, Variant, batch_shape, is_bfloat16, kwargs, native_reduction, squeezed_labels
 from conformance.cases import Case
 from conformance.reference import Knobs, mean_denominator, recipe_source
 
 ORDER = 10
+REPOSITORIES = {"torch": "pytorch/pytorch", "pytorch": "pytorch/pytorch"}  # names written before an issue number (#123) -> GitHub
 SETUP = "import numpy as np\nimport torch"
 CE, BCE = ("softmax_cross_entropy",), ("binary_cross_entropy",)
 
@@ -30,7 +31,7 @@ def to_numpy(value: object) -> tuple[object, str]:
 
 
 def _tensor(name: str, case: Case) -> str:
-    return f"torch.tensor({name}).to(torch.bfloat16)" if case.dtype == "bfloat16" else f"torch.tensor({name})"
+    return f"torch.tensor({name}).to(torch.bfloat16)" if is_bfloat16(case, name) else f"torch.tensor({name})"
 
 
 def _leaf(case: Case) -> str:
@@ -39,7 +40,8 @@ def _leaf(case: Case) -> str:
 
 def _head(case: Case, log_of_probs: bool = True) -> list[str]:
     """The prediction leaf (gradients are taken w.r.t. it) and, for probabilities, its log if wanted."""
-    lines = [f"{_leaf(case)} = {_tensor('x', case)}.requires_grad_()"]
+    lines = squeezed_labels(case, "torch takes class indices without a trailing axis of 1")
+    lines.append(f"{_leaf(case)} = {_tensor('x', case)}.requires_grad_()")
     if not case.from_logits and log_of_probs:
         lines.append("logits = torch.log(probs)  # CrossEntropyLoss(log p) = -log(p / sum p)")
     return lines

@@ -15,6 +15,9 @@ The protocol: module attributes every family provides (`typing.Protocol` would o
                               cases.py. The default is None (not given): a case of another family that
                               gives one is an error naming the key. A key two families declare must be
                               declared alike (the first, in ORDER, is used).
+    REDUCTIONS: tuple[str, ...]
+                              optional; reductions of its own beyond the shared ones (KL divergence:
+                              ("batchmean",)); `reduction` accepts them for its cases only.
     INSTEAD: dict[str, str]   optional; for another family's key given to a case of this one, what to write
                               instead (the second half of the error message).
     ARRAYS: dict[str, str]    its FIELDS that are arrays handed to the variants, with the name the variants'
@@ -30,6 +33,9 @@ The protocol: module attributes every family provides (`typing.Protocol` would o
                               for each of FIELDS (they become `Case.extra`, read as `case.<key>`). Every
                               mistake is `raise fail(message, key)` (a CaseError with file, line and key).
                               The shared keys (`sample_weight`, `reduction`, `dtype`, ...) are the core's.
+                              Optional: `trailing_label_axis: True` (class indices given as [N, ..., 1],
+                              returned without that axis); under `check_shapes: false`, `mismatched`: the
+                              keys whose shapes do not fit, kept instead of failed (none: an error).
     textbook(case) -> Knobs   the family's textbook point of the knob model (the `reference` result).
     evaluate(case, knobs) -> Outcome
                               the float64 loss and its gradient w.r.t. the predictions at `knobs`; every knob
@@ -40,11 +46,30 @@ The protocol: module attributes every family provides (`typing.Protocol` would o
                               documented points set them with `Knobs.of(..., name=value)`.
     PHRASES: dict             knob -> value -> what a framework with that value does ("divides the mean by the
                               number of positions"), for the knobs and values the family reads.
+    KNOB_LABELS: dict[str, str]
+                              optional; knob -> its name in plain words ("what the mean divides by"), for the
+                              knobs the family adds (`KNOBS`); the shared knobs' are reference.SHARED_KNOB_LABELS.
     ALTERNATIVES: dict        knob -> the values it can take for this family (the values a moved baseline
                               value is attributed to, in the order they are tried).
+    port(case, own, target) -> dict | None
+                              optional; the smallest change to a framework's own call (documented at `own`)
+                              that gives `target`'s semantics: {"soft": pass NumPy's `t` as probabilities
+                              (no class weights, no smoothing), "lines": NumPy lines building `t` / `D`,
+                              "divide": sum and divide by `D`, "note": in the explanations' words}, or None
+                              (`adapters.smallest_change` writes the call; the general recipe stays).
+    generated_source(case) -> dict[str, list[str]]
+                              optional; for each array `build` generated (`random`, `labels: random`, ...),
+                              by the name variants read it by, NumPy lines that regenerate it (float64,
+                              before its dtype) as `build` drew it: snippets regenerate generated arrays from
+                              the seed instead of writing every element (`generated_predictions`,
+                              `probability_lines`, `weights_line` below). Without it they are literals.
     recipe_source(case, knobs) -> list[str] | None
                               optional; NumPy lines building the soft target `T` and denominator `D` that
                               reproduce `knobs` through any framework's soft-label cross-entropy.
+    native_recipe(framework, case, knobs) -> str | None
+                              optional; a family whose loss is no soft-label cross-entropy (KL divergence) writes
+                              its own recipes: `framework`'s code reproducing the semantics of `knobs`; the worker
+                              asks it instead of the framework's `recipe`. None where it has none.
     variants(framework) -> list[Variant]
                               optional; the family's native calls in a framework (`adapters.Variant`,
                               the framework module's helpers may be used): a family that arrives after
@@ -128,13 +153,70 @@ def given_predictions(spec: Any, fail: Fail, random_shape_ok: Callable[[tuple[in
         rng = np.random.default_rng(spec.random.seed)
         shape = tuple(spec.random.shape)
         if any(s < 0 for s in shape) or not random_shape_ok(shape):
-            raise fail(f"random.shape {list(shape)} must be (N, C, d1, ...) with C >= 1", "random")
-        return rng.standard_normal(shape) * spec.random.scale, None
+            raise fail(f"random.shape {list(shape)} does not fit {spec.loss}'s layout (N, C, d1, ...)", "random")
+        logits = rng.standard_normal(shape) * spec.random.scale
+        if spec.random.probabilities:
+            return probabilities(logits, registry.loss(spec.loss).CLASS_AXIS), "probs"
+        return logits, None
     key = "logits" if spec.logits is not None else "probs"
     arr = array(deep_numbers(getattr(spec, key), fail, key), key, fail, key)
     if key == "probs" and np.any((arr < 0) | (arr > 1)):
         raise fail("probs must lie in [0, 1]", key)
     return arr, key
+
+
+def probabilities(logits: np.ndarray, axis: int | None) -> np.ndarray:
+    """Probabilities from logits: the softmax along the class `axis`, or (None) each element's sigmoid.
+    An empty class axis stays empty."""
+    if axis is None:
+        return 1.0 / (1.0 + np.exp(-logits))
+    if logits.shape[axis] == 0:
+        return logits
+    e = np.exp(logits - logits.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)  # type: ignore[no-any-return]
+
+
+def random_weights(spec: Any, shape: tuple[int, ...], stream: int) -> np.ndarray:
+    """`weight: random` and the like: positive weights in [0.5, 2) of `shape`, reproducible from the
+    case's `random.seed` (0 without `random`); `stream` keeps each key's numbers apart (weight 2,
+    pos_weight 3; labels and soft labels use 1)."""
+    seed = spec.random.seed if spec.random is not None else 0
+    return np.random.default_rng(seed + stream).uniform(0.5, 2.0, size=shape)
+
+
+# ---------------------------------------------------------------- generated arrays in snippets
+
+
+def seed_of(case: Any) -> int:
+    """The case's `random.seed` (0 without `random`), from its parameters."""
+    return int((case.params.get("random") or {}).get("seed", 0))
+
+
+def generated_predictions(case: Any) -> list[str] | None:
+    """NumPy lines that regenerate `x` from the case's `random` spec as `given_predictions` drew it
+    (float64, before its dtype), or None where the predictions were written out."""
+    spec = case.params.get("random")
+    if not spec:
+        return None
+    shape = tuple(spec["shape"])
+    lines = [f"x = np.random.default_rng({int(spec.get('seed', 0))}).standard_normal({shape}) * {float(spec.get('scale', 1.0))!r}"]
+    if spec.get("probabilities"):
+        lines += probability_lines("x", shape, registry.loss(case.loss).CLASS_AXIS)
+    return lines
+
+
+def probability_lines(name: str, shape: tuple[int, ...], axis: int | None) -> list[str]:
+    """`probabilities` as NumPy lines on the array `name` (the same operations, so the same values)."""
+    if axis is None:
+        return [f"{name} = 1.0 / (1.0 + np.exp(-{name}))"]
+    if shape[axis] == 0:
+        return []
+    return [f"e = np.exp({name} - {name}.max(axis={axis}, keepdims=True))", f"{name} = e / e.sum(axis={axis}, keepdims=True)"]
+
+
+def weights_line(name: str, case: Any, shape: tuple[int, ...], stream: int) -> list[str]:
+    """`random_weights` as a NumPy line."""
+    return [f"{name} = np.random.default_rng({seed_of(case) + stream}).uniform(0.5, 2.0, size={tuple(shape)})"]
 
 
 # ---------------------------------------------------------------- strategies
@@ -180,9 +262,25 @@ def phrases() -> dict[str, dict[Any, str]]:
     return _phrases(tuple(families().values()))
 
 
+def knob_labels() -> dict[str, str]:
+    """knob -> its plain name: the shared knobs', then every family's own (`KNOB_LABELS`), first declaration kept."""
+    from conformance.reference import SHARED_KNOB_LABELS
+
+    out = dict(SHARED_KNOB_LABELS)
+    for family in families().values():
+        for knob, label in getattr(family, "KNOB_LABELS", {}).items():
+            out.setdefault(knob, label)
+    return out
+
+
 def alternatives() -> dict[str, list[Any]]:
     """knob -> every value any family lets it take, in family order, each once."""
     return _alternatives(tuple(families().values()))
+
+
+def reductions() -> tuple[str, ...]:
+    """The reductions families add for their own cases (`REDUCTIONS`), in family order, each once."""
+    return tuple(dict.fromkeys(r for family in families().values() for r in getattr(family, "REDUCTIONS", ())))
 
 
 def knobs() -> dict[str, Any]:

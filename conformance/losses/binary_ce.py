@@ -9,11 +9,21 @@ The textbook point is the plain BCE: no clamp of the logs, mean over all element
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from conformance.losses import Fail, array, deep_numbers, given_predictions, nested
+from conformance.losses import (
+    Fail,
+    array,
+    deep_numbers,
+    generated_predictions,
+    given_predictions,
+    nested,
+    random_weights,
+    seed_of,
+    weights_line,
+)
 from conformance.reference import SHARED_PHRASES, Knobs, Outcome, clip_bounds, divided, empty_batch, mean_denominator, rounded
 
 if TYPE_CHECKING:
@@ -23,7 +33,7 @@ if TYPE_CHECKING:
 
 NAME = "binary_cross_entropy"
 ORDER = 20
-FIELDS: dict[str, tuple[Any, Any]] = {"pos_weight": (list[Any] | None, None)}
+FIELDS: dict[str, tuple[Any, Any]] = {"pos_weight": (list[Any] | Literal["random"] | None, None)}
 ARRAYS = {"pos_weight": "pw"}
 CLASS_AXIS = None  # elementwise: nothing to move for channels-last APIs; C is the last axis
 INDEX_LABELS = False  # labels are 0/1 targets of the predictions' shape
@@ -33,13 +43,21 @@ INDEX_LABELS = False  # labels are 0/1 targets of the predictions' shape
 
 
 def build(spec: Any, fail: Fail) -> dict[str, Any]:
-    """Predictions of any shape, targets of the same shape, weight and pos_weight broadcast to it."""
+    """Predictions of any shape, targets of the same shape, weight and pos_weight broadcast to it. With
+    `check_shapes: false` a shape that does not fit is kept and named in `mismatched` instead of failing."""
     predictions, key = given_predictions(spec, fail, lambda shape: True)
     if key is not None and predictions.ndim < 1:
         raise fail(f"{key} must be an array (any shape) for binary_cross_entropy", key)
-    labels, soft = _targets(spec, predictions, fail)
-    weight, pos_weight = _weights(spec, predictions, fail)
-    return {
+    mismatched: list[str] = []
+
+    def misfit(message: str, key: str) -> None:
+        if spec.check_shapes is not False:
+            raise fail(message, key)
+        mismatched.append(key)
+
+    labels, soft = _targets(spec, predictions, fail, misfit)
+    weight, pos_weight = _weights(spec, predictions, fail, misfit)
+    built = {
         "predictions": predictions,
         "from_logits": key != "probs",
         "labels": labels,
@@ -47,9 +65,14 @@ def build(spec: Any, fail: Fail) -> dict[str, Any]:
         "weight": weight,
         "pos_weight": pos_weight,
     }
+    if spec.check_shapes is False:
+        built["mismatched"] = mismatched
+    return built
 
 
-def _targets(spec: Any, predictions: np.ndarray, fail: Fail) -> tuple[np.ndarray | None, np.ndarray | None]:
+def _targets(
+    spec: Any, predictions: np.ndarray, fail: Fail, misfit: Callable[[str, str], None]
+) -> tuple[np.ndarray | None, np.ndarray | None]:
     """Binary targets have the predictions' shape: 0/1 `labels` or soft `soft_labels` in [0, 1]."""
     if spec.ignore_index is not None:
         raise fail("binary_cross_entropy has no ignore_index (use a zero weight)", "ignore_index")
@@ -62,7 +85,7 @@ def _targets(spec: Any, predictions: np.ndarray, fail: Fail) -> tuple[np.ndarray
         return (drawn, None) if key == "labels" else (None, drawn)
     arr = array(deep_numbers(value, fail, key), key, fail, key)
     if arr.shape != predictions.shape:
-        raise fail(f"{key} have shape {list(arr.shape)}, expected the predictions' {list(predictions.shape)}", key)
+        misfit(f"{key} have shape {list(arr.shape)}, expected the predictions' {list(predictions.shape)}", key)
     if key == "labels" and not np.all((arr == 0) | (arr == 1)):
         raise fail("binary labels must be 0 or 1 (give soft_labels for values in between)", key)
     if not np.all((arr >= 0) & (arr <= 1)):
@@ -70,13 +93,19 @@ def _targets(spec: Any, predictions: np.ndarray, fail: Fail) -> tuple[np.ndarray
     return (arr, None) if key == "labels" else (None, arr)
 
 
-def _weights(spec: Any, predictions: np.ndarray, fail: Fail) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """`weight` and `pos_weight` broadcast against the predictions."""
+def _weights(
+    spec: Any, predictions: np.ndarray, fail: Fail, misfit: Callable[[str, str], None]
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """`weight` and `pos_weight` broadcast against the predictions; `random`: positive and seeded, a
+    weight per element, a pos_weight per class (the last axis)."""
     out: list[np.ndarray | None] = []
-    for key in ("weight", "pos_weight"):
+    for key, stream in (("weight", 2), ("pos_weight", 3)):
         raw = getattr(spec, key)
         if raw is None:
             out.append(None)
+            continue
+        if raw == "random":
+            out.append(random_weights(spec, predictions.shape if key == "weight" else predictions.shape[-1:], stream))
             continue
         arr = array(deep_numbers(raw, fail, key), key, fail, key)
         if not np.all(np.isfinite(arr)):
@@ -86,9 +115,27 @@ def _weights(spec: Any, predictions: np.ndarray, fail: Fail) -> tuple[np.ndarray
         except ValueError:
             shape = None
         if shape != predictions.shape:
-            raise fail(f"{key} of shape {list(arr.shape)} does not broadcast to the predictions' {list(predictions.shape)}", key)
+            misfit(f"{key} of shape {list(arr.shape)} does not broadcast to the predictions' {list(predictions.shape)}", key)
         out.append(arr)
     return out[0], out[1]
+
+
+def generated_source(case: Case) -> dict[str, list[str]]:
+    """NumPy lines regenerating the case's generated arrays (float64, before their dtype) by the names
+    the variants read them by, as `build` drew them (see softmax cross-entropy's)."""
+    seed, shape = seed_of(case), case.predictions.shape
+    out: dict[str, list[str]] = {}
+    if (x := generated_predictions(case)) is not None:
+        out["x"] = x
+    if case.params.get("labels") == "random":
+        out["y"] = [f"y = np.random.default_rng({seed + 1}).integers(0, 2, {shape}).astype(np.float64)"]
+    if case.params.get("soft_labels") == "random":
+        out["t"] = [f"t = np.random.default_rng({seed + 1}).random({shape})"]
+    if case.params.get("weight") == "random":
+        out["w"] = weights_line("w", case, shape, 2)
+    if case.params.get("pos_weight") == "random":
+        out[ARRAYS["pos_weight"]] = weights_line(ARRAYS["pos_weight"], case, shape[-1:], 3)
+    return out
 
 
 # ---------------------------------------------------------------- the float64 model
@@ -103,9 +150,9 @@ def evaluate(case: Case, knobs: Knobs) -> Outcome:
     """Binary cross-entropy, elementwise, with pos_weight, element and sample weights."""
     x = rounded(case, case.predictions)
     eps = case.label_smoothing
-    z = rounded(case, case.targets) * (1.0 - eps) + 0.5 * eps
-    pos = np.ones_like(x) if case.pos_weight is None else np.broadcast_to(rounded(case, case.pos_weight), x.shape)
-    weight = np.ones_like(x) if case.weight is None else np.broadcast_to(rounded(case, case.weight), x.shape)
+    z = rounded(case, case.targets, "labels" if case.labels is not None else "soft_labels") * (1.0 - eps) + 0.5 * eps
+    pos = np.ones_like(x) if case.pos_weight is None else np.broadcast_to(rounded(case, case.pos_weight, "pos_weight"), x.shape)
+    weight = np.ones_like(x) if case.weight is None else np.broadcast_to(rounded(case, case.weight, "weight"), x.shape)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         if case.from_logits:
             scale_pos = 1.0 + (pos - 1.0) * z
@@ -122,7 +169,7 @@ def evaluate(case: Case, knobs: Knobs) -> Outcome:
             clamp = np.inf if knobs.log_clamp is None else knobs.log_clamp
             element = -(_xlog(pos * z, x, clamp) + _xlog(1.0 - z, 1.0 - x, clamp))
             d_element = (pos * z * (x - 1.0) + (1.0 - z) * x) / np.maximum(x * (1.0 - x), 1e-12)
-    sw = None if case.sample_weight is None else rounded(case, case.sample_weight)
+    sw = None if case.sample_weight is None else rounded(case, case.sample_weight, "sample_weight")
     with np.errstate(invalid="ignore"):  # an infinite unclamped log times a zero weight is NaN, as in the frameworks
         element = element * weight
         d_element = d_element * weight

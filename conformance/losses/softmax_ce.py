@@ -14,8 +14,32 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from conformance.losses import Fail, array, deep_numbers, given_predictions, nested, size
-from conformance.reference import SHARED_PHRASES, Denominator, Knobs, Outcome, clip_bounds, divided, empty_batch, mean_denominator, rounded
+from conformance.losses import (
+    Fail,
+    array,
+    deep_numbers,
+    generated_predictions,
+    given_predictions,
+    nested,
+    probabilities,
+    probability_lines,
+    random_weights,
+    seed_of,
+    size,
+    weights_line,
+)
+from conformance.reference import (
+    SHARED_PHRASES,
+    Denominator,
+    Knobs,
+    Outcome,
+    clip_bounds,
+    divided,
+    empty_batch,
+    knob_names,
+    mean_denominator,
+    rounded,
+)
 
 if TYPE_CHECKING:
     from hypothesis.strategies import SearchStrategy
@@ -36,72 +60,112 @@ INDEX_LABELS = True
 
 
 def build(spec: Any, fail: Fail) -> dict[str, Any]:
-    """Predictions with a class axis 1, class-index or probability targets, class weights (C,)."""
+    """Predictions with a class axis 1 (C may be 0), class-index or probability targets, class weights
+    (C,). Class indices may carry a trailing axis of 1 ([N, d1, ..., 1], paddle's form): kept here
+    without it, handed over with it. With `check_shapes: false` a shape that does not fit is kept and
+    named in `mismatched` instead of failing."""
     predictions, from_logits = _predictions(spec, fail)
-    labels, soft = _targets(spec, predictions, fail)
-    weight = _weight(spec, predictions, fail)
-    return {"predictions": predictions, "from_logits": from_logits, "labels": labels, "soft_labels": soft, "weight": weight}
+    mismatched: list[str] = []
+
+    def misfit(message: str, key: str) -> None:
+        if spec.check_shapes is not False:
+            raise fail(message, key)
+        mismatched.append(key)
+
+    labels, soft, trailing = _targets(spec, predictions, fail, misfit)
+    weight = _weight(spec, predictions, fail, misfit)
+    built = {"predictions": predictions, "from_logits": from_logits, "labels": labels, "soft_labels": soft, "weight": weight}
+    if trailing:
+        built["trailing_label_axis"] = True
+    if spec.check_shapes is False:
+        built["mismatched"] = mismatched
+    return built
 
 
 def _predictions(spec: Any, fail: Fail) -> tuple[np.ndarray, bool]:
-    arr, key = given_predictions(spec, fail, lambda shape: len(shape) >= 2 and shape[1] >= 1)
+    arr, key = given_predictions(spec, fail, lambda shape: len(shape) >= 2)
     if key is None:
         return arr, True
     if arr.ndim < 2:
         raise fail(f"{key} must be (N, C) or (N, C, d1, ..., dk), class axis 1; got shape {list(arr.shape)}", key)
-    if arr.shape[1] < 1:
-        raise fail(f"{key} must have at least one class", key)
     return arr, key == "logits"
 
 
-def _targets(spec: Any, predictions: np.ndarray, fail: Fail) -> tuple[np.ndarray | None, np.ndarray | None]:
+def _targets(
+    spec: Any, predictions: np.ndarray, fail: Fail, misfit: Callable[[str, str], None]
+) -> tuple[np.ndarray | None, np.ndarray | None, bool]:
+    """Class indices (and whether they carry a trailing axis of 1), or per-class probabilities."""
     num_classes = predictions.shape[1]
     label_shape = predictions.shape[:1] + predictions.shape[2:]
     seed = spec.random.seed if spec.random else 0
     if spec.labels is not None:
-        if spec.labels == "random":
-            return np.random.default_rng(seed + 1).integers(0, num_classes, size=label_shape), None
+        if spec.labels == "random":  # with C = 0 there is no class to draw: 0, outside [0, C) like any label
+            return np.random.default_rng(seed + 1).integers(0, max(num_classes, 1), size=label_shape), None, False
         raw = deep_numbers(spec.labels, fail, "labels")
         arr = array(raw, "labels", fail, "labels")
         if arr.size and not np.all(np.isfinite(arr) & (arr == np.round(arr))):
             raise fail("labels must be integer class indices", "labels")
+        if spec.labels_dtype == "int32" and arr.size and np.abs(arr).max() >= 2**31:
+            raise fail("labels do not fit labels_dtype int32", "labels")
         arr = arr.astype(np.int64)
+        trailing = arr.shape != label_shape and arr.shape == label_shape + (1,)
+        if trailing:
+            arr = arr[..., 0]
         if arr.shape != label_shape:
-            raise fail(
-                f"labels have shape {list(arr.shape)}, expected {list(label_shape)} (predictions without the class axis)",
+            misfit(
+                f"labels have shape {list(arr.shape)}, expected {list(label_shape)} (predictions without the class axis), "
+                f"or {list(label_shape + (1,))} (with a trailing axis of 1)",
                 "labels",
             )
-        bad = arr[((arr < 0) | (arr >= num_classes)) & (arr != (spec.ignore_index if spec.ignore_index is not None else arr + 1))]
-        if bad.size:
+        ignore = spec.ignore_index
+        bad = arr[((arr < 0) | (arr >= num_classes)) & (arr != (ignore if ignore is not None else arr + 1))]
+        if bad.size and num_classes:  # with C = 0 every label is outside [0, C): that is what such a case tests
             raise fail(
                 f"label {int(bad.flat[0])} is outside [0, {num_classes}) and "
-                + ("there is no ignore_index" if spec.ignore_index is None else f"is not the ignore_index {spec.ignore_index}"),
+                + ("there is no ignore_index" if ignore is None else f"is not the ignore_index {ignore}"),
                 "labels",
             )
-        return arr, None
+        return arr, None, trailing
     if spec.soft_labels == "random":
-        logits = np.random.default_rng(seed + 1).standard_normal(predictions.shape)
-        e = np.exp(logits - logits.max(axis=1, keepdims=True))
-        return None, e / e.sum(axis=1, keepdims=True)
+        return None, probabilities(np.random.default_rng(seed + 1).standard_normal(predictions.shape), 1), False
     arr = array(deep_numbers(spec.soft_labels, fail, "soft_labels"), "soft_labels", fail, "soft_labels")
     if arr.shape != predictions.shape:
-        raise fail(f"soft_labels have shape {list(arr.shape)}, expected the predictions' {list(predictions.shape)}", "soft_labels")
+        misfit(f"soft_labels have shape {list(arr.shape)}, expected the predictions' {list(predictions.shape)}", "soft_labels")
     if np.any((arr < 0) | (arr > 1)) or not np.all(np.isfinite(arr)):
         raise fail("soft_labels are per-class probabilities and must lie in [0, 1]", "soft_labels")
-    return None, arr
+    return None, arr, False
 
 
-def _weight(spec: Any, predictions: np.ndarray, fail: Fail) -> np.ndarray | None:
-    """Class weights: one per class (C,)."""
+def _weight(spec: Any, predictions: np.ndarray, fail: Fail, misfit: Callable[[str, str], None]) -> np.ndarray | None:
+    """Class weights: one per class (C,); `random`: positive, seeded."""
+    num_classes = predictions.shape[1]
     if spec.weight is None:
         return None
+    if spec.weight == "random":
+        return random_weights(spec, (num_classes,), 2)
     arr = array(deep_numbers(spec.weight, fail, "weight"), "weight", fail, "weight")
     if not np.all(np.isfinite(arr)):
         raise fail("weight must be finite", "weight")
-    num_classes = predictions.shape[1]
     if arr.shape != (num_classes,):
-        raise fail(f"weight has {arr.size} entries but the predictions have C={num_classes} classes", "weight")
+        misfit(f"weight has {arr.size} entries but the predictions have C={num_classes} classes", "weight")
     return arr
+
+
+def generated_source(case: Case) -> dict[str, list[str]]:
+    """NumPy lines regenerating the case's generated arrays (float64, before their dtype) by the names
+    the variants read them by, as `build` drew them: a snippet regenerates them from the seed instead of
+    writing every element."""
+    seed, shape = seed_of(case), case.predictions.shape
+    out: dict[str, list[str]] = {}
+    if (x := generated_predictions(case)) is not None:
+        out["x"] = x
+    if case.params.get("labels") == "random":
+        out["y"] = [f"y = np.random.default_rng({seed + 1}).integers(0, {max(shape[1], 1)}, size={shape[:1] + shape[2:]})"]
+    if case.params.get("soft_labels") == "random":
+        out["t"] = [f"t = np.random.default_rng({seed + 1}).standard_normal({shape})", *probability_lines("t", shape, 1)]
+    if case.params.get("weight") == "random":
+        out["w"] = weights_line("w", case, shape[1:2], 2)
+    return out
 
 
 # ---------------------------------------------------------------- the float64 model
@@ -119,9 +183,9 @@ def evaluate(case: Case, knobs: Knobs) -> Outcome:
     x = _channels_last(rounded(case, case.predictions))
     num_classes = x.shape[-1]
     spatial = x.shape[:-1]
-    flat = x.reshape(-1, num_classes)
+    flat = x.reshape(int(np.prod(spatial)), num_classes)  # (positions, C), C = 0 included
     eps = case.label_smoothing
-    weight = np.ones(num_classes) if case.weight is None else rounded(case, case.weight)
+    weight = np.ones(num_classes) if case.weight is None else rounded(case, case.weight, "weight")
 
     if case.labels is not None:
         labels = case.labels.reshape(-1)
@@ -129,12 +193,12 @@ def evaluate(case: Case, knobs: Knobs) -> Outcome:
         onehot = np.zeros_like(flat)
         inside = valid & (labels >= 0) & (labels < num_classes)
         onehot[np.flatnonzero(inside), labels[inside]] = 1.0
-        hard_weight = np.where(inside, weight[np.clip(labels, 0, num_classes - 1)], 0.0)
+        hard_weight = np.where(inside, weight[np.clip(labels, 0, num_classes - 1)], 0.0) if num_classes else np.zeros(len(flat))
     else:
-        onehot = _channels_last(rounded(case, case.targets)).reshape(-1, num_classes)
+        onehot = _channels_last(rounded(case, case.targets, "soft_labels")).reshape(flat.shape)
         valid = np.ones(onehot.shape[0], bool)
-        hard_weight = weight[onehot.argmax(axis=1)]
-    q = onehot * (1.0 - eps) + eps / num_classes
+        hard_weight = weight[onehot.argmax(axis=1)] if num_classes else np.zeros(len(flat))
+    q = onehot * (1.0 - eps) + (eps / num_classes if num_classes else 0.0)  # C = 0: no class to smooth towards
     mask = valid.astype(np.float64)
     if eps > 0 and knobs.ignore_smoothed:
         mask = np.ones_like(mask)
@@ -181,7 +245,7 @@ def _per_position(case: Case, positions: int) -> np.ndarray:
     """The per-sample weight of each position (a sample's weight applies to all its positions)."""
     if case.sample_weight is None:
         return np.ones(positions)
-    weights = rounded(case, case.sample_weight)
+    weights = rounded(case, case.sample_weight, "sample_weight")
     return np.repeat(weights, positions // max(len(weights), 1)) if len(weights) else np.ones(positions)
 
 
@@ -206,6 +270,8 @@ def _denominator(
 
 
 def _log_probs(flat: np.ndarray, from_logits: bool, knobs: Knobs, bounds: tuple[float, float]) -> np.ndarray:
+    if flat.shape[1] == 0:  # an empty class axis: no log-probability to form
+        return flat.copy()
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         if from_logits:
             z = flat - flat.max(axis=1, keepdims=True)
@@ -261,10 +327,10 @@ def recipe_source(case: Case, knobs: Knobs) -> list[str] | None:
     c = case.num_classes
     hard = case.labels is not None
     ignore = hard and case.ignore_index is not None
-    lines = []
+    lines = ["y = y.squeeze(-1)  # the labels' trailing axis of 1"] if case.trailing_label_axis else []
     if hard:
         safe = f"np.where(y != {case.ignore_index}, y, 0)" if ignore else "y"
-        lines.append(f"q = np.eye({c})[{safe}]  # one-hot, classes last")
+        lines.append(f"q = {_one_hot(c, safe)}  # one-hot, classes last")
     else:
         lines.append("q = np.moveaxis(t, 1, -1)  # classes last")
     lines.append("hard = q.argmax(-1)  # the class whose weight Keras-style sample weights use")
@@ -302,6 +368,80 @@ def recipe_source(case: Case, knobs: Knobs) -> list[str] | None:
     if knobs.empty_mean == "zero":
         lines.append("D = D if D else np.inf  # 0/0 is taken as 0")
     return lines
+
+
+PORTABLE = frozenset({"weight_mode", "denominator", "weights_as_sample_weights", "empty_mean"})
+
+
+def port(case: Case, own: Knobs, target: Knobs) -> dict[str, Any] | None:
+    """The smallest change to a framework's own call (documented at `own`) that gives `target`'s
+    semantics, for `adapters.smallest_change`: `soft` (pass NumPy's target `t`, class axis 1, as
+    probabilities instead of class indices, weights and smoothing), the NumPy `lines` that build it and
+    `D`, whether to `divide` the summed loss by `D`, and a `note` in the words of the explanations. Only
+    the knobs that move the loss on this case count (where none does alone but they do together, the
+    denominator's and 0/0's); None where another knob moves it (a clip, probability
+    handling, ignored positions under smoothing) or the case has probabilities, soft labels or per-sample
+    weights: the general recipe covers those."""
+    if not case.from_logits or case.labels is None or case.sample_weight is not None or case.predictions.size == 0:
+        return None
+    base = evaluate(case, own).loss
+
+    def moves(knob: str) -> bool:
+        switched = evaluate(case, own.switched(knob, getattr(target, knob))).loss
+        return not np.allclose(switched, base, rtol=1e-9, atol=0, equal_nan=True)
+
+    differing = [k for k in knob_names() if getattr(own, k) != getattr(target, k)]
+    moving = [k for k in differing if moves(k)]
+    if not moving and not np.allclose(evaluate(case, target).loss, base, rtol=1e-9, atol=0, equal_nan=True):
+        moving = [k for k in differing if k in PORTABLE - {"weight_mode"}]  # none moves alone, together they do
+    if not moving or set(moving) - PORTABLE:
+        return None
+    c, eps, ii = case.num_classes, case.label_smoothing, case.ignore_index
+    weighted = case.weight is not None
+    safe = f"np.where(y != {ii}, y, 0)" if ii is not None else "y"
+    mask = f"(y != {ii})" if ii is not None else None
+    wy = f"w[{safe}]" + (f" * {mask}" if mask else "")
+    count = f"{mask}.sum()" if mask else "y.size"
+    smoothed = f" * (1 - {eps!r}) + {eps!r} / {c}" if eps else ""
+    soft = "weight_mode" in moving
+    divide = case.reduction not in ("none", "sum")
+    denominator = mean_denominator(case, target.denominator)
+    needs_q = soft or (divide and denominator == "label_weight" and weighted)
+    lines = [f"q = {_one_hot(c, safe)}{smoothed}  # the {'smoothed ' if eps else ''}one-hot labels, classes last"] if needs_q else []
+    if soft:
+        weighing = {"per_class": "q * w", "from_label": "q * (q @ w)[..., None]", "from_hard_label": f"q * w[{safe}][..., None]"}
+        lines.append(f"T = {weighing[target.weight_mode] if weighted else 'q'}  # {_phrase('weight_mode', target.weight_mode)}")
+        lines += [f"T = T * {mask}[..., None]  # ignored positions count for nothing"] if mask else []
+        lines.append("t = np.moveaxis(T, -1, 1).astype(x.dtype)  # as probabilities, class axis 1")
+    if divide:
+        sample = target.weights_as_sample_weights and weighted
+        weight_sum = f"({wy}).sum()" if mask else f"{wy}.sum()"
+        denominators = {
+            "target_weight": weight_sum if weighted else count,
+            "label_weight": (f"((q @ w) * {mask}).sum()" if mask else "(q @ w).sum()") if weighted else count,
+            "valid_count": count,
+            "positions": "y.size",
+            "applied_weight": weight_sum if sample else count,
+            "nonzero_weight": f"np.count_nonzero({wy})" if sample else count,
+        }
+        counted = "valid_count" if denominator == "target_weight" and not weighted else denominator  # unweighted: a count
+        lines.append(f"D = {denominators[denominator]}  # {_phrase('denominator', counted)}")
+        lines += ["D = D or np.inf  # 0/0 is taken as 0"] if "empty_mean" in moving and target.empty_mean == "zero" else []
+    said = {"denominator": "valid_count" if denominator == "target_weight" and not weighted else denominator}  # unweighted: a count
+    note = "; ".join(_phrase(k, said.get(k, getattr(target, k))) for k in moving)
+    return {"soft": soft, "lines": lines if soft or divide else [], "divide": divide, "note": note}
+
+
+def _phrase(knob: str, value: Any) -> str:
+    return PHRASES.get(knob, {}).get(value, f"{knob} = {value}")
+
+
+def _one_hot(classes: int, labels: str) -> str:
+    """NumPy for one-hot rows of `labels` (classes last): `np.eye(C)[y]`, the idiom, where C is small;
+    above 4,096 classes a comparison, since np.eye(C) holds C^2 numbers (8 GB at C = 32,000)."""
+    if classes <= 4096:
+        return f"np.eye({classes})[{labels}]"
+    return f"np.equal.outer({labels}, np.arange({classes})) * 1.0"
 
 
 # ---------------------------------------------------------------- explanations

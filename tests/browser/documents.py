@@ -102,7 +102,9 @@ EXPLANATION = [
             "result": 1.0674614,
             "target": 1.0674614,
             "reproduces": True,
+            "change": {"code": "# the smallest change\nloss = loss / D\n", "result": 1.0674614, "target": 1.0674614, "reproduces": True},
         },
+        "reverse": {"code": "print('torch as tensorflow')\n", "result": 2.6685, "target": 2.6685, "reproduces": True},
         "text": "Keras divides the weighted sum by N, torch by the sum of the target weights.",
     },
     {
