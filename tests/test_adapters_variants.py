@@ -112,10 +112,15 @@ ALL_DECLARED = {
 
 def reasons_for(key: str, case: cases.Case) -> list[str]:
     """What each API cannot express (the words its reason must name), from paddle's signatures: nll_loss
-    takes class indices and has no smoothing; label_smooth needs smoothing to do anything, and one_hot
-    no ignored labels; return_softmax=True is softmax_with_cross_entropy's signature."""
+    takes class indices, has no smoothing and corrupts the heap on an ignored label; label_smooth needs smoothing to do anything, and
+    one_hot no ignored labels; return_softmax=True is softmax_with_cross_entropy's signature."""
     if key == "paddle:nll":
-        return (["class indices"] if case.soft_labels is not None else []) + (["label_smoothing"] if case.label_smoothing else [])
+        ignored = case.labels is not None and case.ignore_index is not None and bool(np.any(case.targets == case.ignore_index))
+        return (
+            (["class indices"] if case.soft_labels is not None else [])
+            + (["label_smoothing"] if case.label_smoothing else [])
+            + (["corrupts the heap"] if ignored else [])  # measured: glibc abort or a hang a few calls later
+        )
     if key == "paddle:label_smooth":
         hard_ignore = case.labels is not None and case.ignore_index is not None
         return (["label_smoothing"] if not case.label_smoothing else []) + (["ignore_index"] if hard_ignore else [])
