@@ -96,17 +96,17 @@ def run(
         yield from workers.stream(cases, recipes)
 
 
-class Workers:
-    """Worker processes for the frameworks of `keys`, one each started on creation, kept until `close`.
+class Streaming:
+    """What every engine shares (`conformance.engines.Engine`): the versions its workers reported, the
+    stream of a run's answers in case order, and its cancellation. An engine sets `stats` and opens a run
+    (`_open`): an object with an `outbox` queue of (case, results) in case order, a `cancelled` flag and
+    `finish(abandoned)`."""
 
-    most: how many workers a framework may have at once (more are started only while a stream runs, when
-    that framework holds the others back).
-    """
+    stats: dict[str, WorkerStats]
+    _current: Any = None
 
-    def __init__(self, keys: dict[str, set[str] | None], timeout: float = 120.0, most: int = 1) -> None:
-        self.stats = {name: WorkerStats() for name in keys}
-        self._current: _Stream | None = None
-        self._frameworks = {name: _Framework(name, wanted, timeout, self.stats[name], most) for name, wanted in keys.items()}
+    def _open(self, cases: list[Case], recipes: RecipeRequests | None) -> Any:
+        raise NotImplementedError
 
     def versions(self) -> dict[str, str]:
         return {k: v for s in self.stats.values() for k, v in s.versions.items()}
@@ -119,7 +119,7 @@ class Workers:
         total = len(cases)
         if not total:
             return
-        run = self._current = _Stream(list(self._frameworks.values()), list(cases), recipes)
+        run = self._current = self._open(list(cases), recipes)
         del cases
         taken = 0
         try:
@@ -139,7 +139,23 @@ class Workers:
         if run is not None:
             run.cancelled = True
             with contextlib.suppress(queue.Full):
-                run.outbox.put_nowait(None)  # type: ignore[arg-type]  # wakes a consumer waiting for a case
+                run.outbox.put_nowait(None)  # wakes a consumer waiting for a case
+
+
+class Workers(Streaming):
+    """Worker processes for the frameworks of `keys`, one each started on creation, kept until `close`.
+
+    most: how many workers a framework may have at once (more are started only while a stream runs, when
+    that framework holds the others back).
+    """
+
+    def __init__(self, keys: dict[str, set[str] | None], timeout: float = 120.0, most: int = 1) -> None:
+        self.stats = {name: WorkerStats() for name in keys}
+        self._current: _Stream | None = None
+        self._frameworks = {name: _Framework(name, wanted, timeout, self.stats[name], most) for name, wanted in keys.items()}
+
+    def _open(self, cases: list[Case], recipes: RecipeRequests | None) -> _Stream:
+        return _Stream(list(self._frameworks.values()), cases, recipes)
 
     def close(self) -> None:
         """End every worker; all are asked first, so their exits (about a second each) overlap."""

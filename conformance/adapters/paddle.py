@@ -48,6 +48,12 @@ def _leaf(case: Case) -> str:
 
 def _head(case: Case, move: bool = True) -> list[str]:
     """The prediction leaf (tracked for gradients) and, where paddle wants classes last, `inputs`."""
+    axis = case.family.CLASS_AXIS
+    if axis is not None and case.num_classes == 0 and np.prod([n for i, n in enumerate(case.predictions.shape) if i != axis]) > 0:
+        raise Unsupported(
+            "not run: with an empty class axis (C = 0) and positions to fill, paddle 3.3.1 returns values read from memory it never "
+            "wrote (they change from run to run, measured here), so there is nothing to compare"
+        )
     lines = [f"{_leaf(case)} = {_tensor('x', case)}", f"{_leaf(case)}.stop_gradient = False"]
     if moved(case) and move:
         lines.append(f"inputs = paddle.moveaxis({_leaf(case)}, 1, -1)  # paddle smoothing needs classes last")

@@ -28,7 +28,7 @@ import tempfile
 import threading
 import time
 from collections import deque
-from collections.abc import Generator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -147,7 +147,7 @@ class FrameworkActor:
             yield self.worker.answer(message)
 
 
-class Actors:
+class Actors(runner.Streaming):
     """The engine: `per_framework` actors for each framework of `keys` (None: the cluster's CPUs shared
     out among the frameworks, at least one each), created at once (their imports overlap the caller's
     case loading), kept until `close`. A framework's actors take its work from one queue."""
@@ -192,36 +192,8 @@ class Actors:
             out[actor.name].append(actor.placed)
         return out
 
-    def versions(self) -> dict[str, str]:
-        return {k: v for s in self.stats.values() for k, v in s.versions.items()}
-
-    def stream(self, cases: list[Case], recipes: runner.RecipeRequests | None = None) -> Generator[tuple[Case, runner.Results], None, None]:
-        """Each case with its results by result key, in case order (see `engines.Engine`)."""
-        total = len(cases)
-        if not total:
-            return
-        run = self._current = _Run(self, list(cases), recipes)
-        del cases
-        taken = 0
-        try:
-            while taken < total:
-                answer = run.outbox.get()
-                if run.cancelled:
-                    break
-                taken += 1
-                yield answer
-        finally:
-            run.finish(abandoned=taken < total)
-            self._current = None
-
-    def cancel(self) -> None:
-        run = self._current
-        if run is not None:
-            run.cancelled = True
-            try:
-                run.outbox.put_nowait(None)  # type: ignore[arg-type]  # wakes a consumer waiting for a case
-            except queue.Full:
-                pass
+    def _open(self, cases: list[Case], recipes: runner.RecipeRequests | None) -> _Run:
+        return _Run(self, cases, recipes)
 
     def close(self) -> None:
         """Kill every actor (nothing of them is wanted any more); leave the cluster if this engine joined it."""
