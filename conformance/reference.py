@@ -241,6 +241,16 @@ def clip_bounds(case: Case, knobs: Knobs) -> tuple[float, float]:
     return float(lo), float(hi)
 
 
+def batch_aligned(weights: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray:
+    """Per-sample weights (N,) spread over an array of `shape` whose first axis is the batch (ones where
+    there are none)."""
+    if weights is None:
+        return np.ones(shape)
+    if not shape:
+        raise ValueError("per-sample weights need a batch axis")
+    return np.broadcast_to(weights.reshape((-1,) + (1,) * (len(shape) - 1)), shape)
+
+
 def divided(total: float, denom: float, knobs: Knobs) -> tuple[np.ndarray, float]:
     """A mean-like reduction and the factor its gradient carries; 0/0 follows `empty_mean`."""
     if denom == 0:

@@ -21,6 +21,7 @@ before any work is sent, so no work waits for the timeout on a worker that is al
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import os
 import pickle
@@ -96,7 +97,7 @@ def run(
         yield from workers.stream(cases, recipes)
 
 
-class Streaming:
+class Streaming(abc.ABC):
     """What every engine shares (`conformance.engines.Engine`): the versions its workers reported, the
     stream of a run's answers in case order, and its cancellation. An engine sets `stats` and opens a run
     (`_open`): an object with an `outbox` queue of (case, results) in case order, a `cancelled` flag and
@@ -105,8 +106,9 @@ class Streaming:
     stats: dict[str, WorkerStats]
     _current: Any = None
 
+    @abc.abstractmethod
     def _open(self, cases: list[Case], recipes: RecipeRequests | None) -> Any:
-        raise NotImplementedError
+        """The engine's run of `cases` (its workers take them from here)."""
 
     def versions(self) -> dict[str, str]:
         return {k: v for s in self.stats.values() for k, v in s.versions.items()}

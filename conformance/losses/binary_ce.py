@@ -24,7 +24,17 @@ from conformance.losses import (
     seed_of,
     weights_line,
 )
-from conformance.reference import SHARED_PHRASES, Knobs, Outcome, clip_bounds, divided, empty_batch, mean_denominator, rounded
+from conformance.reference import (
+    SHARED_PHRASES,
+    Knobs,
+    Outcome,
+    batch_aligned,
+    clip_bounds,
+    divided,
+    empty_batch,
+    mean_denominator,
+    rounded,
+)
 
 if TYPE_CHECKING:
     from hypothesis.strategies import SearchStrategy
@@ -176,11 +186,11 @@ def evaluate(case: Case, knobs: Knobs) -> Outcome:
         if knobs.last_axis_mean:
             values = element.mean(axis=-1)
             d_values = d_element / max(x.shape[-1], 1)
-            sample = _batch_aligned(sw, values.shape)
+            sample = batch_aligned(sw, values.shape)
             d_sample = sample[..., None]
         else:
             values, d_values = element, d_element
-            sample = d_sample = _batch_aligned(sw, x.shape)
+            sample = d_sample = batch_aligned(sw, x.shape)
         values = values * sample
     applied = sample
     if knobs.weights_as_sample_weights and not knobs.last_axis_mean:
@@ -204,15 +214,6 @@ def _xlog(coefficient: np.ndarray, p: np.ndarray, clamp: float = np.inf) -> np.n
     """coefficient * max(log p, -clamp), with 0 * log 0 = 0 (the limit, as the formula means it)."""
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(coefficient != 0, coefficient * np.maximum(np.log(p), -clamp), 0.0)
-
-
-def _batch_aligned(weights: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray:
-    """Per-sample weights (N,) spread over an array of `shape` whose first axis is the batch."""
-    if weights is None:
-        return np.ones(shape)
-    if not shape:
-        raise ValueError("per-sample weights need a batch axis")
-    return np.broadcast_to(weights.reshape((-1,) + (1,) * (len(shape) - 1)), shape)
 
 
 # ---------------------------------------------------------------- explanations

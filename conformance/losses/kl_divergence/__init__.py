@@ -46,7 +46,7 @@ from conformance.losses import (
     probability_lines,
     seed_of,
 )
-from conformance.reference import SHARED_PHRASES, Knobs, Outcome, clip_bounds, divided, empty_batch, rounded
+from conformance.reference import SHARED_PHRASES, Knobs, Outcome, batch_aligned, clip_bounds, divided, empty_batch, rounded
 
 if TYPE_CHECKING:
     from hypothesis.strategies import SearchStrategy
@@ -155,7 +155,7 @@ def evaluate(case: Case, knobs: Knobs) -> Outcome:
             from_lp = case.from_logits
             if not case.from_logits:  # d/dp of -t log p; a term that is 0 whatever p has no gradient
                 upstream = np.where(upstream == 0, 0.0, upstream / p)
-    weights = _per_sample(case, element.shape)
+    weights = batch_aligned(None if case.sample_weight is None else rounded(case, case.sample_weight, "sample_weight"), element.shape)
     with np.errstate(invalid="ignore", over="ignore"):  # inf * a zero weight is NaN, as in the frameworks
         scale, loss, denominator = _reduced(case, knobs, element * weights)
         grad = _to_predictions(case, p, upstream * weights * scale, from_lp)
@@ -187,13 +187,6 @@ def _clipped(case: Case, knobs: Knobs, t: np.ndarray, p: np.ndarray, lp: np.ndar
         element, d_lp = _exact(knobs, t, log_p)
         live = (p >= lo) & (p <= 1.0)
         return element, np.where(live, d_lp / np.clip(p, lo, 1.0), 0.0)
-
-
-def _per_sample(case: Case, shape: tuple[int, ...]) -> np.ndarray:
-    if case.sample_weight is None:
-        return np.ones(shape)
-    weights = rounded(case, case.sample_weight, "sample_weight")
-    return np.broadcast_to(weights.reshape((-1,) + (1,) * (len(shape) - 1)), shape)
 
 
 def _reduced(case: Case, knobs: Knobs, element: np.ndarray) -> tuple[float, np.ndarray, float | None]:

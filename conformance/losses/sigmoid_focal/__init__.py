@@ -32,7 +32,17 @@ import numpy as np
 from pydantic import BeforeValidator
 
 from conformance.losses import Fail, array, deep_numbers, generated_predictions, given_predictions, nested, number, seed_of
-from conformance.reference import SHARED_PHRASES, Knobs, Outcome, clip_bounds, divided, empty_batch, mean_denominator, rounded
+from conformance.reference import (
+    SHARED_PHRASES,
+    Knobs,
+    Outcome,
+    batch_aligned,
+    clip_bounds,
+    divided,
+    empty_batch,
+    mean_denominator,
+    rounded,
+)
 
 if TYPE_CHECKING:
     from hypothesis.strategies import SearchStrategy
@@ -220,11 +230,11 @@ def _reduced(case: Case, knobs: Knobs, element: np.ndarray, d_element: np.ndarra
         return Outcome(loss=empty_batch(case, knobs), grad=np.zeros(element.shape))
     if reduction != "mean" and knobs.last_axis_mean:
         values, d_values = element.mean(axis=-1), d_element / max(element.shape[-1], 1)
-        sample = _per_sample(sw, values.shape)
+        sample = batch_aligned(sw, values.shape)
         d_sample = sample[..., None]
     else:
         values, d_values = element, d_element
-        sample = d_sample = _per_sample(sw, element.shape)
+        sample = d_sample = batch_aligned(sw, element.shape)
     with np.errstate(invalid="ignore"):
         values = values * sample
         d_values = d_values * d_sample
@@ -239,15 +249,6 @@ def _reduced(case: Case, knobs: Knobs, element: np.ndarray, d_element: np.ndarra
         }.get(knobs.denominator, float(np.size(values)))
     loss, factor = divided(float(np.sum(values)), denom, knobs)
     return Outcome(loss=loss, grad=np.asarray(d_values * factor), denominator=denom if reduction == "mean" else None)
-
-
-def _per_sample(weights: np.ndarray | None, shape: tuple[int, ...]) -> np.ndarray:
-    """Per-sample weights (N,) spread over an array of `shape` whose first axis is the batch."""
-    if weights is None:
-        return np.ones(shape)
-    if not shape:
-        raise ValueError("per-sample weights need a batch axis")
-    return np.broadcast_to(weights.reshape((-1,) + (1,) * (len(shape) - 1)), shape)
 
 
 # ---------------------------------------------------------------- explanations
