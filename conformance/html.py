@@ -49,7 +49,7 @@ CHUNK_BYTES = 1 << 16
 DETAILED = 10_000
 """Up to this many cases the page holds every case in full. Above it, a case that agrees, meets its
 expectation (or has none) and has no error, crash or off-documented result is only listed (id, place,
-statuses, the default variants' losses): a 100,000-case page stays a size a browser opens, and
+statuses, the default variants' losses, what the search reads): a 100,000-case page stays a size a browser opens, and
 results.json has the details. Violated, divergent and failing cases are always in full."""
 STATUS_FILTERS = ("ok", "error", "crashed", "unsupported", "off-doc", "differs")
 PALETTE = ("#d62728", "#1f5fd6", "#e08a00", "#2a9d4b", "#8e44ad", "#555555")
@@ -246,7 +246,7 @@ def _timeline_data(points: list[dict[str, Any]] | None) -> dict[str, Any] | None
     for point in points:
         versions = ", ".join(f"{k} {v}" for k, v in point["versions"].items() if k != "numpy")
         label = ("this run: " if point.get("current") else "") + versions
-        rows.append([label] + [_fmt(point["results"].get(k)) for k in keys])
+        rows.append([label] + [_value_text(point["results"].get(k)) for k in keys])
     return {"keys": keys, "rows": rows}
 
 
@@ -261,6 +261,7 @@ def _result_data(key: str, r: dict[str, Any], group: int | None, strings: _Strin
     knobs = {k: _literal(v) for k, v in (documented.get("knobs") or {}).items()}
     grad, count = r.get("grad"), _count(r.get("grad"))
     off = documented.get("agrees") is False
+    arrays = [_array_data(what, r[what]) for what in ("loss", "grad") if compact.is_compact(r.get(what))]
     return _compact(
         {
             "key": key,
@@ -268,11 +269,12 @@ def _result_data(key: str, r: dict[str, Any], group: int | None, strings: _Strin
             "group": group,
             "dtype": r.get("dtype"),
             "message": strings.add(r["message"][:MESSAGE_CHARS]) if r.get("message") else None,
-            "loss": compact.text(r["loss"]) if compact.is_compact(r.get("loss")) else _fmt(r.get("loss")),
-            "grad": compact.text(grad) if compact.is_compact(grad) else f"{count} values" if count > 12 else _fmt(grad, 5),
+            "loss": _value_text(r.get("loss"), below=True),
+            "grad": _value_text(grad, below=True) if compact.is_compact(grad) else f"{count} values" if count > 12 else _fmt(grad, 5),
+            "arrays": arrays or None,
             "seconds": _seconds(r.get("seconds")),
             "documented": None if documented.get("agrees") is None else ("no" if off else "yes"),
-            "documented_loss": _fmt(documented.get("loss")) if off else None,
+            "documented_loss": _value_text(documented.get("loss")) if off else None,
             "documented_dloss": _fmt(documented.get("loss_max_abs"), 3) if off else None,
             "documented_dgrad": _fmt(documented.get("grad_max_abs"), 3) if off and documented.get("grad_max_abs") is not None else None,
             "knobs": strings.add(json.dumps(knobs, separators=(",", ":"))) if knobs else None,
@@ -282,15 +284,65 @@ def _result_data(key: str, r: dict[str, Any], group: int | None, strings: _Strin
     )
 
 
+def _value_text(value: Any, below: bool = False) -> str:
+    """A loss as the page writes it: the number(s), or for a large value (`compact`) its shape and dtype
+    (`below`: a result's own value, whose statistics the case's table of large values shows)."""
+    if compact.is_compact(value):
+        return f"{_dims(value['shape'])} {value.get('dtype') or 'float64'} array" + (" (statistics below)" if below else "")
+    return _fmt(value)
+
+
+def _dims(shape: list[int]) -> str:
+    return "×".join(map(str, shape)) or "scalar"
+
+
+def _array_data(what: str, value: dict[str, Any]) -> dict[str, Any]:
+    """A large value (`compact.form`) as a reader needs it: shape, dtype, the statistics of its finite
+    elements and how many are not finite, a short digest, and its largest differences from the oracle's
+    value with their indexes (those that are differences: a value equal to the oracle's has none)."""
+    s = value["stats"]
+    nonfinite = ", ".join(f"{s[k]} {label}" for k, label in (("nan", "NaN"), ("posinf", "+inf"), ("neginf", "-inf")) if s.get(k))
+    largest = value.get("largest_differences")
+    rows = None
+    if largest:
+        rows = [
+            ["[" + ", ".join(map(str, index)) + "]", _fmt(mine), _fmt(other), _fmt(gap, 3)]
+            for index, mine, other, gap in zip(largest["index"], largest["value"], largest["other"], largest["abs"], strict=True)
+            if gap != 0
+        ]
+    return _compact(
+        {
+            "what": what,
+            "shape": _dims(value["shape"]),
+            "dtype": value.get("dtype") or "float64",
+            "size": f"{value['size']:,}",
+            "stats": [_fmt(s[k], 6) for k in ("min", "max", "mean", "std")],
+            "nonfinite": nonfinite,
+            "digest": str(value.get("digest", ""))[:12],
+            "against": largest.get("against") if largest else None,
+            "largest": rows,
+        }
+    )
+
+
+def _summary(value: Any) -> str:
+    """An array parameter over LARGE_INPUT numbers, by its shape."""
+    return f"{_shape(value)} ({_count(value)} numbers)"
+
+
+def _param_word(name: str, value: Any) -> str:
+    """A parameter as the search reads it: `name=value`, a large array by its shape (`_summary`)."""
+    return f"{name}={_summary(value) if _count(value) > LARGE_INPUT else _literal(value)}"
+
+
 def _param_data(name: str, value: Any, strings: _Strings) -> dict[str, Any]:
-    count = _count(value)
-    large = count > LARGE_INPUT
+    large = _count(value) > LARGE_INPUT
     return _compact(
         {
             "name": name,
             "text": strings.add(_literal(value)),
             "large": large,
-            "summary": f"{_shape(value)} ({count} numbers)" if large else None,
+            "summary": _summary(value) if large else None,
         }
     )
 
@@ -723,9 +775,15 @@ def _agrees_plainly(case: dict[str, Any]) -> bool:
 def _brief_data(case: dict[str, Any], strings: _Strings) -> dict[str, Any]:
     """An agreeing case of a run over DETAILED cases: what its row, the filters and the search need, and
     the default variants' losses. The script builds its results (and its one group, of the ok ones) from
-    `statuses`; the rest of the case is in results.json."""
+    `statuses`; the rest of the case is in results.json. What the search reads beyond the scalar
+    parameters (`tokens`) travels as `words`, indexes into the strings table: the API names that ran, as
+    one text per distinct set (a few dozen sets repeat over any number of cases), and each array
+    parameter as the full form's search reads it."""
     params = [(n, v) for n, v in case["params"].items() if n != "id"]
     outcomes = case["results"]
+    apis = sorted({r["api"] for r in outcomes.values() if r.get("api") and r["status"] != "unsupported"})
+    words = [strings.add("\n".join(apis))] if apis else []
+    words += [strings.add(_param_word(n, v)) for n, v in params if isinstance(v, (list, dict))]
     return _compact(
         {
             "id": case["id"],
@@ -736,21 +794,24 @@ def _brief_data(case: dict[str, Any], strings: _Strings) -> dict[str, Any]:
             "description": strings.add(case["description"]) if case.get("description") else None,
             "loss": str(case["params"].get("loss", "")),
             "tokens": _tokens(params),
+            "words": words or None,
             "statuses": " ".join(f"{key}={r['status']}" for key, r in outcomes.items()),
-            "losses": {key: _fmt(r.get("loss")) for key, r in outcomes.items() if ":" not in key and r["status"] == "ok"} or None,
+            "losses": {key: _value_text(r.get("loss")) for key, r in outcomes.items() if ":" not in key and r["status"] == "ok"} or None,
         }
     )
 
 
-def write(path: Path, results_path: Path) -> None:
+def write(path: Path, results_path: Path, detailed: int | None = None) -> None:
     """The report of results.json, read in one streaming pass and written in chunks (Jinja2's `stream`),
-    so neither the cases nor the page are ever whole in memory. Above DETAILED cases, agreeing cases
-    are listed briefly (`_brief_data`); violated, divergent and failing ones always in full."""
+    so neither the cases nor the page are ever whole in memory. Above `detailed` cases (default
+    DETAILED), agreeing cases are listed briefly (`_brief_data`); violated, divergent and failing ones
+    always in full."""
+    detailed = DETAILED if detailed is None else detailed
     head = results.head(results_path)
     path.parent.mkdir(parents=True, exist_ok=True)
     # beside the report rather than in /tmp, which may be memory (tmpfs)
     with tempfile.TemporaryFile(dir=path.parent) as spool:
-        report = _Report(spool, detailed=head["summary"]["cases"] <= DETAILED)
+        report = _Report(spool, detailed=head["summary"]["cases"] <= detailed)
         for case in results.cases(results_path):
             report.add(case)
         keys = report.agreement.keys()
@@ -774,7 +835,8 @@ def write(path: Path, results_path: Path) -> None:
                 strings=report.strings.table,
                 cases=report.cases(),
                 brief=report.brief,
-                detailed=DETAILED,
+                detailed=detailed,
+                compact_above=compact.COMPACT_ABOVE,
             )
         )
         partial = path.with_name(path.name + ".part")

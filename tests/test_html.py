@@ -16,10 +16,11 @@ from itertools import combinations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from browser.documents import DEFAULT, HOSTILE, case, matrix_cases, pair, result, sample_doc, sweep_cases
 
-from conformance import html, results, summary
+from conformance import compact, html, results, summary
 
 DATA = re.compile(r'<script type="application/json" id="report-data">(.*?)</script>', re.DOTALL)
 CELL = re.compile(r'title="([^"]+) · ([^"]+): both ok and agree in (\d+) of (\d+) cases \(both ok in (\d+)\)"')
@@ -361,9 +362,17 @@ def test_large_run_lists_agreeing_cases_briefly(tmp_path, monkeypatch):
         "brief": True,
         "loss": "softmax_cross_entropy",
         "tokens": "loss=softmax_cross_entropy label_smoothing=0.0 reduction=mean dtype=float32",
+        "words": brief["plain0"]["words"],
         "statuses": "torch=ok paddle=ok tensorflow=ok reference=ok",
         "losses": {"torch": "1", "paddle": "1", "tensorflow": "1", "reference": "1"},
     }
+    # what the search reads beyond the scalar parameters: the set of APIs that ran (one shared text), the arrays
+    assert [data["strings"][i] for i in brief["plain0"]["words"]] == [
+        "torch.nn.CrossEntropyLoss",
+        "logits=[[0.05, 0.95, 0.0], [0.1, 0.8, 0.1]]",
+        "labels=[1, 2]",
+    ]
+    assert brief["plain0"]["words"][0] == brief["plain2"]["words"][0]  # the same set of APIs: one entry of the table
     assert brief["unsupported_tf"]["statuses"].split() == ["torch=ok", "paddle=ok", "tensorflow=unsupported", "reference=ok"]
     full = [c for c in data["cases"] if c["id"] not in brief]
     assert all("results" in c and "params" in c for c in full)
@@ -525,3 +534,28 @@ def test_run_details_and_seconds_are_shown(tmp_path):
         assert text in page
     torch = next(r for r in page_data(page)["cases"][0]["results"] if r["key"] == "torch")
     assert torch["seconds"] == "12.3 ms"
+
+
+# ---------------------------------------------------------------- values over compact.COMPACT_ABOVE elements
+
+
+def test_a_large_loss_is_text_in_full_and_brief_entries(tmp_path):
+    """A compact loss (reduction none of a large case) is a line of text, never the dict's repr, in a case in
+    full, in a brief entry, and as a documented loss off its formula; NaN counts are named."""
+    values = np.ones((80, 64))
+    values[0, 0] = np.nan  # one NaN: the statistics are of the 5,119 finite elements
+    loss = compact.form(values, "float32")
+    off = {"agrees": False, "loss": loss, "loss_max_abs": 1.0, "knobs": {}}
+    full = case("full", {"torch": result(loss=loss, documented=off), "reference": result(loss=loss)}, set())
+    brief = case("brief", {"torch": result(loss=loss), "reference": result(loss=loss)}, {pair("torch", "reference")})
+    results.write(tmp_path / "results.json", sample_doc([full, brief]))
+    html.write(tmp_path / "index.html", tmp_path / "results.json", detailed=1)
+    data = page_data((tmp_path / "index.html").read_text(encoding="utf-8"))
+    by_id = {c["id"]: c for c in data["cases"]}
+    torch = by_id["full"]["results"][0]
+    assert torch["loss"] == "80×64 float32 array (statistics below)"  # the case's table of large values shows them
+    assert torch["documented_loss"] == "80×64 float32 array"
+    assert by_id["brief"]["losses"] == {"torch": "80×64 float32 array", "reference": "80×64 float32 array"}  # no details
+    (array,) = torch["arrays"]
+    assert array["what"] == "loss" and array["shape"] == "80×64" and array["size"] == "5,120"
+    assert array["stats"] == ["1", "1", "1", "0"] and array["nonfinite"] == "1 NaN"  # ones: min = max = mean 1, std 0
