@@ -40,7 +40,6 @@ from typing import Any
 from conformance import adapters, user
 from conformance.adapters import Variant
 from conformance.cases import Case
-from conformance.reference import Knobs
 
 START_TIMEOUT = 300.0
 WINDOW = 4
@@ -64,8 +63,8 @@ WORKER_ENV = {
 }
 
 Results = dict[str, dict[str, Any]]
-RecipeRequests = Callable[[Case, Results], dict[str, dict[str, Knobs]]]
-"""Given a case's results, which framework should reproduce which others' knobs (framework -> target -> knobs)."""
+RecipeRequests = Callable[[Case, Results], dict[str, dict[str, str]]]
+"""Given a case's results, the recipes each framework is to run (framework -> recipe name -> code)."""
 
 
 @dataclass
@@ -198,20 +197,90 @@ def _ahead(cases: list[Case], start: int) -> int:
     return start + AHEAD
 
 
-class _Stream:
-    """One batch on its way through the workers: a thread per worker feeds it from its framework's
-    queue, and a collector thread joins the answers case by case, asks for the recipes as soon as a
-    case is complete (not when the consumer comes back for the next case), gives a framework that
-    holds the others back another worker, and queues the finished cases in order on `outbox`."""
+class Collector(abc.ABC):
+    """What both engines' runs share: the answers joined case by case, the recipes asked for as soon as
+    a case's last answer is in (not when the consumer comes back for the next case), and the finished
+    cases queued in case order on `outbox`, each let go of once handed out (flat memory). An engine's
+    run says how work reaches its workers (`_ask`, `_all_dispatched`, `_advanced`)."""
 
-    def __init__(self, frameworks: list[_Framework], cases: list[Case], recipes: RecipeRequests | None) -> None:
-        self.frameworks = {f.name: f for f in frameworks}
+    def __init__(self, names: list[str], cases: list[Case], recipes: RecipeRequests | None) -> None:
+        self.names = names
         self.cases = cases
         self.recipes = recipes
         self.inbox: queue.Queue[tuple[str, str, int, Any]] = queue.Queue()
         self.outbox: queue.Queue[tuple[Case, Results]] = queue.Queue(maxsize=AHEAD)
         self.limit = _ahead(cases, 0)
+        """How far the workers may take cases: `AHEAD` past the first case not handed out, fewer for large ones."""
         self.cancelled = False
+
+    @abc.abstractmethod
+    def _ask(self, framework: str, task: tuple[Any, ...]) -> None:
+        """Queue a recipe message for `framework`'s workers."""
+
+    @abc.abstractmethod
+    def _answered(self, framework: str) -> None:
+        """`framework` answered a case (an engine may count its pace)."""
+
+    @abc.abstractmethod
+    def _all_dispatched(self) -> None:
+        """Every case is answered by every framework: no more case messages will be needed."""
+
+    @abc.abstractmethod
+    def _advanced(self, handed_out: int) -> None:
+        """`handed_out` cases are out and `limit` moved: feeders waiting at the window may go on."""
+
+    def _collect(self) -> None:
+        found: dict[int, Results] = {}
+        answered: dict[int, int] = {}
+        awaiting: dict[int, int] = {}
+        complete: set[int] = set()
+        dispatched = next_index = 0
+        while next_index < len(self.cases):
+            kind, framework, index, payload = self.inbox.get()
+            if kind == "stop":
+                return
+            if kind == "result":
+                self._answered(framework)
+                found.setdefault(index, {}).update(payload)
+                answered[index] = answered.get(index, 0) + 1
+                if answered[index] < len(self.names):
+                    continue
+                del answered[index]
+                dispatched += 1
+                asked = self.recipes(self.cases[index], found[index]) if self.recipes else {}
+                asked = {f: bodies for f, bodies in asked.items() if bodies and f in self.names}
+                for name, bodies in asked.items():
+                    self._ask(name, ("recipes", index, self.cases[index], bodies))
+                if asked:
+                    awaiting[index] = len(asked)
+                else:
+                    complete.add(index)
+                if dispatched == len(self.cases):
+                    self._all_dispatched()
+            else:
+                found[index][framework]["recipes"] = payload
+                awaiting[index] -= 1
+                if not awaiting[index]:
+                    del awaiting[index]
+                    complete.add(index)
+            while next_index in complete:
+                complete.remove(next_index)
+                case = self.cases[next_index]
+                self.cases[next_index] = None  # type: ignore[call-overload]  # handed out: not kept (flat memory)
+                self.outbox.put((case, with_code(case, found.pop(next_index))))
+                next_index += 1
+                self.limit = _ahead(self.cases, next_index)
+                self._advanced(next_index)
+
+
+class _Stream(Collector):
+    """One batch on its way through the local workers: a thread per worker feeds it from its framework's
+    queue, the collector thread joins the answers (`Collector`) and gives a framework that holds the
+    others back another worker."""
+
+    def __init__(self, frameworks: list[_Framework], cases: list[Case], recipes: RecipeRequests | None) -> None:
+        super().__init__([f.name for f in frameworks], cases, recipes)
+        self.frameworks = {f.name: f for f in frameworks}
         self.threads: list[threading.Thread] = []
         self.lock = threading.Lock()
         for f in frameworks:
@@ -228,52 +297,21 @@ class _Stream:
             self.threads.append(thread)
         thread.start()
 
-    def _collect(self) -> None:
-        found: dict[int, Results] = {}
-        answered: dict[int, int] = {}
-        awaiting: dict[int, int] = {}
-        complete: set[int] = set()
-        dispatched = next_index = 0
-        while next_index < len(self.cases):
-            kind, framework, index, payload = self.inbox.get()
-            if kind == "stop":
-                return
-            if kind == "result":
-                self.frameworks[framework].answer()
-                found.setdefault(index, {}).update(payload)
-                answered[index] = answered.get(index, 0) + 1
-                if answered[index] < len(self.frameworks):
-                    continue
-                del answered[index]
-                dispatched += 1
-                asked = self.recipes(self.cases[index], found[index]) if self.recipes else {}
-                asked = {f: t for f, t in asked.items() if t and f in self.frameworks}
-                for name, targets in asked.items():
-                    self.frameworks[name].ask(("recipes", index, self.cases[index], targets))
-                if asked:
-                    awaiting[index] = len(asked)
-                else:
-                    complete.add(index)
-                if dispatched == len(self.cases):
-                    for f in self.frameworks.values():
-                        f.end()
-            else:
-                found[index][framework]["recipes"] = payload
-                awaiting[index] -= 1
-                if not awaiting[index]:
-                    del awaiting[index]
-                    complete.add(index)
-            while next_index in complete:
-                complete.remove(next_index)
-                case = self.cases[next_index]
-                self.cases[next_index] = None  # type: ignore[call-overload]  # handed out: not kept (flat memory)
-                self.outbox.put((case, with_code(case, found.pop(next_index))))
-                next_index += 1
-                self.limit = _ahead(self.cases, next_index)
-                if next_index % (AHEAD // 4) == 0:
-                    for f in self.frameworks.values():
-                        f.wake()
-                    self._balance()
+    def _ask(self, framework: str, task: tuple[Any, ...]) -> None:
+        self.frameworks[framework].ask(task)
+
+    def _answered(self, framework: str) -> None:
+        self.frameworks[framework].answer()
+
+    def _all_dispatched(self) -> None:
+        for f in self.frameworks.values():
+            f.end()
+
+    def _advanced(self, handed_out: int) -> None:
+        if handed_out % (AHEAD // 4) == 0:
+            for f in self.frameworks.values():
+                f.wake()
+            self._balance()
 
     def _balance(self) -> None:
         """Give the framework furthest behind another worker if the others wait for it at `AHEAD` and

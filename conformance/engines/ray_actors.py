@@ -12,8 +12,8 @@ batch as a stream (a Ray generator), message by message, so when it dies the dri
 which message it was running: that one is answered `crashed` with Ray's reason (`runner.crash`), the
 rest of the batch is sent again, and the actor, restarted by Ray (`max_restarts`), carries on. A
 message unanswered for `timeout` seconds is a hang: the actor is killed and restarted the same way.
-The driver side mirrors `runner._Stream`: a thread per actor feeds it and a collector joins the
-answers case by case, asks for recipes, and hands out cases in order.
+The driver side is a `runner.Collector`, as the local engine's run is: a thread per actor feeds it,
+and the collector joins the answers case by case, asks for recipes, and hands out cases in order.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import queue
 import re
 import socket
 import tempfile
@@ -343,23 +342,18 @@ class _Actor:
             self.ready_ref = self.handle.ready.remote()
 
 
-class _Run:
+class _Run(runner.Collector):
     """One batch of cases on its way through the actors: per framework, the work to take (recipes and
     given-back messages first, then the next case within the window past the cases handed out), a
-    feeder thread per actor, and a collector that joins answers into cases, in order, on `outbox`."""
+    feeder thread per actor, and the collector (`runner.Collector`, the local engine's)."""
 
     def __init__(self, engine: Actors, cases: list[Case], recipes: runner.RecipeRequests | None) -> None:
-        self.cases = cases
-        self.recipes = recipes
+        super().__init__(list(engine.keys), cases, recipes)
         self.wanted = engine.keys
-        self.names = list(engine.keys)
         self.cond = threading.Condition()
         self.next_case = {name: 0 for name in self.names}
         self.todo: dict[str, deque[Task]] = {name: deque() for name in self.names}
-        self.limit = runner._ahead(cases, 0)  # the local engine's window, so memory stays flat alike
-        self.ended = self.stopped = self.cancelled = False
-        self.inbox: queue.Queue[tuple[str, str, int, Any]] = queue.Queue()
-        self.outbox: queue.Queue[tuple[Case, runner.Results]] = queue.Queue(maxsize=runner.AHEAD)
+        self.ended = self.stopped = False
         self.threads = [
             threading.Thread(target=actor.feed, args=(self,), daemon=True, name=f"conformance-ray-{actor.name}") for actor in engine.actors
         ]
@@ -390,55 +384,22 @@ class _Run:
             self.todo[name].extendleft(reversed(tasks))
             self.cond.notify_all()
 
-    def _ask(self, name: str, task: Task) -> None:
+    def _ask(self, framework: str, task: Task) -> None:
         with self.cond:
-            self.todo[name].append(task)
+            self.todo[framework].append(task)
             self.cond.notify_all()
 
-    def _collect(self) -> None:
-        found: dict[int, runner.Results] = {}
-        answered: dict[int, int] = {}
-        awaiting: dict[int, int] = {}
-        complete: set[int] = set()
-        dispatched = next_index = 0
-        while next_index < len(self.cases):
-            kind, name, index, payload = self.inbox.get()
-            if kind == "stop":
-                return
-            if kind == "result":
-                found.setdefault(index, {}).update(payload)
-                answered[index] = answered.get(index, 0) + 1
-                if answered[index] < len(self.names):
-                    continue
-                del answered[index]
-                dispatched += 1
-                asked = self.recipes(self.cases[index], found[index]) if self.recipes else {}
-                asked = {f: t for f, t in asked.items() if t and f in self.todo}
-                for framework, targets in asked.items():
-                    self._ask(framework, ("recipes", index, self.cases[index], targets))
-                if asked:
-                    awaiting[index] = len(asked)
-                else:
-                    complete.add(index)
-                if dispatched == len(self.cases):
-                    with self.cond:
-                        self.ended = True
-                        self.cond.notify_all()
-            else:
-                found[index][name]["recipes"] = payload
-                awaiting[index] -= 1
-                if not awaiting[index]:
-                    del awaiting[index]
-                    complete.add(index)
-            while next_index in complete:
-                complete.remove(next_index)
-                case = self.cases[next_index]
-                self.cases[next_index] = None  # type: ignore[call-overload]  # handed out: not kept (flat memory)
-                self.outbox.put((case, runner.with_code(case, found.pop(next_index))))
-                next_index += 1
-                with self.cond:
-                    self.limit = runner._ahead(self.cases, next_index)
-                    self.cond.notify_all()  # large cases make the window short: wake the feeders every time
+    def _answered(self, framework: str) -> None:
+        """Actors keep no pace: the cluster's scheduler places them, no spare one is started."""
+
+    def _all_dispatched(self) -> None:
+        with self.cond:
+            self.ended = True
+            self.cond.notify_all()
+
+    def _advanced(self, handed_out: int) -> None:
+        with self.cond:
+            self.cond.notify_all()  # large cases make the window short: wake the feeders every time
 
     def finish(self, abandoned: bool) -> None:
         """Wait for the threads; if the consumer stopped early, stop the feeders first."""
