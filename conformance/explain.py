@@ -19,14 +19,15 @@ from conformance.compare import difference
 from conformance.records import CHANGE, CaseRecord, Comparison, Explanation, KnobDifference, Result, ShownRecipe
 
 
-def explain(case: Case, results: Mapping[str, Result], comparison: Comparison) -> tuple[Explanation, ...]:
+def explain(case: Case, results: Mapping[str, Result], comparison: Comparison, model: Model | None = None) -> tuple[Explanation, ...]:
     """An explanation for each pair of native default variants that land in different groups, and for
-    each pair (native default variant, user's function) that does (`fitted`)."""
+    each pair (native default variant, user's function) that does (`fitted`). `model`: the case's, if
+    the recipe requests already evaluated some of its knob points."""
     if len(comparison.groups) < 2:
         return ()
     group_of = {key: i for i, group in enumerate(comparison.groups) for key in group}
     present = [k for k in registry.native() if k in group_of]
-    model = Model(case)
+    model = model or Model(case)
     tol = comparison.allowance or comparison.tolerance  # recipes and fits run natively too: rounding at size is allowed them
     out = []
     for i, a in enumerate(present):
@@ -193,9 +194,19 @@ def _pair(model: Model, a: str, b: str, results: Mapping[str, Result], tol: dict
         why = (
             "no recipe: both document the same semantics, so there is nothing to reproduce"
             if knobs_a == knobs_b
-            else f"no recipe: {b} has no native recipe for {a}'s semantics on this case (recipes cover cross-entropy on logits)"
+            else f"no recipe: {b} has no native recipe for {a}'s semantics on this case ({_recipe_scope(model.case)})"
         )
     return Explanation(a, b, tuple(moving or differences), _text(a, b, moving, base, other, results), recipe, why, reverse=reverse)
+
+
+def _recipe_scope(case: Case) -> str:
+    """What the case's loss family's recipes cover, in its words (`RECIPES`), or that it has none."""
+    family = case.family
+    if hasattr(family, "RECIPES"):
+        return str(family.RECIPES)
+    if hasattr(family, "recipe_source") or hasattr(family, "native_recipe"):
+        return f"{case.loss}'s recipes do not cover this case"
+    return f"{case.loss} has no recipes"
 
 
 def knob_differences(case: Case, knobs_a: reference.Knobs, knobs_b: reference.Knobs, model: Model | None = None) -> list[KnobDifference]:
@@ -211,21 +222,22 @@ def knob_differences(case: Case, knobs_a: reference.Knobs, knobs_b: reference.Kn
     return out
 
 
-def requests(results: Mapping[str, Result], found: Iterable[Iterable[str]]) -> dict[str, dict[str, reference.Knobs]]:
-    """The recipes the explanations will show, to be run by the workers: for each pair of native default
-    variants that the comparison put in different groups (`found`: the same grouping, so every explained
-    pair gets its recipe) and that document different knobs, b reproducing a (b -> a -> a's knobs) and
-    a reproducing b (the report shows the one that ports from the reader's source)."""
+def requests(case: Case, results: Mapping[str, Result], found: Iterable[Iterable[str]], model: Model) -> dict[str, dict[str, str]]:
+    """The recipes the explanations will show, as the code each framework's worker is to run: for each
+    pair of native default variants that the comparison put in different groups (`found`: the same
+    grouping, so every explained pair gets its recipe) and that document different knobs, b reproducing
+    a and a reproducing b (the report shows the one that ports from the reader's source), each with its
+    smallest change (`adapters.recipes`). `model` is the case's, which the explanation reuses."""
     group_of = {key: i for i, group in enumerate(found) for key in group}
     present = [k for k in registry.native() if k in group_of]
-    out: dict[str, dict[str, reference.Knobs]] = {}
+    targets: dict[str, dict[str, reference.Knobs]] = {}
     for i, a in enumerate(present):
         for b in present[i + 1 :]:
             knobs_a, knobs_b = _knobs(results[a]), _knobs(results[b])
             if group_of[a] != group_of[b] and knobs_a is not None and knobs_b is not None and knobs_a != knobs_b:
-                out.setdefault(b, {})[a] = knobs_a
-                out.setdefault(a, {})[b] = knobs_b
-    return out
+                targets.setdefault(b, {})[a] = knobs_a
+                targets.setdefault(a, {})[b] = knobs_b
+    return {framework: adapters.recipes(framework, case, asked, model) for framework, asked in targets.items()}
 
 
 def signature(record: CaseRecord | None) -> set[tuple[str, str, str]]:
@@ -298,7 +310,23 @@ def _recipe(a: str, b: str, results: Mapping[str, Result], tol: dict[str, float]
     change = _recipe(a + CHANGE, b, results, tol) if a + CHANGE in results[b].recipes else None  # the smallest change, shown first
     if recipe.loss is None:
         return ShownRecipe(recipe.code, None, target.loss, False, recipe.message, change)
-    return ShownRecipe(recipe.code, recipe.loss, target.loss, difference(recipe.loss, target.loss, **tol).agree, change=change)
+    if difference(recipe.loss, target.loss, **tol).agree:
+        return ShownRecipe(recipe.code, recipe.loss, target.loss, True, change=change)
+    return ShownRecipe(
+        recipe.code, recipe.loss, target.loss, False, _off_its_formula(a.removesuffix(CHANGE), target, recipe.loss, tol), change
+    )
+
+
+def _off_its_formula(name: str, target: Result, value: Any, tol: dict[str, float]) -> str | None:
+    """Why a recipe misses where its target is off its own documented formula and the recipe is on it:
+    a recipe is written from the documented knobs, so it gives what the documentation says."""
+    documented = target.documented
+    if documented is None or documented.agrees is not False or not difference(value, documented.loss, **tol).agree:
+        return None
+    return (
+        f"this gives {name}'s documented formula; {name} itself is off it on this case (see its off-doc flag), "
+        "and a recipe written from the documented semantics cannot give that value"
+    )
 
 
 def attribute(case: Case, knobs: reference.Knobs, old_loss: Any, tol: dict[str, float]) -> list[str]:

@@ -36,7 +36,7 @@ class Pipeline:
             self.replay = baseline.Replay(baseline.load(baseline_path), str(baseline_path), baseline_path.parent)
         self.frameworks = set(keys)
         self.workers = engines.start(engine, keys, timeout, most)
-        self.compared: dict[int, tuple[dict[str, Result], Comparison]] = {}
+        self.compared: dict[int, tuple[dict[str, Result], Comparison, explain.Model]] = {}
 
     def records(self, cases: list[Case]) -> Iterator[tuple[Case, CaseRecord]]:
         """Each case with its record, in case order, as soon as it is complete (the stream keeps no case
@@ -46,13 +46,14 @@ class Pipeline:
         for case, answers in stream:
             yield case, self.record(case, answers)
 
-    def _recipes(self, case: Case, answers: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-        """Compare a case as soon as its results are in (the runner's collector thread) and ask for the
-        recipes of the pairs its explanations will show; the comparison is kept for the record, since
-        recipes do not change it."""
+    def _recipes(self, case: Case, answers: dict[str, dict[str, Any]]) -> dict[str, dict[str, str]]:
+        """Compare a case as soon as its results are in (the runner's collector thread) and write the
+        recipes of the pairs its explanations will show, for the workers to run; the comparison and the
+        model's evaluations are kept for the record, since recipes change neither."""
         checked, comparison = compare(case, {key: result_of(key, answer) for key, answer in answers.items()})
-        self.compared[id(case)] = checked, comparison
-        return explain.requests(checked, comparison.groups)
+        model = explain.Model(case)
+        self.compared[id(case)] = checked, comparison, model
+        return explain.requests(case, checked, comparison.groups, model)
 
     def evaluate(self, case: Case) -> CaseRecord:
         """The record of one case (the fuzzer asks case by case)."""
@@ -97,13 +98,17 @@ class Pipeline:
         self.close()
 
 
-def build(case: Case, answers: dict[str, dict[str, Any]], compared: tuple[dict[str, Result], Comparison] | None = None) -> CaseRecord:
+def build(
+    case: Case, answers: dict[str, dict[str, Any]], compared: tuple[dict[str, Result], Comparison, explain.Model] | None = None
+) -> CaseRecord:
     """A case's record from its workers' answers (by result key): results, comparison, explanation.
-    `compared`: the comparison already made of the same answers before their recipes came back."""
+    `compared`: the comparison already made of the same answers before their recipes came back, and the
+    case's model as the recipe requests left it."""
+    model = None
     if compared is None:
         checked, comparison = compare(case, {key: result_of(key, answer) for key, answer in answers.items()})
     else:  # compared before the snippets were assembled and the recipes came back: take those from the answers
-        checked, comparison = compared
+        checked, comparison, model = compared
         checked = {
             key: replace(r, code=answers[key].get("code"), recipes=result_of(key, answers[key]).recipes) for key, r in checked.items()
         }
@@ -116,7 +121,7 @@ def build(case: Case, answers: dict[str, dict[str, Any]], compared: tuple[dict[s
         results=checked,
         comparison=comparison,
         expected=case.expect.model_dump(exclude_none=True, exclude={"when"}) if case.expect is not None else None,
-        explanation=explain.explain(case, checked, comparison),
+        explanation=explain.explain(case, checked, comparison, model),
     )
 
 

@@ -224,12 +224,18 @@ def evaluate(case: Case, knobs: Knobs = TEXTBOOK) -> Outcome:
     return replace(outcome, read=frozenset(reading.read))
 
 
-def recipe_source(case: Case, knobs: Knobs) -> list[str] | None:
+def recipe_source(case: Case, knobs: Knobs, probabilities: bool = False) -> list[str] | None:
     """NumPy lines that build the target `T` (classes last) and the denominator `D` of `knobs`'
     semantics, so any framework's soft-label cross-entropy, sum(T * -log_softmax) / D, reproduces it;
-    None where the case's family has no such recipe (binary cross-entropy) or the case has none."""
+    None where the case's family has no such recipe (binary cross-entropy) or the case has none.
+    `probabilities`: the caller forms log p of probability inputs itself, as the family's
+    `probability_steps(knobs)` says, so a family that has those steps gives T and D for them too."""
     source = getattr(case.family, "recipe_source", None)
-    return source(case, knobs) if source is not None else None
+    if source is None:
+        return None
+    if case.from_logits or not probabilities:
+        return source(case, knobs)  # type: ignore[no-any-return]
+    return source(case, knobs, probabilities=True) if hasattr(case.family, "probability_steps") else None
 
 
 # ---------------------------------------------------------------- shared by the families' evaluations

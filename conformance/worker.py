@@ -6,7 +6,9 @@ process: `import tensorflow; import paddle` in one process segfaults.
 
 It answers `("ready", versions, seconds)` once imported, then each message in order:
 `("case", index, case, keys)` -> `("result", index, results by key)` (keys None: every variant);
-`("recipes", index, case, {target: knobs})` -> `("recipes", index, recipes by target)`.
+`("recipes", index, case, {name: code})` -> `("recipes", index, recipes by name)`: the parent builds
+each recipe's code (`adapters.recipes`, where the knobs and the explanation's model are) and the worker
+runs it.
 The user's functions given with `--variant` come in the environment (`conformance.user.ENV`) and run
 after the framework's own variants.
 """
@@ -25,8 +27,7 @@ import numpy as np
 from conformance import adapters, compact, registry, user
 from conformance.adapters import Unsupported, Variant
 from conformance.cases import Case
-from conformance.records import CHANGE
-from conformance.reference import Knobs, evaluate
+from conformance.reference import evaluate
 
 
 def main(framework: str) -> None:
@@ -62,11 +63,11 @@ class Worker:
 
     def answer(self, message: tuple[str, int, Case, Any]) -> tuple[str, int, Any]:
         """`("case", index, case, keys)` -> `("result", index, results by key)`;
-        `("recipes", index, case, {target: knobs})` -> `("recipes", index, recipes by target)`."""
+        `("recipes", index, case, {name: code})` -> `("recipes", index, recipes by name)`."""
         kind, index, case, detail = message
         per_case = _PerCase(case)
         if kind == "recipes":
-            return ("recipes", index, run_recipes(self.framework, case, self.module, self.namespace, self.compiled, per_case, detail))
+            return ("recipes", index, run_recipes(self.framework, self.module, self.namespace, self.compiled, per_case, detail))
         results = {
             v.key: run_variant(v, case, self.module, self.namespace, self.compiled, per_case)
             for v in adapters.for_case(self.own, case)
@@ -166,33 +167,21 @@ def carried(values: Any) -> np.ndarray:
 
 
 def run_recipes(
-    framework: str,
-    case: Case,
-    module: Any,
-    namespace: dict[str, Any],
-    compiled: dict[str, Any],
-    per_case: _PerCase,
-    targets: dict[str, Knobs],
+    framework: str, module: Any, namespace: dict[str, Any], compiled: dict[str, Any], per_case: _PerCase, bodies: dict[str, str]
 ) -> dict[str, Any]:
-    """This framework reproducing other frameworks' documented semantics (`targets`: their knobs), as
-    the parent asks where they diverge: the native code, run here, and the loss it gives (compared
-    with the target's in the parent). A target without a recipe is left out."""
+    """This framework's code reproducing other frameworks' documented semantics (`bodies`: name -> code,
+    `adapters.recipes`), run on the case's arrays: the code and the loss it gives (compared with the
+    target's in the parent), or the error it raised."""
     recipes: dict[str, Any] = {}
-    for other, knobs in targets.items():
-        own = getattr(case.family, "native_recipe", None)  # a family whose loss is no soft-label cross-entropy writes its own
-        general = own(framework, case, knobs) if own is not None else module.recipe(case, knobs) if hasattr(module, "recipe") else None
-        # the smallest change to this framework's own call, run too (under other + CHANGE) so the report says whether it reproduces
-        for name, body in ((other, general), (other + CHANGE, adapters.smallest_change(framework, case, knobs) if general else None)):
-            if body is None:
-                continue
-            scope = dict(namespace, **per_case.arrays)
-            entry: dict[str, Any] = {"body": body, "loss": None}
-            try:
-                exec(_compiled(compiled, body, f"<recipe {framework} as {name}>"), scope)
-                entry["loss"] = np.asarray(module.to_numpy(scope["loss"])[0], dtype=np.float64)
-            except Exception as exc:  # a recipe that fails is shown as failing, not hidden
-                entry["message"] = _error_message(exc)
-            recipes[name] = entry
+    for name, body in bodies.items():
+        scope = dict(namespace, **per_case.arrays)
+        entry: dict[str, Any] = {"body": body, "loss": None}
+        try:
+            exec(_compiled(compiled, body, f"<recipe {framework} as {name}>"), scope)
+            entry["loss"] = np.asarray(module.to_numpy(scope["loss"])[0], dtype=np.float64)
+        except Exception as exc:  # a recipe that fails is shown as failing, not hidden
+            entry["message"] = _error_message(exc)
+        recipes[name] = entry
     return recipes
 
 

@@ -50,6 +50,17 @@ def test_torch_to_paddle_with_weights_and_smoothing_passes_the_target_and_divide
     assert lines[-1] == "loss = loss / D"
 
 
+@pytest.mark.parametrize("framework", ["torch", "paddle", "tensorflow", "jax"])
+def test_the_change_is_to_the_loss_and_takes_no_gradient_of_the_sum(framework):
+    """The call summed with reduction='sum' and divided after: a gradient taken inside the call would be of
+    the sum, not of the changed loss, so the change leaves the call's gradient line out."""
+    case = article("weighted_smoothing[reduction=mean]")
+    target = documented("paddle" if framework == "torch" else "torch", case)
+    code = adapters.smallest_change(framework, case, target)
+    assert code is not None and code.endswith("loss = loss / D")
+    assert not [line for line in code.splitlines() if line.startswith("grad")]
+
+
 def test_only_the_denominator_keeps_the_call_and_divides():
     case = article("weighted[reduction=mean]")  # no smoothing: Keras's hard-label weight is torch's per-class weight
     code = adapters.smallest_change("tensorflow", case, documented("torch", case))

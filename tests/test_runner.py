@@ -19,7 +19,7 @@ from collections.abc import Callable
 import pytest
 from fakes import fake_cases
 
-from conformance import runner
+from conformance import adapters, explain, runner
 from conformance.reference import TEXTBOOK
 
 TIMEOUT = 15.0
@@ -69,7 +69,7 @@ def test_worker_killed_while_idle_before_a_recipe_round_runs_the_recipe_on_a_fre
     def recipes(case, results):
         [shard] = shards(workers, fake_framework)
         kill(shard)
-        return {fake_framework: {"other": TEXTBOOK}}
+        return {fake_framework: adapters.recipes(fake_framework, case, {"other": TEXTBOOK}, explain.Model(case))}
 
     started = time.monotonic()
     with runner.Workers(runner.plan([fake_framework], None), TIMEOUT) as workers:
@@ -88,7 +88,9 @@ def test_worker_that_dies_in_a_recipe_fails_that_recipe_and_a_fresh_worker_runs_
     batch = fake_cases("kill_in_recipe", "after")
 
     def recipes(case, results):
-        return {fake_framework: {"other": TEXTBOOK}} if case.id == "kill_in_recipe" else {}
+        if case.id != "kill_in_recipe":
+            return {}
+        return {fake_framework: adapters.recipes(fake_framework, case, {"other": TEXTBOOK}, explain.Model(case))}
 
     started = time.monotonic()
     with runner.Workers(runner.plan([fake_framework], None), TIMEOUT) as workers:

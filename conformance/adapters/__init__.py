@@ -11,14 +11,20 @@ report shows is what ran. A variant that has no native way to express a case rai
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 
 import numpy as np
 
 from conformance import registry
 from conformance.cases import Case
-from conformance.reference import Knobs
+from conformance.records import CHANGE
+from conformance.reference import Knobs, Outcome, evaluate
+
+Model = Callable[[Knobs], Outcome]
+GRADIENT_LINE = re.compile(r"^grad\b\s*,?\s*=")
+"""A variant's line that takes the gradient (`grad, = torch.autograd.grad(...)`, `grad = tape.gradient(...)`)."""
+"""The reference model of one case: knob point -> its float64 outcome (memoized by the caller)."""
 
 
 class Unsupported(Exception):
@@ -126,18 +132,21 @@ def native_reduction(case: Case) -> str:
     return "none"
 
 
-def smallest_change(framework: str, case: Case, target: Knobs) -> str | None:
+def smallest_change(framework: str, case: Case, target: Knobs, model: Model | None = None) -> str | None:
     """The framework's default call, changed as little as the knobs that move the loss require, to give
     `target`'s semantics: the same call summed and divided by the target's denominator where only the
     denominator moves; where the weighting moves, the target built in NumPy (`t`) passed to the same
     call as probabilities, with no class weights or smoothing. The lines come from the case's loss
     family (`port`); the call is the default variant's own code for the changed case, so it is as
-    idiomatic as the call the reader already has. None where the family has no port for the case."""
+    idiomatic as the call the reader already has, less its gradient line: the change is to the loss,
+    whose gradient the reader's autodiff takes (the call's own would be of the sum before the division).
+    None where the family has no port for the case. `model` evaluates knob points (the explanation's, so
+    both share each evaluation)."""
     default = [v for v in for_case(variants(framework), case) if v.key == framework]
     port = getattr(case.family, "port", None)
     try:
         own = default[0].knobs(case) if default else None
-        plan = port(case, own, target) if port is not None and own is not None else None
+        plan = port(case, own, target, model or (lambda knobs: evaluate(case, knobs))) if port is not None and own is not None else None
         if plan is None:
             return None
         changed = case
@@ -145,11 +154,35 @@ def smallest_change(framework: str, case: Case, target: Knobs) -> str | None:
             soft = np.zeros(case.predictions.shape)  # its values are the snippet's `t`; the call only reads its kind
             changed = replace(case, labels=None, soft_labels=soft, weight=None, label_smoothing=0.0, ignore_index=None)
         call = default[0].build(replace(changed, reduction="sum" if plan["divide"] else case.reduction))
+        call = "\n".join(line for line in call.splitlines() if not GRADIENT_LINE.match(line))
     except Exception:  # a change that cannot be written is left out: the general recipe stays
         return None
     head = f"# the smallest change: {plan['note']}"
-    tail = ["loss = loss / D"] if plan["divide"] else []
+    tail = (["loss = loss / D"] if plan["divide"] else []) + plan.get("after", [])  # `after`: lines on the call's loss
     return "\n".join([head, *plan["lines"], call, *tail])
+
+
+def recipes(framework: str, case: Case, targets: Mapping[str, Knobs], model: Model) -> dict[str, str]:
+    """The code `framework` runs to reproduce each target's documented semantics (`targets`: result key
+    -> its knobs), built where the knobs are known (the parent) so the worker only runs it: under the
+    target's key the general recipe (the family's `native_recipe`, else the framework module's
+    `recipe`), under key + CHANGE the smallest change to the framework's own call, where there is one.
+    A target without a general recipe is left out."""
+    module = registry.framework(framework)
+    family_recipe = getattr(case.family, "native_recipe", None)  # a loss that is no soft-label cross-entropy writes its own
+    out: dict[str, str] = {}
+    for other, knobs in targets.items():
+        if family_recipe is not None:
+            general = family_recipe(framework, case, knobs)
+        else:
+            general = module.recipe(case, knobs) if hasattr(module, "recipe") else None
+        if general is None:
+            continue
+        out[other] = general
+        change = smallest_change(framework, case, knobs, model)
+        if change is not None:
+            out[other + CHANGE] = change
+    return out
 
 
 def for_case(variants: list[Variant], case: Case) -> list[Variant]:

@@ -328,10 +328,14 @@ def keras_binary(case: Case) -> str:
 
 def recipe(case: Case, knobs: Knobs) -> str | None:
     """JAX reproducing another framework's semantics: optax.losses.softmax_cross_entropy with the target
-    T (classes last), summed and divided by D by hand."""
-    source = recipe_source(case, knobs)
+    T (classes last), summed and divided by D by hand. On probabilities, sum(T * -log r) with r formed
+    as the other framework does (`_probability_recipe`)."""
+    source = recipe_source(case, knobs, probabilities=True)
     if source is None or case.dtype == "bfloat16":
         return None
+    reduce = {"none": [], "sum": ["loss = jnp.sum(loss)"]}.get(case.reduction, ["loss = jnp.sum(loss) / D"])
+    if not case.from_logits:
+        return "\n".join(source + _probability_recipe(case, knobs) + reduce)
     lines = source + [f"logits = {_array('x', case)}"]
     inputs = "jnp.moveaxis(logits, 1, -1)" if moved(case) else "logits"
     if knobs.logit_floor:
@@ -339,8 +343,25 @@ def recipe(case: Case, knobs: Knobs) -> str | None:
         lines.append(f"z = jnp.maximum(z - jnp.max(z, axis=-1, keepdims=True), -{knobs.logit_floor:g})  # paddle's softmax clip")
         inputs = "z"
     lines.append(f"loss = optax.losses.softmax_cross_entropy({inputs}, jnp.asarray(T, dtype=logits.dtype))")
-    reduce = {"none": [], "sum": ["loss = jnp.sum(loss)"]}.get(case.reduction, ["loss = jnp.sum(loss) / D"])
     return "\n".join(lines + reduce)
+
+
+def _probability_recipe(case: Case, knobs: Knobs) -> list[str]:
+    """Per position sum_c T * -log r (classes last), r the probabilities renormalised and clipped in the
+    order the other framework does (the family's `probability_steps`); xlogy makes 0 log 0 = 0, so a
+    zero probability no target weighs adds nothing."""
+    lines, r = [f"probs = {_array('x', case)}"], "probs"
+    if moved(case):
+        lines.append("p = jnp.moveaxis(probs, 1, -1)  # classes last, as T")
+        r = "p"
+    eps = knobs.clip_eps
+    for step in case.family.probability_steps(knobs):
+        if step == "renormalise":
+            lines.append(f"p = {r} / jnp.sum({r}, axis=-1, keepdims=True)  # renormalised over the classes")
+        else:
+            lines.append(f"p = jnp.clip({r}, {eps!r}, 1 - {eps!r})  # clipped to [eps, 1 - eps]")
+        r = "p"
+    return lines + [f"loss = -jnp.sum(jax.scipy.special.xlogy(jnp.asarray(T, dtype=probs.dtype), {r}), axis=-1)  # 0 log 0 = 0"]
 
 
 def user_body(case: Case, call: Callable[[str, str, Callable[[str], str]], str]) -> str:
@@ -357,6 +378,27 @@ def user_body(case: Case, call: Callable[[str, str, Callable[[str], str]], str])
     inner = ["    " + line for line in body.splitlines()]
     return "\n".join([f"{leaf} = {_array('x', case)}", f"def loss_fn({leaf}):", *inner, "    return loss", *_grad(case)])
 
+
+OPS = {  # JAX's ops, for the loss families that write their recipes in any framework's ops (`native_recipe`)
+    "tensor": "jnp.asarray({})",
+    "bfloat16": "{}.astype(jnp.bfloat16)",
+    "log": "jnp.log({})",
+    "log1p": "jnp.log1p({})",
+    "exp": "jnp.exp({})",
+    "abs": "jnp.abs({})",
+    "relu": "jax.nn.relu({})",
+    "sigmoid": "jax.nn.sigmoid({})",
+    "log_softmax": "jax.nn.log_softmax({}, axis=1)",
+    "max1": "jnp.max({}, axis=1, keepdims=True)",
+    "clip": "jnp.clip({}, {}, {})",
+    "at_least": "jnp.maximum({}, {})",
+    "where": "jnp.where({}, {}, {})",
+    "ones_like": "jnp.ones_like({})",
+    "zeros_like": "jnp.zeros_like({})",
+    "sum1": "jnp.sum({}, axis=1)",
+    "mean_last": "jnp.mean({}, axis=-1)",
+    "sum": "jnp.sum({})",
+}
 
 VARIANTS = [
     Variant(

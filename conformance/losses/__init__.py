@@ -51,12 +51,16 @@ The protocol: module attributes every family provides (`typing.Protocol` would o
                               knobs the family adds (`KNOBS`); the shared knobs' are reference.SHARED_KNOB_LABELS.
     ALTERNATIVES: dict        knob -> the values it can take for this family (the values a moved baseline
                               value is attributed to, in the order they are tried).
-    port(case, own, target) -> dict | None
+    port(case, own, target, model) -> dict | None
                               optional; the smallest change to a framework's own call (documented at `own`)
                               that gives `target`'s semantics: {"soft": pass NumPy's `t` as probabilities
-                              (no class weights, no smoothing), "lines": NumPy lines building `t` / `D`,
-                              "divide": sum and divide by `D`, "note": in the explanations' words}, or None
+                              (no class weights, no smoothing), "lines": NumPy lines building `t` / `D`
+                              (and probability inputs `x`, renormalised or clipped as the target does),
+                              "divide": sum and divide by `D`, "note": in the explanations' words; optional
+                              "after": lines applied to the call's `loss`, e.g. a mean over its last axis}, or None
                               (`adapters.smallest_change` writes the call; the general recipe stays).
+                              `model(knobs)` is the case's reference outcome at a knob point, memoized
+                              and shared with the explanation: evaluate through it, not directly.
     generated_source(case) -> dict[str, list[str]]
                               optional; for each array `build` generated (`random`, `labels: random`, ...),
                               by the name variants read it by, NumPy lines that regenerate it (float64,
@@ -65,11 +69,20 @@ The protocol: module attributes every family provides (`typing.Protocol` would o
                               `probability_lines`, `weights_line` below). Without it they are literals.
     recipe_source(case, knobs) -> list[str] | None
                               optional; NumPy lines building the soft target `T` and denominator `D` that
-                              reproduce `knobs` through any framework's soft-label cross-entropy.
+                              reproduce `knobs` through any framework's soft-label cross-entropy. With
+                              `probabilities=True` (asked only of a family that has `probability_steps`) also
+                              for probability inputs, whose log the caller forms as those steps say.
+    probability_steps(knobs) -> tuple[str, ...]
+                              optional; how `knobs` turn probability inputs into the probabilities whose log
+                              the loss takes, in order: "renormalise" (over the class axis), "clip" (to
+                              [clip_eps, 1 - clip_eps]); a framework's `recipe` writes them in its own ops.
+    RECIPES: str              optional; what the family's recipes cover, in words, for an explanation that
+                              has none ("no recipe: ... (RECIPES)").
     native_recipe(framework, case, knobs) -> str | None
                               optional; a family whose loss is no soft-label cross-entropy (KL divergence) writes
-                              its own recipes: `framework`'s code reproducing the semantics of `knobs`; the worker
-                              asks it instead of the framework's `recipe`. None where it has none.
+                              its own recipes: `framework`'s code reproducing the semantics of `knobs`;
+                              `adapters.recipes` asks it instead of the framework's `recipe` (the parent
+                              writes the code, the framework's worker runs it). None where it has none.
     variants(framework) -> list[Variant]
                               optional; the family's native calls in a framework (`adapters.Variant`,
                               the framework module's helpers may be used): a family that arrives after

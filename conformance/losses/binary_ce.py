@@ -17,6 +17,7 @@ from conformance.losses import (
     Fail,
     array,
     deep_numbers,
+    elementwise,
     generated_predictions,
     given_predictions,
     nested,
@@ -46,6 +47,7 @@ ORDER = 20
 FIELDS: dict[str, tuple[Any, Any]] = {"pos_weight": (list[Any] | Literal["random"] | None, None)}
 ARRAYS = {"pos_weight": "pw"}
 CLASS_AXIS = None  # elementwise: nothing to move for channels-last APIs; C is the last axis
+RECIPES = "recipes cover logits and probabilities, but not an empty batch or per-sample weights on a 1-D batch"
 INDEX_LABELS = False  # labels are 0/1 targets of the predictions' shape
 
 
@@ -214,6 +216,44 @@ def _xlog(coefficient: np.ndarray, p: np.ndarray, clamp: float = np.inf) -> np.n
     """coefficient * max(log p, -clamp), with 0 * log 0 = 0 (the limit, as the formula means it)."""
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(coefficient != 0, coefficient * np.maximum(np.log(p), -clamp), 0.0)
+
+
+# ---------------------------------------------------------------- recipes
+
+
+def native_recipe(framework: str, case: Case, knobs: Knobs) -> str | None:
+    """`framework`'s code reproducing the binary cross-entropy of `knobs` (another framework's documented
+    point), in its own ops (`elementwise`), as `evaluate` computes it: from logits
+    (1 - z) x + (1 + (pw - 1) z) softplus(-x); from probabilities the logs of p and 1 - p, clipped
+    (Keras) or clamped at -100 (torch, paddle); element weights, then the reduction. None where the
+    framework has no ops table, the batch is empty or per-sample weights meet a scalar."""
+    op = elementwise.ops(framework, case)
+    if op is None:
+        return None
+    lines = elementwise.targets(op)
+    if case.pos_weight is not None:
+        lines.append(f"pos = {op.tensor(ARRAYS['pos_weight'], 'pos_weight')}")
+    positive = "(1 + (pos - 1) * target)" if case.pos_weight is not None else ""
+    if case.from_logits:
+        lines.append(f"logits = {op.tensor('x')}")
+        scale = f"{positive} * " if positive else ""
+        lines.append(f"element = (1 - target) * logits + {scale}({elementwise.softplus_of_negative(op, 'logits')})")
+    else:
+        lines.append(f"p = {op.tensor('x')}")
+        clipped, log_p, log_q = elementwise.probability_logs(op, knobs, "p")
+        weighted = "pos * target" if case.pos_weight is not None else "target"
+        lines += clipped
+        lines.append(f"element = -({elementwise.xlog(op, knobs, weighted, log_p)} + {elementwise.xlog(op, knobs, '(1 - target)', log_q)})")
+    if case.weight is not None:
+        lines.append(f"element = element * {op.tensor('w', 'weight')}  # element weights")
+    reduction = elementwise.reduced(op, knobs, knobs.last_axis_mean, case.reduction)
+    return None if reduction is None else "\n".join(lines + reduction)
+
+
+def port(case: Case, own: Knobs, target: Knobs, model: Callable[[Knobs], Outcome]) -> dict[str, Any] | None:
+    """The smallest change to a framework's own call: where only the denominator or Keras's last-axis
+    mean moves the loss (`elementwise.port`)."""
+    return elementwise.port(case, own, target, model)
 
 
 # ---------------------------------------------------------------- explanations

@@ -9,6 +9,7 @@ targets the way torch documents them.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -318,11 +319,14 @@ def _grad(flat: np.ndarray, coef: np.ndarray, from_logits: bool, knobs: Knobs, b
 # ---------------------------------------------------------------- recipes
 
 
-def recipe_source(case: Case, knobs: Knobs) -> list[str] | None:
+def recipe_source(case: Case, knobs: Knobs, probabilities: bool = False) -> list[str] | None:
     """NumPy lines that build the target `T` (classes last) and the denominator `D` of `knobs`'
     semantics, so any framework's soft-label cross-entropy, sum(T * -log_softmax) / D, reproduces it.
-    None where no such recipe exists (probabilities, paddle's ignore quirk, an empty batch)."""
-    if not case.from_logits or knobs.ignore_smoothed or case.predictions.size == 0:
+    On probability inputs the same T and D give sum(T * -log r) / D, with r formed from the
+    probabilities as `probability_steps(knobs)` says; only a caller that forms r so asks for them
+    (`probabilities=True`): log_softmax of probabilities would be wrong. None where no such recipe
+    exists (probabilities unasked, paddle's ignore quirk, an empty batch)."""
+    if (not case.from_logits and not probabilities) or knobs.ignore_smoothed or case.predictions.size == 0:
         return None
     c = case.num_classes
     hard = case.labels is not None
@@ -370,66 +374,196 @@ def recipe_source(case: Case, knobs: Knobs) -> list[str] | None:
     return lines
 
 
+def probability_steps(knobs: Knobs) -> tuple[str, ...]:
+    """How `knobs` form, from probability inputs, the probabilities r whose log the loss takes, step by
+    step in order: "renormalise" (p / sum_c p over the class axis), "clip" (to [clip_eps, 1 - clip_eps]
+    in the predictions' dtype). `_log_probs` in recipe form; a recipe then takes sum(T * -log r) with
+    0 log 0 = 0 (a class no target weighs adds nothing, as in the model)."""
+    steps: dict[str, tuple[str, ...]] = {"none": (), "renormalise": ("renormalise",), "renormalise_then_clip": ("renormalise", "clip")}
+    return steps.get(knobs.probabilities, ("clip", "renormalise"))
+
+
+RECIPES = (
+    "recipes cover cross-entropy on logits and on probabilities, but not an empty batch, ignored positions that "
+    "smoothing still counts, or a dtype the framework's recipe does not take (bfloat16; float16 without CPU kernels)"
+)
 PORTABLE = frozenset({"weight_mode", "denominator", "weights_as_sample_weights", "empty_mean"})
 
 
-def port(case: Case, own: Knobs, target: Knobs) -> dict[str, Any] | None:
+def port(case: Case, own: Knobs, target: Knobs, model: Callable[[Knobs], Outcome]) -> dict[str, Any] | None:
     """The smallest change to a framework's own call (documented at `own`) that gives `target`'s
     semantics, for `adapters.smallest_change`: `soft` (pass NumPy's target `t`, class axis 1, as
-    probabilities instead of class indices, weights and smoothing), the NumPy `lines` that build it and
+    probabilities instead of the labels, weights and smoothing), the NumPy `lines` that build it and
     `D`, whether to `divide` the summed loss by `D`, and a `note` in the words of the explanations. Only
-    the knobs that move the loss on this case count (where none does alone but they do together, the
-    denominator's and 0/0's); None where another knob moves it (a clip, probability
-    handling, ignored positions under smoothing) or the case has probabilities, soft labels or per-sample
-    weights: the general recipe covers those."""
-    if not case.from_logits or case.labels is None or case.sample_weight is not None or case.predictions.size == 0:
+    the knobs that move the loss on this case count (`_moving`); on probability inputs the call is given
+    them renormalised and clipped as the target forms them (`_passed`). None where another knob moves it
+    (ignored positions under smoothing), where the call would undo the target's probabilities, or where
+    per-sample weights meet a denominator of weights: the general recipe covers those. `model`
+    evaluates a knob point on this case (memoized by the caller, shared with the explanation)."""
+    if case.predictions.size == 0:
         return None
-    base = evaluate(case, own).loss
+    moving = _moving(case, own, target, model)
+    rest = [k for k in moving if k not in PROBABILITY_KNOBS]
+    passed = _passed(case, own, target) if len(rest) < len(moving) else []
+    if not moving or set(rest) - PORTABLE or passed is None:
+        return None
+    soft = "weight_mode" in rest
+    if soft and not case.from_logits and not _clip_idle(case, own, target if passed else None):
+        return None  # the call on soft targets may clip otherwise (Keras: CategoricalCrossentropy, not Sparse...)
+    divide = bool(rest) and case.reduction not in ("none", "sum")
+    denominator = mean_denominator(case, target.denominator)
+    if divide and case.sample_weight is not None and denominator != "positions":
+        return None  # the per-sample weights would enter the denominator too
+    labels = _Labels(case)
+    lines = labels.target(target) if soft else []
+    if divide:
+        lines += labels.denominator(target, denominator, "empty_mean" in moving, have_q=soft)
+    said = {"denominator": labels.said(denominator)}
+    note = "; ".join(_phrase(k, said.get(k, getattr(target, k))) for k in moving)
+    return {"soft": soft, "lines": passed + lines, "divide": divide, "note": note}
+
+
+def _moving(case: Case, own: Knobs, target: Knobs, model: Callable[[Knobs], Outcome]) -> list[str]:
+    """The knobs on which own and target differ that move the loss on this case (switched alone); where
+    none does alone but together they do, the denominator's and 0/0's. On probability inputs a knob of
+    how log p is formed moves only where the probabilities it forms differ beyond their dtype's rounding."""
+    outcome = model(own)
+    base = outcome.loss
 
     def moves(knob: str) -> bool:
-        switched = evaluate(case, own.switched(knob, getattr(target, knob))).loss
-        return not np.allclose(switched, base, rtol=1e-9, atol=0, equal_nan=True)
+        if knob not in outcome.read:  # a knob the evaluation never read cannot change it
+            return False
+        switched = own.switched(knob, getattr(target, knob))
+        if not case.from_logits and knob in PROBABILITY_KNOBS and not _formed_differently(case, own, switched):
+            return False  # the rows differ from normalised or clipped ones by their dtype's rounding only
+        return not np.allclose(model(switched).loss, base, rtol=1e-9, atol=0, equal_nan=True)
 
     differing = [k for k in knob_names() if getattr(own, k) != getattr(target, k)]
     moving = [k for k in differing if moves(k)]
-    if not moving and not np.allclose(evaluate(case, target).loss, base, rtol=1e-9, atol=0, equal_nan=True):
+    aligned = target
+    for knob in (k for k in differing if k in PROBABILITY_KNOBS and k not in moving):  # their effect is rounding only
+        aligned = aligned.switched(knob, getattr(own, knob))
+    if not moving and not np.allclose(model(aligned).loss, base, rtol=1e-9, atol=0, equal_nan=True):
         moving = [k for k in differing if k in PORTABLE - {"weight_mode"}]  # none moves alone, together they do
-    if not moving or set(moving) - PORTABLE:
-        return None
-    c, eps, ii = case.num_classes, case.label_smoothing, case.ignore_index
-    weighted = case.weight is not None
-    safe = f"np.where(y != {ii}, y, 0)" if ii is not None else "y"
-    mask = f"(y != {ii})" if ii is not None else None
-    wy = f"w[{safe}]" + (f" * {mask}" if mask else "")
-    count = f"{mask}.sum()" if mask else "y.size"
-    smoothed = f" * (1 - {eps!r}) + {eps!r} / {c}" if eps else ""
-    soft = "weight_mode" in moving
-    divide = case.reduction not in ("none", "sum")
-    denominator = mean_denominator(case, target.denominator)
-    needs_q = soft or (divide and denominator == "label_weight" and weighted)
-    lines = [f"q = {_one_hot(c, safe)}{smoothed}  # the {'smoothed ' if eps else ''}one-hot labels, classes last"] if needs_q else []
-    if soft:
-        weighing = {"per_class": "q * w", "from_label": "q * (q @ w)[..., None]", "from_hard_label": f"q * w[{safe}][..., None]"}
-        lines.append(f"T = {weighing[target.weight_mode] if weighted else 'q'}  # {_phrase('weight_mode', target.weight_mode)}")
-        lines += [f"T = T * {mask}[..., None]  # ignored positions count for nothing"] if mask else []
-        lines.append("t = np.moveaxis(T, -1, 1).astype(x.dtype)  # as probabilities, class axis 1")
-    if divide:
-        sample = target.weights_as_sample_weights and weighted
-        weight_sum = f"({wy}).sum()" if mask else f"{wy}.sum()"
-        denominators = {
-            "target_weight": weight_sum if weighted else count,
-            "label_weight": (f"((q @ w) * {mask}).sum()" if mask else "(q @ w).sum()") if weighted else count,
-            "valid_count": count,
-            "positions": "y.size",
-            "applied_weight": weight_sum if sample else count,
-            "nonzero_weight": f"np.count_nonzero({wy})" if sample else count,
+    return moving
+
+
+class _Labels:
+    """The NumPy expressions a port writes for the case's targets: class indices `y` (with their ignored
+    positions) or soft labels `t`, smoothed as the case says, classes last."""
+
+    def __init__(self, case: Case) -> None:
+        c, eps, ii = case.num_classes, case.label_smoothing, case.ignore_index
+        self.hard, self.weighted = case.labels is not None, case.weight is not None
+        smoothed = f" * (1 - {eps!r}) + {eps!r} / {c}" if eps else ""
+        safe = f"np.where(y != {ii}, y, 0)" if ii is not None else "y"
+        self.mask = f"(y != {ii})" if self.hard and ii is not None else None
+        self.index = safe if self.hard else "q.argmax(-1)"  # the hard label (of a soft label: its largest class)
+        self.positions = "y.size" if self.hard else "t[:, 0].size"
+        self.count = f"{self.mask}.sum()" if self.mask else self.positions
+        what = f"the {'smoothed ' if eps else ''}{'one-hot' if self.hard else 'soft'} labels, classes last"
+        self.q = f"q = {_one_hot(c, safe) if self.hard else 'np.moveaxis(t, 1, -1)'}{smoothed}  # {what}"
+        self.ones = f"np.ones({c})"
+
+    def masked(self, values: str) -> str:
+        return f"({values} * {self.mask})" if self.mask else values
+
+    def target(self, target: Knobs) -> list[str]:
+        """q, the target T weighed as `target` weighs it, and `t`: T as probabilities, class axis 1."""
+        weighing = {"per_class": "q * w", "from_label": "q * (q @ w)[..., None]", "from_hard_label": f"q * w[{self.index}][..., None]"}
+        lines = [self.q, f"T = {weighing[target.weight_mode] if self.weighted else 'q'}  # {_phrase('weight_mode', target.weight_mode)}"]
+        lines += [f"T = T * {self.mask}[..., None]  # ignored positions count for nothing"] if self.mask else []
+        return lines + ["t = np.moveaxis(T, -1, 1).astype(x.dtype)  # as probabilities, class axis 1"]
+
+    def denominator(self, target: Knobs, denominator: str, empty_mean: bool, have_q: bool) -> list[str]:
+        """`D` of `target`'s mean (`denominator`, resolved for the case's reduction), and 0/0 = 0 where
+        that moves the loss (`empty_mean`); q first where D needs it and `have_q` says it is not there."""
+        label_weight = f"q @ {'w' if self.weighted else self.ones}"
+        own_weight = f"({label_weight})" if target.weight_mode == "from_label" else f"w[{self.index}]"  # as a sample weight
+        sample = target.weights_as_sample_weights and self.weighted
+        expressions = {
+            "target_weight": f"{self.masked(f'w[{self.index}]')}.sum()" if self.hard and self.weighted else self.count,
+            "label_weight": f"{self.masked(f'({label_weight})')}.sum()" if self.weighted or not self.hard else self.count,
+            "valid_count": self.count,
+            "positions": self.positions,
+            "applied_weight": f"{self.masked(own_weight)}.sum()" if sample else self.count,
+            "nonzero_weight": f"np.count_nonzero({self.masked(own_weight)})" if sample else self.count,
         }
-        counted = "valid_count" if denominator == "target_weight" and not weighted else denominator  # unweighted: a count
-        lines.append(f"D = {denominators[denominator]}  # {_phrase('denominator', counted)}")
-        lines += ["D = D or np.inf  # 0/0 is taken as 0"] if "empty_mean" in moving and target.empty_mean == "zero" else []
-    said = {"denominator": "valid_count" if denominator == "target_weight" and not weighted else denominator}  # unweighted: a count
-    note = "; ".join(_phrase(k, said.get(k, getattr(target, k))) for k in moving)
-    return {"soft": soft, "lines": lines if soft or divide else [], "divide": divide, "note": note}
+        expression = expressions[denominator]
+        lines = [self.q] if not have_q and "q" in re.findall(r"[A-Za-z_]\w*", expression) else []
+        lines.append(f"D = {expression}  # {_phrase('denominator', self.said(denominator))}")
+        return lines + (["D = D or np.inf  # 0/0 is taken as 0"] if empty_mean and target.empty_mean == "zero" else [])
+
+    def said(self, denominator: str) -> str:
+        """The denominator as the note words it: the sum of target weights is the number of positions for
+        soft labels, and a count of the non-ignored ones without class weights."""
+        if denominator != "target_weight" or (self.hard and self.weighted):
+            return denominator
+        return "valid_count" if self.hard else "positions"
+
+
+PROBABILITY_KNOBS = frozenset({"probabilities", "clip_eps"})
+# Unit roundoff of each dtype: probabilities stored in it sum to 1 only within about C of these.
+ROUNDOFF = {"float64": 2.0**-53, "float32": 2.0**-24, "float16": 2.0**-11, "bfloat16": 2.0**-8}
+
+
+def _formed(case: Case, knobs: Knobs) -> np.ndarray:
+    """The probabilities whose log `knobs` take, float64, (positions, C): `probability_steps` on the
+    case's probabilities as its dtype holds them."""
+    p = _channels_last(rounded(case, case.predictions)).reshape(-1, case.num_classes)
+    lo, hi = clip_bounds(case, knobs)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for step in probability_steps(knobs):
+            p = p / p.sum(axis=1, keepdims=True) if step == "renormalise" else np.clip(p, lo, hi)
+    return p
+
+
+def _formed_differently(case: Case, a: Knobs, b: Knobs) -> bool:
+    """Whether a and b form probabilities that differ by more than the rounding of the case's dtype
+    (rows of float32 probabilities sum to 1 within a few ulps, so renormalising them moves the loss a
+    little, but no port needs to say so)."""
+    ra, rb = _formed(case, a), _formed(case, b)
+    bound = 4 * case.num_classes * ROUNDOFF.get(case.dtype, 2.0**-8)
+    with np.errstate(invalid="ignore"):
+        gap = np.abs(ra - rb) > bound * np.maximum(np.abs(ra), np.abs(rb))
+    return bool(np.any(gap | (np.isnan(ra) != np.isnan(rb))))
+
+
+def _clip_idle(case: Case, own: Knobs, passed: Knobs | None) -> bool:
+    """Whether the probabilities the call is given (the case's, or as `passed` forms them) lie inside
+    own's clip both as they are and renormalised, so clipping before or after renormalising does
+    nothing: a change to soft targets may switch the call's probability handling between the two."""
+    if "clip" not in probability_steps(own):
+        return True
+    lo, hi = clip_bounds(case, own)
+    given = _formed(case, passed) if passed is not None else _formed(case, own.switched("probabilities", "none"))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        both = np.concatenate([given, given / given.sum(axis=1, keepdims=True)])
+    return bool(np.all((both >= lo) & (both <= hi)))
+
+
+def _passed(case: Case, own: Knobs, target: Knobs) -> list[str] | None:
+    """NumPy lines that renormalise and clip `x` as the target forms its probabilities, so that the own
+    call, given them, takes the log of the target's: where the own call forms them as given (log p), or
+    where what it does (renormalise, clip) leaves the target's as they are (rows that sum to 1, inside
+    its clip). None where it would undo them (torch's renormalisation of Keras's clipped rows)."""
+    steps, own_steps = probability_steps(target), probability_steps(own)
+    if own_steps and (not steps or steps[-1] != "renormalise"):
+        return None  # the own call renormalises: only rows that sum to 1 pass through it unchanged
+    if "clip" in own_steps:
+        lo, hi = clip_bounds(case, own)
+        formed = _formed(case, target)
+        if np.any((formed < lo) | (formed > hi)):
+            return None
+    if own_steps == ("renormalise",):
+        steps = steps[:-1]  # the own call renormalises last itself
+    eps = target.clip_eps
+    return [
+        "x = x / x.sum(axis=1, keepdims=True)  # renormalised over the classes, yourself"
+        if step == "renormalise"
+        else f"x = np.clip(x, {eps!r}, 1 - {eps!r})  # clipped to [eps, 1 - eps], yourself"
+        for step in steps
+    ]
 
 
 def _phrase(knob: str, value: Any) -> str:

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from conformance import registry
 from conformance.losses import (
     Fail,
     array,
@@ -60,6 +61,7 @@ FIELDS: dict[str, tuple[Any, Any]] = {}
 REDUCTIONS = ("batchmean",)
 ARRAYS: dict[str, str] = {}
 CLASS_AXIS = 1
+RECIPES = "recipes cover every case but an empty batch and bfloat16"
 INDEX_LABELS = False
 TAKES = ("none", "mean", "sum", "batchmean")
 FRAMEWORKS = ("torch", "paddle", "tensorflow", "jax")  # those with a module here
@@ -251,14 +253,16 @@ COUNTS = {"elements": "x.size", "batch": "x.shape[0]", "positions": "x.size // x
 
 def native_recipe(framework: str, case: Case, knobs: Knobs) -> str | None:
     """`framework`'s code reproducing the KL semantics of `knobs` (another framework's documented point),
-    in its own ops (`OPS` of its module here), in the case's layout: the log-probabilities (paddle's
+    in its own ops (`OPS` of its framework module), in the case's layout: the log-probabilities (paddle's
     logit floor, Keras's clip of p), the targets (Keras's clip), the elements as the target treats a zero
     target, per-sample weights, and the reduction with the target's denominator. The cross-entropy
-    recipes do not apply: KL is a cross-entropy minus the targets' entropy. None for an empty batch,
-    bfloat16 (no NumPy literal), or a framework without KL calls here."""
-    if framework not in FRAMEWORKS or case.dtype == "bfloat16" or case.predictions.shape[0] == 0:
+    recipes do not apply: KL is a cross-entropy minus the targets' entropy. Keras's point (both clips) is
+    written as Keras computes it, t log(t / p): in float16 the ratio overflows (t / p > 65504 gives inf,
+    `kl_divergence.yaml` `kl_float16_ratio`) where t (log t - log p) does not, and the recipe must give
+    Keras's value. None for an empty batch, bfloat16 (no NumPy literal), or a framework without an ops table."""
+    op = getattr(registry.framework(framework), "OPS", None)
+    if op is None or case.dtype == "bfloat16" or case.predictions.shape[0] == 0:
         return None
-    op = importlib.import_module(f"{__name__}.{framework}").OPS
     eps = repr(knobs.clip_eps)
     lines = []
     if case.from_logits:
@@ -269,7 +273,11 @@ def native_recipe(framework: str, case: Case, knobs: Knobs) -> str | None:
         lines.append(f"log_probs = {op['log_softmax'].format('z')}")
     else:
         lines.append(f"log_probs = {op['log'].format(op['tensor'].format('x'))}")
-    if knobs.clip_predictions:
+    keras = knobs.clip_predictions and knobs.zero_target == "clipped"
+    if keras:
+        probs = op["exp"].format("log_probs") if case.from_logits else op["tensor"].format("x")
+        lines.append(f"probs = {op['clip'].format(probs, eps, 1.0)}  # p clipped to [eps, 1]")
+    elif knobs.clip_predictions:
         clipped = op["clip"].format(op["exp"].format("log_probs"), eps, 1.0)
         lines.append(f"log_probs = {op['log'].format(clipped)}  # p clipped to [eps, 1]")
     lines.append(f"target = {op['tensor'].format('t')}")
@@ -277,7 +285,9 @@ def native_recipe(framework: str, case: Case, knobs: Knobs) -> str | None:
         lines.append(f"target = {op['clip'].format('target', eps, 1.0)}  # targets clipped to [eps, 1]")
     safe_log = op["log"].format(op["where"].format("target > 0", "target", op["ones_like"].format("target")))
     elements = f"target * ({safe_log} - log_probs)"  # xlogy(t, t) - t log p: 0 * -inf is NaN
-    if knobs.zero_target == "masked":
+    if keras:
+        elements = f"target * {op['log'].format('target / probs')}  # Keras's form: the ratio, which can overflow"
+    elif knobs.zero_target == "masked":
         elements = op["where"].format("target > 0", elements, op["zeros_like"].format("target"))
     elif knobs.zero_target == "log_target":
         log_t = op["log"].format("target")

@@ -90,20 +90,6 @@ def log_targets_documented(case: Case) -> Knobs:
     return documented(case, mean="positions", batchmean="batch", zero_target="log_target", unreduced="positions")
 
 
-OPS = {  # the ops `native_recipe` writes a recipe in
-    "tensor": "jnp.asarray({})",
-    "log": "jnp.log({})",
-    "exp": "jnp.exp({})",
-    "log_softmax": "jax.nn.log_softmax({}, axis=1)",
-    "max1": "jnp.max({}, axis=1, keepdims=True)",
-    "clip": "jnp.clip({}, {}, {})",
-    "where": "jnp.where({}, {}, {})",
-    "ones_like": "jnp.ones_like({})",
-    "zeros_like": "jnp.zeros_like({})",
-    "sum1": "jnp.sum({}, axis=1)",
-    "sum": "jnp.sum({})",
-}
-
 VARIANTS = [
     Variant("jax", "optax.losses.kl_divergence(log_softmax(x))", optax_api, optax_documented, KL),
     Variant("jax:log_target", "optax.losses.kl_divergence_with_log_targets", optax_log_targets_api, log_targets_documented, KL),

@@ -82,20 +82,6 @@ def log_target_documented(case: Case) -> Knobs:
     return documented(case, mean="elements", batchmean="batch", zero_target="log_target", unreduced="elements", logit_floor=64.0)
 
 
-OPS = {  # the ops `native_recipe` writes a recipe in
-    "tensor": "paddle.to_tensor({})",
-    "log": "paddle.log({})",
-    "exp": "paddle.exp({})",
-    "log_softmax": "{0} - paddle.logsumexp({0}, axis=1, keepdim=True)",  # exact: its log_softmax clips at -64
-    "max1": "{}.max(axis=1, keepdim=True)",
-    "clip": "paddle.clip({}, {}, {})",
-    "where": "paddle.where({}, {}, {})",
-    "ones_like": "paddle.ones_like({})",
-    "zeros_like": "paddle.zeros_like({})",
-    "sum1": "{}.sum(axis=1)",
-    "sum": "{}.sum()",
-}
-
 VARIANTS = [
     Variant("paddle", "paddle.nn.KLDivLoss(log_softmax(x))", module_api, module_documented, KL),
     Variant("paddle:functional", "paddle.nn.functional.kl_div", functional_api, module_documented, KL),

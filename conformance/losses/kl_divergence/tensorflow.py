@@ -95,20 +95,6 @@ def functional_documented(case: Case) -> Knobs:
     return documented(case, mean="positions", batchmean="batch", clip_predictions=True, zero_target="clipped", unreduced="positions")
 
 
-OPS = {  # the ops `native_recipe` writes a recipe in
-    "tensor": "tf.constant({})",
-    "log": "tf.math.log({})",
-    "exp": "tf.exp({})",
-    "log_softmax": "tf.nn.log_softmax({}, axis=1)",
-    "max1": "tf.reduce_max({}, axis=1, keepdims=True)",
-    "clip": "tf.clip_by_value({}, {}, {})",
-    "where": "tf.where({}, {}, {})",
-    "ones_like": "tf.ones_like({})",
-    "zeros_like": "tf.zeros_like({})",
-    "sum1": "tf.reduce_sum({}, axis=1)",
-    "sum": "tf.reduce_sum({})",
-}
-
 VARIANTS = [
     Variant("tensorflow", "tf.keras.losses.KLDivergence(softmax(x))", keras_api, keras_documented, KL),
     Variant("tensorflow:functional", "keras.losses.kl_divergence (TensorFlow backend)", functional_api, functional_documented, KL),

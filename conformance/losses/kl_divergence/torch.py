@@ -70,20 +70,6 @@ def log_target_documented(case: Case) -> Knobs:
     return documented(case, mean="elements", batchmean="batch", zero_target="log_target", unreduced="elements")
 
 
-OPS = {  # the ops `native_recipe` writes a recipe in
-    "tensor": "torch.tensor({})",
-    "log": "torch.log({})",
-    "exp": "torch.exp({})",
-    "log_softmax": "torch.log_softmax({}, dim=1)",
-    "max1": "{}.amax(dim=1, keepdim=True)",
-    "clip": "torch.clamp({}, {}, {})",
-    "where": "torch.where({}, {}, {})",
-    "ones_like": "torch.ones_like({})",
-    "zeros_like": "torch.zeros_like({})",
-    "sum1": "{}.sum(dim=1)",
-    "sum": "{}.sum()",
-}
-
 VARIANTS = [
     Variant("torch", "torch.nn.KLDivLoss(log_softmax(x))", module_api, module_documented, KL),
     Variant("torch:functional", "torch.nn.functional.kl_div", functional_api, module_documented, KL),

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import numpy as np
 from pydantic import BeforeValidator
 
-from conformance.losses import Fail, array, deep_numbers, generated_predictions, given_predictions, nested, number, seed_of
+from conformance.losses import Fail, array, deep_numbers, elementwise, generated_predictions, given_predictions, nested, number, seed_of
 from conformance.reference import (
     SHARED_PHRASES,
     Knobs,
@@ -63,6 +63,7 @@ INSTEAD = {
 }
 ARRAYS: dict[str, str] = {}
 CLASS_AXIS = None  # elementwise, as binary cross-entropy
+RECIPES = "recipes cover logits and probabilities, but not an empty batch or per-sample weights on a 1-D batch"
 INDEX_LABELS = False
 DEFAULT_GAMMA = 2.0
 REDUCTIONS = ("none", "mean", "sum")
@@ -249,6 +250,56 @@ def _reduced(case: Case, knobs: Knobs, element: np.ndarray, d_element: np.ndarra
         }.get(knobs.denominator, float(np.size(values)))
     loss, factor = divided(float(np.sum(values)), denom, knobs)
     return Outcome(loss=loss, grad=np.asarray(d_values * factor), denominator=denom if reduction == "mean" else None)
+
+
+# ---------------------------------------------------------------- recipes
+
+
+def native_recipe(framework: str, case: Case, knobs: Knobs) -> str | None:
+    """`framework`'s code reproducing the focal loss of `knobs` (another framework's documented point), in
+    its own ops (`elementwise`), as `evaluate` computes it: q = 1 - p_t from sigmoid(x) and
+    sigmoid(-x), the BCE from the logits (or of sigmoid(x) clipped, Keras on JAX) or of the
+    probabilities (clipped: Keras), q^gamma, alpha_t where the point balances, the normalizer, then
+    per-sample weights and the reduction (a mean elementwise, `sum` and `none` per sample where Keras
+    averages the last axis; a sum whatever was asked with `sums`). None where the framework has no ops
+    table, the batch is empty or per-sample weights meet a scalar."""
+    op = elementwise.ops(framework, case)
+    if op is None:
+        return None
+    lines = elementwise.targets(op)
+    if case.from_logits:
+        lines += [f"logits = {op.tensor('x')}", f"p = {op('sigmoid', 'logits')}"]
+        lines.append(f"q = target * {op('sigmoid', '-logits')} + (1 - target) * p  # 1 - p_t")
+        if knobs.sigmoid_clip:  # Keras on JAX: the BCE of sigmoid(x) clipped, as of probabilities
+            clip, bce = _bce_of_p(op, knobs.switched("probabilities", "clip"))
+        else:
+            clip, bce = [], f"{op('relu', 'logits')} - target * logits + {op('log1p', op('exp', '-' + op('abs', 'logits')))}"
+    else:
+        lines += [f"p = {op.tensor('x')}", "q = target * (1 - p) + (1 - target) * p  # 1 - p_t"]
+        clip, bce = _bce_of_p(op, knobs)
+    lines += [*clip, f"bce = {bce}"]
+    factor = f"q ** {case.gamma!r} * bce"
+    if knobs.balancing is not None:
+        alpha = knobs.balancing
+        factor = f"({alpha!r} * target + {1 - alpha!r} * (1 - target)) * {factor}"
+    lines.append(f"element = {factor}")
+    if case.normalizer is not None:
+        lines.append(f"element = element / {case.normalizer!r}  # the normalizer")
+    reduction = "sum" if knobs.sums else case.reduction
+    reduced = elementwise.reduced(op, knobs, knobs.last_axis_mean and reduction != "mean", reduction)
+    return None if reduced is None else "\n".join(lines + reduced)
+
+
+def _bce_of_p(op: elementwise.Ops, knobs: Knobs) -> tuple[list[str], str]:
+    """The BCE of `p` as `knobs` take probabilities (Keras clips them to [eps, 1 - eps]): its lines and expression."""
+    clip, log_p, log_q = elementwise.probability_logs(op, knobs, "p")
+    return clip, f"-({elementwise.xlog(op, knobs, 'target', log_p)} + {elementwise.xlog(op, knobs, '(1 - target)', log_q)})"
+
+
+def port(case: Case, own: Knobs, target: Knobs, model: Callable[[Knobs], Outcome]) -> dict[str, Any] | None:
+    """The smallest change to a framework's own call: where only the denominator or Keras's last-axis
+    mean moves the loss (`elementwise.port`)."""
+    return elementwise.port(case, own, target, model)
 
 
 # ---------------------------------------------------------------- explanations
