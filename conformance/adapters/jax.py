@@ -329,13 +329,13 @@ def keras_binary(case: Case) -> str:
 def recipe(case: Case, knobs: Knobs) -> str | None:
     """JAX reproducing another framework's semantics: optax.losses.softmax_cross_entropy with the target
     T (classes last), summed and divided by D by hand. On probabilities, sum(T * -log r) with r formed
-    as the other framework does (`_probability_recipe`)."""
+    as the other framework does (the family's `probability_recipe`, in `OPS`)."""
     source = recipe_source(case, knobs, probabilities=True)
     if source is None or case.dtype == "bfloat16":
         return None
     reduce = {"none": [], "sum": ["loss = jnp.sum(loss)"]}.get(case.reduction, ["loss = jnp.sum(loss) / D"])
     if not case.from_logits:
-        return "\n".join(source + _probability_recipe(case, knobs) + reduce)
+        return "\n".join(source + case.family.probability_recipe(OPS, case, knobs) + reduce)
     lines = source + [f"logits = {_array('x', case)}"]
     inputs = "jnp.moveaxis(logits, 1, -1)" if moved(case) else "logits"
     if knobs.logit_floor:
@@ -344,24 +344,6 @@ def recipe(case: Case, knobs: Knobs) -> str | None:
         inputs = "z"
     lines.append(f"loss = optax.losses.softmax_cross_entropy({inputs}, jnp.asarray(T, dtype=logits.dtype))")
     return "\n".join(lines + reduce)
-
-
-def _probability_recipe(case: Case, knobs: Knobs) -> list[str]:
-    """Per position sum_c T * -log r (classes last), r the probabilities renormalised and clipped in the
-    order the other framework does (the family's `probability_steps`); xlogy makes 0 log 0 = 0, so a
-    zero probability no target weighs adds nothing."""
-    lines, r = [f"probs = {_array('x', case)}"], "probs"
-    if moved(case):
-        lines.append("p = jnp.moveaxis(probs, 1, -1)  # classes last, as T")
-        r = "p"
-    eps = knobs.clip_eps
-    for step in case.family.probability_steps(knobs):
-        if step == "renormalise":
-            lines.append(f"p = {r} / jnp.sum({r}, axis=-1, keepdims=True)  # renormalised over the classes")
-        else:
-            lines.append(f"p = jnp.clip({r}, {eps!r}, 1 - {eps!r})  # clipped to [eps, 1 - eps]")
-        r = "p"
-    return lines + [f"loss = -jnp.sum(jax.scipy.special.xlogy(jnp.asarray(T, dtype=probs.dtype), {r}), axis=-1)  # 0 log 0 = 0"]
 
 
 def user_body(case: Case, call: Callable[[str, str, Callable[[str], str]], str]) -> str:
@@ -396,6 +378,7 @@ OPS = {  # JAX's ops, for the loss families that write their recipes in any fram
     "ones_like": "jnp.ones_like({})",
     "zeros_like": "jnp.zeros_like({})",
     "sum1": "jnp.sum({}, axis=1)",
+    "sum1_keep": "jnp.sum({}, axis=1, keepdims=True)",
     "mean_last": "jnp.mean({}, axis=-1)",
     "sum": "jnp.sum({})",
 }

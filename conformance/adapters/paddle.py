@@ -386,13 +386,14 @@ def recipe(case: Case, knobs: Knobs) -> str | None:
     """paddle reproducing another framework's semantics: sum(T * -log_softmax) per position with the
     target T (classes last), divided by D by hand. Log-softmax is taken as x - logsumexp(x): paddle's
     cross_entropy and log_softmax both clip shifted logits at -64 on CPU, logsumexp does not. On
-    probabilities, sum(T * -log r) with r formed as the other framework does (`_probability_recipe`)."""
+    probabilities, sum(T * -log r) with r formed as the other framework does (the family's
+    `probability_recipe`, in `OPS`)."""
     source = recipe_source(case, knobs, probabilities=True)
     if source is None or case.dtype in ("float16", "bfloat16"):
         return None
     reduce = {"none": [], "sum": ["loss = loss.sum()"]}.get(case.reduction, ["loss = loss.sum() / D"])
     if not case.from_logits:
-        return "\n".join(source + _probability_recipe(case, knobs) + reduce)
+        return "\n".join(source + case.family.probability_recipe(OPS, case, knobs) + reduce)
     lines = source + ["logits = paddle.to_tensor(x)", "logits.stop_gradient = False"]
     inputs = "paddle.moveaxis(logits, 1, -1)" if moved(case) else "logits"
     if knobs.logit_floor:
@@ -401,29 +402,6 @@ def recipe(case: Case, knobs: Knobs) -> str | None:
     lines.append(f"log_p = {inputs} - paddle.logsumexp({inputs}, axis=-1, keepdim=True)  # exact, unlike log_softmax on CPU")
     lines.append("loss = -(paddle.to_tensor(T.astype(x.dtype)) * log_p).sum(axis=-1)")
     return "\n".join(lines + reduce)
-
-
-def _probability_recipe(case: Case, knobs: Knobs) -> list[str]:
-    """Per position sum_c T * -log r (classes last), r the probabilities renormalised and clipped in the
-    order the other framework does (the family's `probability_steps`). paddle has no xlogy: the log is
-    taken of 1 where T is 0, so 0 log 0 = 0 and a zero probability no target weighs adds nothing."""
-    lines = ["probs = paddle.to_tensor(x)", "probs.stop_gradient = False"]
-    r = "probs"
-    if moved(case):
-        lines.append("p = paddle.moveaxis(probs, 1, -1)  # classes last, as T")
-        r = "p"
-    eps = knobs.clip_eps
-    for step in case.family.probability_steps(knobs):
-        if step == "renormalise":
-            lines.append(f"p = {r} / {r}.sum(axis=-1, keepdim=True)  # renormalised over the classes")
-        else:
-            lines.append(f"p = paddle.clip({r}, min={eps!r}, max=1 - {eps!r})  # clipped to [eps, 1 - eps]")
-        r = "p"
-    return lines + [
-        "weights = paddle.to_tensor(T.astype(x.dtype))",
-        f"log_r = paddle.log(paddle.where(weights != 0, {r}, paddle.ones_like({r})))  # 0 log 0 = 0",
-        "loss = -(weights * log_r).sum(axis=-1)",
-    ]
 
 
 def user_body(case: Case, call: Callable[[str, str, Callable[[str], str]], str]) -> str:
@@ -456,6 +434,7 @@ OPS = {  # paddle's ops, for the loss families that write their recipes in any f
     "ones_like": "paddle.ones_like({})",
     "zeros_like": "paddle.zeros_like({})",
     "sum1": "{}.sum(axis=1)",
+    "sum1_keep": "{}.sum(axis=1, keepdim=True)",
     "mean_last": "{}.mean(axis=-1)",
     "sum": "{}.sum()",
 }

@@ -461,37 +461,20 @@ def recipe(case: Case, knobs: Knobs) -> str | None:
     (classes last), sum(T * -log_softmax), summed and divided by D by hand. Written out with
     tf.nn.log_softmax rather than tf.nn.softmax_cross_entropy_with_logits: the same values, and in eager
     mode a fifth of the time (the latter reshapes and slices its inputs on every call). On
-    probabilities, sum(T * -log r) with r formed as the other framework does (`_probability_recipe`)."""
+    probabilities, sum(T * -log r) with r formed as the other framework does (the family's
+    `probability_recipe`, in `OPS`)."""
     source = recipe_source(case, knobs, probabilities=True)
     if source is None or case.dtype == "bfloat16":
         return None
     reduce = {"none": [], "sum": ["loss = tf.reduce_sum(loss)"]}.get(case.reduction, ["loss = tf.reduce_sum(loss) / D"])
     if not case.from_logits:
-        return "\n".join(source + _probability_recipe(case, knobs) + reduce)
+        return "\n".join(source + case.family.probability_recipe(OPS, case, knobs) + reduce)
     lines = source + [f"logits = {_tensor('x', case)}"]
     inputs = "tf.experimental.numpy.moveaxis(logits, 1, -1)" if moved(case) else "logits"
     if knobs.logit_floor:
         inputs = f"tf.maximum({inputs} - tf.reduce_max({inputs}, axis=-1, keepdims=True), -{knobs.logit_floor:g})"
     lines.append(f"loss = -tf.reduce_sum(tf.constant(T, dtype=logits.dtype) * tf.nn.log_softmax({inputs}), axis=-1)")
     return "\n".join(lines + reduce)
-
-
-def _probability_recipe(case: Case, knobs: Knobs) -> list[str]:
-    """Per position sum_c T * -log r (classes last), r the probabilities renormalised and clipped in the
-    order the other framework does (the family's `probability_steps`); xlogy makes 0 log 0 = 0, so a
-    zero probability no target weighs adds nothing."""
-    lines, r = [f"probs = {_tensor('x', case)}"], "probs"
-    if moved(case):
-        lines.append("p = tf.experimental.numpy.moveaxis(probs, 1, -1)  # classes last, as T")
-        r = "p"
-    eps = knobs.clip_eps
-    for step in case.family.probability_steps(knobs):
-        if step == "renormalise":
-            lines.append(f"p = {r} / tf.reduce_sum({r}, axis=-1, keepdims=True)  # renormalised over the classes")
-        else:
-            lines.append(f"p = tf.clip_by_value({r}, {eps!r}, 1 - {eps!r})  # clipped to [eps, 1 - eps]")
-        r = "p"
-    return lines + [f"loss = -tf.reduce_sum(tf.math.xlogy(tf.constant(T, dtype=probs.dtype), {r}), axis=-1)  # 0 log 0 = 0"]
 
 
 def user_body(case: Case, call: Callable[[str, str, Callable[[str], str]], str]) -> str:
@@ -523,6 +506,7 @@ OPS = {  # TensorFlow's ops, for the loss families that write their recipes in a
     "ones_like": "tf.ones_like({})",
     "zeros_like": "tf.zeros_like({})",
     "sum1": "tf.reduce_sum({}, axis=1)",
+    "sum1_keep": "tf.reduce_sum({}, axis=1, keepdims=True)",
     "mean_last": "tf.reduce_mean({}, axis=-1)",
     "sum": "tf.reduce_sum({})",
 }

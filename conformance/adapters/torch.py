@@ -215,12 +215,12 @@ def sigmoid_documented(case: Case) -> None:
 def recipe(case: Case, knobs: Knobs) -> str | None:
     """torch reproducing another framework's semantics: its target T and denominator D fed to
     cross_entropy with probability targets (sum of T * -log_softmax per position); on probabilities,
-    sum of T * -log r with r formed as the other framework does (`_probability_recipe`)."""
+    sum of T * -log r with r formed as the other framework does (the family's `probability_recipe`, in `OPS`)."""
     source = recipe_source(case, knobs, probabilities=True)
     if source is None or case.dtype == "bfloat16":
         return None
     if not case.from_logits:
-        return "\n".join(source + _probability_recipe(case, knobs) + _recipe_reduction(case))
+        return "\n".join(source + case.family.probability_recipe(OPS, case, knobs) + _recipe_reduction(case))
     lines = source + ["logits = torch.tensor(x).requires_grad_()"]
     inputs = "logits"
     if knobs.logit_floor:
@@ -232,22 +232,6 @@ def recipe(case: Case, knobs: Knobs) -> str | None:
         f"loss = torch.nn.functional.cross_entropy({inputs}, torch.tensor(np.moveaxis(T, -1, 1), dtype=logits.dtype), reduction='none')"
     )
     return "\n".join(lines + _recipe_reduction(case))
-
-
-def _probability_recipe(case: Case, knobs: Knobs) -> list[str]:
-    """Per position sum_c T * -log r (class axis 1), r the probabilities renormalised and clipped in the
-    order the other framework does (the family's `probability_steps`); xlogy makes 0 log 0 = 0, so a
-    zero probability no target weighs adds nothing, as in the native losses on class indices."""
-    lines, r = ["probs = torch.tensor(x).requires_grad_()"], "probs"
-    eps = knobs.clip_eps
-    for step in case.family.probability_steps(knobs):
-        if step == "renormalise":
-            lines.append(f"p = {r} / {r}.sum(dim=1, keepdim=True)  # renormalised over the classes")
-        else:
-            lines.append(f"p = torch.clamp({r}, {eps!r}, 1 - {eps!r})  # clipped to [eps, 1 - eps]")
-        r = "p"
-    target = "torch.tensor(np.moveaxis(T, -1, 1), dtype=probs.dtype)"
-    return lines + [f"loss = -torch.xlogy({target}, {r}).sum(dim=1)  # 0 log 0 = 0"]
 
 
 def _recipe_reduction(case: Case) -> list[str]:
@@ -285,6 +269,7 @@ OPS = {  # torch's ops, for the loss families that write their recipes in any fr
     "ones_like": "torch.ones_like({})",
     "zeros_like": "torch.zeros_like({})",
     "sum1": "{}.sum(dim=1)",
+    "sum1_keep": "{}.sum(dim=1, keepdim=True)",
     "mean_last": "{}.mean(dim=-1)",
     "sum": "{}.sum()",
 }

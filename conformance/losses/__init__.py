@@ -75,7 +75,11 @@ The protocol: module attributes every family provides (`typing.Protocol` would o
     probability_steps(knobs) -> tuple[str, ...]
                               optional; how `knobs` turn probability inputs into the probabilities whose log
                               the loss takes, in order: "renormalise" (over the class axis), "clip" (to
-                              [clip_eps, 1 - clip_eps]); a framework's `recipe` writes them in its own ops.
+                              [clip_eps, 1 - clip_eps]).
+    probability_recipe(ops, case, knobs) -> list[str]
+                              optional, with `probability_steps`; a framework's lines, in its `OPS`, for
+                              the per-position sum_c T * -log r on probability inputs (r formed by those
+                              steps, 0 log 0 = 0): every framework's `recipe` uses the same lines.
     RECIPES: str              optional; what the family's recipes cover, in words, for an explanation that
                               has none ("no recipe: ... (RECIPES)").
     native_recipe(framework, case, knobs) -> str | None

@@ -10,7 +10,7 @@ targets the way torch documents them.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -381,6 +381,24 @@ def probability_steps(knobs: Knobs) -> tuple[str, ...]:
     0 log 0 = 0 (a class no target weighs adds nothing, as in the model)."""
     steps: dict[str, tuple[str, ...]] = {"none": (), "renormalise": ("renormalise",), "renormalise_then_clip": ("renormalise", "clip")}
     return steps.get(knobs.probabilities, ("clip", "renormalise"))
+
+
+def probability_recipe(ops: Mapping[str, str], case: Case, knobs: Knobs) -> list[str]:
+    """A framework's lines, in its `OPS`, for the per-position loss sum_c T * -log r on probability inputs
+    (class axis 1, as the predictions come): r formed as `probability_steps(knobs)` says, T from
+    `recipe_source` moved to the class axis 1 in the predictions' dtype, and 0 log 0 = 0 (the log of 1
+    where T is 0), so a zero probability no target weighs adds nothing, as in the model."""
+    lines, r = [f"probs = {ops['tensor'].format('x')}"], "probs"
+    eps = knobs.clip_eps
+    for step in probability_steps(knobs):
+        if step == "renormalise":
+            lines.append(f"p = {r} / {ops['sum1_keep'].format(r)}  # renormalised over the classes")
+        else:
+            lines.append(f"p = {ops['clip'].format(r, repr(eps), f'1 - {eps!r}')}  # clipped to [eps, 1 - eps]")
+        r = "p"
+    log_r = ops["log"].format(ops["where"].format("weights != 0", r, ops["ones_like"].format(r)))
+    weights = ops["tensor"].format("np.moveaxis(T, -1, 1).astype(x.dtype)")
+    return lines + [f"weights = {weights}  # T, class axis 1", f"loss = -{ops['sum1'].format(f'(weights * {log_r})')}  # 0 log 0 = 0"]
 
 
 RECIPES = (
