@@ -247,7 +247,11 @@ class Collector(abc.ABC):
                     continue
                 del answered[index]
                 dispatched += 1
-                asked = self.recipes(self.cases[index], found[index]) if self.recipes else {}
+                try:
+                    asked = self.recipes(self.cases[index], found[index]) if self.recipes else {}
+                except Exception:  # must not stall the run: the case goes on without recipes (a comparison that
+                    # failed here fails again, visibly, when its record is built)
+                    asked = {}
                 asked = {f: bodies for f, bodies in asked.items() if bodies and f in self.names}
                 for name, bodies in asked.items():
                     self._ask(name, ("recipes", index, self.cases[index], bodies))

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conformance import adapters, cases
+from conformance import adapters, cases, explain, registry
 
 ARTICLE = Path(__file__).resolve().parent.parent / "cases" / "article.yaml"
 
@@ -59,6 +59,20 @@ def test_the_change_is_to_the_loss_and_takes_no_gradient_of_the_sum(framework):
     code = adapters.smallest_change(framework, case, target)
     assert code is not None and code.endswith("loss = loss / D")
     assert not [line for line in code.splitlines() if line.startswith("grad")]
+
+
+def test_a_recipe_that_cannot_be_written_is_code_that_says_why(monkeypatch):
+    """A plug-in's recipe writer that raises: the parent writes it (adapters.recipes) and must neither stop
+    the run nor hide it; the recipe is code that raises the reason, so the report shows it failing."""
+    case = article("weighted_smoothing[reduction=mean]")
+
+    def broken(case, knobs):
+        raise ValueError("no such op")
+
+    monkeypatch.setattr(registry.framework("paddle"), "recipe", broken)
+    bodies = adapters.recipes("paddle", case, {"torch": documented("torch", case)}, explain.Model(case))
+    with pytest.raises(RuntimeError, match="the recipe could not be written: ValueError: no such op"):
+        exec(bodies["torch"], {})
 
 
 def test_only_the_denominator_keeps_the_call_and_divides():

@@ -271,3 +271,24 @@ def test_a_stream_lets_go_of_each_case_once_it_is_handed_out():
                 alive = sum(ref() is not None for ref in refs[:30])
     assert seen == 40
     assert alive == 0, f"{alive} of the first 30 cases are still held while the stream runs"
+
+
+def test_recipes_that_fail_to_be_asked_for_do_not_stall_the_stream(fake_framework):
+    """Protects the collector: asking for a case's recipes runs in its thread; an exception there used to
+    end the thread and leave the consumer waiting for ever. The cases come out, without recipes."""
+    batch = fake_cases("a", "b")
+
+    def recipes(case, results):
+        raise ValueError("a bug while writing recipes")
+
+    found: list = []
+    with runner.Workers(runner.plan([fake_framework], None), TIMEOUT) as workers:
+        consumer = threading.Thread(target=lambda: found.extend(workers.stream(batch, recipes)), daemon=True)
+        consumer.start()
+        consumer.join(TIMEOUT / 2)
+        stalled = consumer.is_alive()
+        if stalled:
+            workers.cancel()
+    assert not stalled, "the stream stalled after the recipes callback raised"
+    assert [case.id for case, _ in found] == ["a", "b"]
+    assert all("recipes" not in results[fake_framework] for _, results in found)

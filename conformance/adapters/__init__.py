@@ -167,15 +167,19 @@ def recipes(framework: str, case: Case, targets: Mapping[str, Knobs], model: Mod
     -> its knobs), built where the knobs are known (the parent) so the worker only runs it: under the
     target's key the general recipe (the family's `native_recipe`, else the framework module's
     `recipe`), under key + CHANGE the smallest change to the framework's own call, where there is one.
-    A target without a general recipe is left out."""
+    A target without a general recipe is left out. A recipe whose writing fails (a plug-in's bug) is
+    code that raises why, so the report shows it failing instead of the run stopping or hiding it."""
     module = registry.framework(framework)
     family_recipe = getattr(case.family, "native_recipe", None)  # a loss that is no soft-label cross-entropy writes its own
     out: dict[str, str] = {}
     for other, knobs in targets.items():
-        if family_recipe is not None:
-            general = family_recipe(framework, case, knobs)
-        else:
-            general = module.recipe(case, knobs) if hasattr(module, "recipe") else None
+        try:
+            if family_recipe is not None:
+                general = family_recipe(framework, case, knobs)
+            else:
+                general = module.recipe(case, knobs) if hasattr(module, "recipe") else None
+        except Exception as exc:
+            general = f"raise RuntimeError({f'the recipe could not be written: {type(exc).__name__}: {exc}'!r})"
         if general is None:
             continue
         out[other] = general
