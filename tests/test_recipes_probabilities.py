@@ -111,15 +111,20 @@ def test_every_smallest_change_reproduces_the_other_frameworks_native_loss(runs,
         assert close(change["loss"], results[target]["loss"], case.dtype), (porter, target, change["loss"], results[target]["loss"])
 
 
-def test_the_probability_changes_ran_where_a_port_renormalises_or_clips(runs):
-    """The changes that pass the probabilities as the target forms them ran and so were checked above."""
-    ran = {
+def changes_with(runs, marker: str) -> set[tuple[str, str, str]]:
+    """(case, porting framework, target) of each smallest change that ran and whose code holds `marker`."""
+    return {
         (case_id, porter, name.removesuffix(CHANGE))
         for case_id, results in runs.items()
         for porter in FRAMEWORKS
         for name, recipe in results[porter]["recipes"].items()
-        if name.endswith(CHANGE) and "yourself" in recipe["code"]
+        if name.endswith(CHANGE) and marker in recipe["code"]
     }
+
+
+def test_the_probability_changes_ran_where_a_port_renormalises_or_clips(runs):
+    """The changes that pass the probabilities as the target forms them ran and so were checked above."""
+    ran = changes_with(runs, "yourself")
     assert ("unnormalised[dtype=float32]", "paddle", "torch") in ran  # renormalised
     assert ("zero[dtype=float64]", "torch", "tensorflow") in ran  # clipped
     assert ("clipped[dtype=float32]", "paddle", "tensorflow") in ran  # clipped, then renormalised
@@ -127,13 +132,7 @@ def test_the_probability_changes_ran_where_a_port_renormalises_or_clips(runs):
 
 def test_the_weighting_changes_ran_on_soft_labels_and_with_per_sample_weights(runs):
     """The changes that pass a weighted target T as probabilities ran there and so were checked above."""
-    ran = {
-        (case_id, porter, name.removesuffix(CHANGE))
-        for case_id, results in runs.items()
-        for porter in FRAMEWORKS
-        for name, recipe in results[porter]["recipes"].items()
-        if name.endswith(CHANGE) and "\nT = " in recipe["code"]
-    }
+    ran = changes_with(runs, "\nT = ")
     assert ("sample_weighted[dtype=float64]", "paddle", "torch") in ran
     assert ("kdim_soft[dtype=float32]", "paddle", "torch") in ran and ("kdim_soft[dtype=float32]", "jax", "tensorflow") in ran
 
