@@ -239,6 +239,25 @@ def weights_line(name: str, case: Any, shape: tuple[int, ...], stream: int) -> l
 # ---------------------------------------------------------------- strategies
 
 
+def elementwise_inputs(
+    draw: Callable[..., Any], shape: list[int], logits: list[float], probs: list[float], targets: list[float]
+) -> dict[str, Any]:
+    """The inputs of an elementwise binary loss as YAML has them, drawn for the fuzzer: `logits` or
+    `probs` of `shape` (logits first: simplest), then 0/1 `labels` or `soft_labels` (labels first)."""
+    from hypothesis import strategies as st
+
+    spec: dict[str, Any] = {}
+    if draw(st.booleans()):
+        spec["probs"] = draw(nested(st.sampled_from(probs), shape))
+    else:
+        spec["logits"] = draw(nested(st.sampled_from(logits), shape))
+    if draw(st.booleans()):
+        spec["soft_labels"] = draw(nested(st.sampled_from(targets), shape))
+    else:
+        spec["labels"] = draw(nested(st.sampled_from([0, 1]), shape))
+    return spec
+
+
 def nested(element: SearchStrategy[Any], shape: list[int]) -> SearchStrategy[Any]:
     """Nested lists of `shape` drawn from `element` (a YAML array)."""
     from hypothesis import strategies as st

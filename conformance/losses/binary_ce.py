@@ -18,6 +18,7 @@ from conformance.losses import (
     array,
     deep_numbers,
     elementwise,
+    elementwise_inputs,
     generated_predictions,
     given_predictions,
     nested,
@@ -297,15 +298,7 @@ def strategy() -> SearchStrategy[dict[str, Any]]:
     def case_specs(draw: Callable[..., Any]) -> dict[str, Any]:
         n = draw(st.integers(1, 4))
         shape = [n, *draw(st.sampled_from([[], [2], [3], [2, 2]]))]
-        spec: dict[str, Any] = {"id": "fuzz", "loss": NAME}
-        if draw(st.booleans()):
-            spec["probs"] = draw(nested(st.sampled_from(PROBS), shape))
-        else:
-            spec["logits"] = draw(nested(st.sampled_from(LOGITS), shape))
-        if draw(st.booleans()):
-            spec["soft_labels"] = draw(nested(st.sampled_from(TARGETS), shape))
-        else:
-            spec["labels"] = draw(nested(st.sampled_from([0, 1]), shape))
+        spec: dict[str, Any] = {"id": "fuzz", "loss": NAME, **elementwise_inputs(draw, shape, LOGITS, PROBS, TARGETS)}
         spec["reduction"] = draw(st.sampled_from(["mean", "sum", "none"]))
         if draw(st.booleans()):  # element weights: one per element, or one per class (the last axis)
             spec["weight"] = draw(nested(st.sampled_from(WEIGHTS), draw(st.sampled_from([shape[-1:], shape]))))

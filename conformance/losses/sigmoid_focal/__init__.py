@@ -31,7 +31,17 @@ from typing import TYPE_CHECKING, Annotated, Any
 import numpy as np
 from pydantic import BeforeValidator
 
-from conformance.losses import Fail, array, deep_numbers, elementwise, generated_predictions, given_predictions, nested, number, seed_of
+from conformance.losses import (
+    Fail,
+    array,
+    deep_numbers,
+    elementwise,
+    elementwise_inputs,
+    generated_predictions,
+    given_predictions,
+    number,
+    seed_of,
+)
 from conformance.reference import (
     SHARED_PHRASES,
     Knobs,
@@ -372,15 +382,7 @@ def strategy() -> SearchStrategy[dict[str, Any]]:
     def case_specs(draw: Callable[..., Any]) -> dict[str, Any]:
         n = draw(st.integers(1, 4))
         shape = [n, *draw(st.sampled_from([[2], [3], [2, 2], []]))]
-        spec: dict[str, Any] = {"id": "fuzz", "loss": NAME}
-        if draw(st.booleans()):
-            spec["probs"] = draw(nested(st.sampled_from(PROBS), shape))
-        else:
-            spec["logits"] = draw(nested(st.sampled_from(LOGITS), shape))
-        if draw(st.booleans()):
-            spec["soft_labels"] = draw(nested(st.sampled_from(TARGETS), shape))
-        else:
-            spec["labels"] = draw(nested(st.sampled_from([0, 1]), shape))
+        spec: dict[str, Any] = {"id": "fuzz", "loss": NAME, **elementwise_inputs(draw, shape, LOGITS, PROBS, TARGETS)}
         spec["reduction"] = draw(st.sampled_from(["mean", "sum", "none"]))
         spec["gamma"] = draw(st.sampled_from(GAMMAS))
         alpha = draw(st.sampled_from(ALPHAS))
