@@ -102,16 +102,22 @@ def _tail(case: Case, per_position_api: bool = False) -> list[str]:
 # ---------------------------------------------------------------- softmax cross-entropy
 
 
-def module_api(case: Case) -> str:
-    soft = case.soft_labels is not None
-    options = kwargs(
+def _ce_options(case: Case, axis: str | None = None) -> str:
+    """The keyword arguments paddle's cross-entropy (module or functional) takes for the case."""
+    return kwargs(
         ("weight", _tensor("w", case) if case.weight is not None else None),
         ("ignore_index", case.ignore_index),
         ("reduction", repr(native_reduction(case))),
-        ("soft_label", "True" if soft else None),
+        ("soft_label", "True" if case.soft_labels is not None else None),
+        ("axis", axis),
         ("label_smoothing", case.label_smoothing or None),
         ("use_softmax", None if case.from_logits else "False"),
     )
+
+
+def module_api(case: Case) -> str:
+    soft = case.soft_labels is not None
+    options = _ce_options(case)
     target = _soft_target(case) if soft else "paddle.to_tensor(y)"
     return "\n".join(
         _head(case) + [f"loss_fn = paddle.nn.CrossEntropyLoss({options})", f"loss = loss_fn({_inputs(case)}, {target})"] + _tail(case)
@@ -276,15 +282,7 @@ def axis_api(case: Case) -> str:
     """cross_entropy with `axis=1` on the (N, C, d1, ...) inputs as they are, instead of moving the class
     axis last (on (N, C) axis 1 is the last axis)."""
     soft = case.soft_labels is not None
-    options = kwargs(
-        ("weight", _tensor("w", case) if case.weight is not None else None),
-        ("ignore_index", case.ignore_index),
-        ("reduction", repr(native_reduction(case))),
-        ("soft_label", "True" if soft else None),
-        ("axis", "1"),
-        ("label_smoothing", case.label_smoothing or None),
-        ("use_softmax", None if case.from_logits else "False"),
-    )
+    options = _ce_options(case, axis="1")
     lines = (squeezed_labels(case, "with axis=1 the labels are [N, d1, ...]") if moved(case) else []) + _head(case, move=False)
     target = _tensor("t", case) if soft else "paddle.to_tensor(y)"
     lines.append(f"loss = paddle.nn.functional.cross_entropy({_leaf(case)}, {target}, {options})")
