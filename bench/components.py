@@ -125,6 +125,7 @@ def replay(framework: str, messages: Path) -> dict[str, Any]:
     worker.evaluate = timed_evaluate  # type: ignore[assignment]
     spent: dict[str, float] = collections.defaultdict(float)
     counts: dict[str, int] = collections.Counter()
+    recipe_runs = 0
     pickling = 0.0
     with messages.open("rb") as handle:
         while True:
@@ -143,6 +144,7 @@ def replay(framework: str, messages: Path) -> dict[str, Any]:
             pickling += time.process_time() - begun
             kind = message[0]
             counts[kind] += 1
+            recipe_runs += len(message[3]) if kind == "recipes" else 0
             spent[kind] += took - (documented[0] - documented_before)
     return {
         "startup": startup,
@@ -151,20 +153,8 @@ def replay(framework: str, messages: Path) -> dict[str, Any]:
         "recipes": spent["recipes"],
         "pickling": pickling,
         "messages": dict(counts),
-        "recipe_runs": _recipe_runs(messages),
+        "recipe_runs": recipe_runs,
     }
-
-
-def _recipe_runs(messages: Path) -> int:
-    runs = 0
-    with messages.open("rb") as handle:
-        while True:
-            try:
-                message = pickle.load(handle)
-            except EOFError:
-                return runs
-            if message[0] == "recipes":
-                runs += len(message[3])
 
 
 def bare_cpu(folder: Path) -> dict[str, float]:
