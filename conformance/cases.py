@@ -59,8 +59,8 @@ class Tolerance(BaseModel):
     """Overrides the dtype's default; agreement is |a-b| <= atol + rtol*max(|a|,|b|)."""
 
     model_config = ConfigDict(extra="forbid")
-    rtol: Number | None = Field(default=None, ge=0)
-    atol: Number | None = Field(default=None, ge=0)
+    rtol: Number | None = Field(default=None, ge=0, description="relative tolerance (default: the dtype's)")
+    atol: Number | None = Field(default=None, ge=0, description="absolute tolerance (default: the dtype's)")
 
 
 class RandomSpec(BaseModel):
@@ -68,10 +68,15 @@ class RandomSpec(BaseModel):
     turned into probabilities (softmax along the family's class axis, or the sigmoid of each element)."""
 
     model_config = ConfigDict(extra="forbid")
-    shape: list[Integer] = Field(min_length=1)
-    seed: Integer = 0
-    scale: Number = 1.0
-    probabilities: bool = False
+    shape: list[Integer] = Field(min_length=1, description="the predictions' shape, e.g. [N, C] or [N, C, d1, ..., dk]")
+    seed: Integer = Field(
+        default=0, description="seed of NumPy's default_rng; labels, weights and pos_weight given as random draw from seed + 1, + 2, + 3"
+    )
+    scale: Number = Field(default=1.0, description="the standard normal logits are multiplied by it")
+    probabilities: bool = Field(
+        default=False,
+        description="true: the logits are turned into probabilities (softmax along the class axis; binary: the sigmoid of each element)",
+    )
 
 
 class Expectation(BaseModel):
@@ -81,14 +86,20 @@ class Expectation(BaseModel):
     """
 
     model_config = ConfigDict(extra="forbid")
-    when: dict[str, Any] | None = None
-    groups: list[list[str]] | None = None
+    when: dict[str, Any] | None = Field(
+        default=None,
+        description="the parameters this entry applies to (a list value means any of); later matching entries override earlier ones",
+    )
+    groups: list[list[str]] | None = Field(default=None, description="the expected partition of the result keys into agreeing groups")
     status: dict[str, Literal["ok", "unsupported", "error", "crashed"]] | None = Field(
         default=None, description="result key -> status; '*' stands for every result not named (unsupported ones aside)"
     )
     values: dict[str, Number | list[Any]] | None = Field(
         default=None,
-        description="printed values a result must reproduce, to one unit of the last printed digit",
+        description=(
+            "numbers printed in documentation that a result must reproduce: matched to one unit of their last digit, "
+            "or 4 float32 ulps for long float32 prints"
+        ),
     )
 
     @field_validator("when")
@@ -126,35 +137,87 @@ class _SharedKeys(BaseModel):
     families' own keys go after `weight`, and `loss` takes the registered names (`case_model`)."""
 
     model_config = ConfigDict(extra="forbid")
-    id: str = Field(pattern=ID_PATTERN)
-    description: str | None = None
-    loss: str | None = None
-    logits: list[Any] | None = None
-    probs: list[Any] | None = None
-    random: RandomSpec | None = None
-    labels: list[Any] | Literal["random"] | None = None
-    soft_labels: list[Any] | Literal["random"] | None = None
-    weight: list[Any] | Literal["random"] | None = None
-    sample_weight: list[Number] | None = None
-    label_smoothing: Number = Field(default=0.0, ge=0.0, lt=1.0)
-    ignore_index: Integer | None = None
+    id: str = Field(pattern=ID_PATTERN, description="unique in the file, [A-Za-z0-9_.-]+; a matrix adds [key=value,...]")
+    description: str | None = Field(default=None, description="free text shown in the report; upstream references in it become links")
+    loss: str | None = Field(default=None, description="the loss family: one of the registered families")
+    logits: list[Any] | None = Field(default=None, description="predictions as logits (nested lists); exactly one of logits, probs, random")
+    probs: list[Any] | None = Field(default=None, description="predictions as probabilities (from_logits false)")
+    random: RandomSpec | None = Field(
+        default=None, description="generated logits (or probabilities): `{shape, seed, scale, probabilities}`"
+    )
+    labels: list[Any] | Literal["random"] | None = Field(
+        default=None,
+        description=(
+            "targets as class indices (binary: 0/1 of the predictions' shape), or random; exactly one of labels, soft_labels. "
+            "Class indices may carry a trailing axis of 1, [N, d1, ..., 1] (paddle's form): each framework gets them as its users "
+            "pass them (paddle's losses and Keras's SparseCategoricalCrossentropy as given; torch, tf.nn, one_hot and optax squeezed, "
+            "the squeeze shown in the snippet)"
+        ),
+    )
+    soft_labels: list[Any] | Literal["random"] | None = Field(
+        default=None,
+        description="targets as per-class probabilities (binary: soft targets in [0, 1]), or random (drawn from default_rng(seed + 1))",
+    )
+    weight: list[Any] | Literal["random"] | None = Field(
+        default=None,
+        description=(
+            "softmax: per-class weights, length C; binary: element weights broadcast to the predictions; random: positive, "
+            "uniform in [0.5, 2) from default_rng(seed + 2) (softmax: one per class; binary: one per element)"
+        ),
+    )
+    sample_weight: list[Number] | None = Field(
+        default=None,
+        description=(
+            "per-sample weights, length N (native in Keras and tf.compat.v1; torch and paddle run the reduction='none' recipe, "
+            "shown in the snippet)"
+        ),
+    )
+    label_smoothing: Number = Field(default=0.0, ge=0.0, lt=1.0, description="0 <= x < 1")
+    ignore_index: Integer | None = Field(default=None, description="labels equal to it are ignored (may lie outside [0, C))")
     # none/mean/sum: each framework's own; the others are framework-specific reductions made explicit, run
     # natively where a framework has them and through the idiomatic reduction='none' recipe elsewhere.
     # A family adds its own (`REDUCTIONS`, e.g. KL divergence's batchmean): `case_model` extends this list.
-    reduction: Literal["none", "mean", "sum", "sum_over_batch_size", "mean_with_sample_weight", "sum_by_nonzero_weights"] = "mean"
+    reduction: Literal["none", "mean", "sum", "sum_over_batch_size", "mean_with_sample_weight", "sum_by_nonzero_weights"] = Field(
+        default="mean",
+        description=(
+            "each framework's own none, mean, sum; or a framework-specific reduction made explicit: sum_over_batch_size, "
+            "mean_with_sample_weight, sum_by_nonzero_weights (tf.compat.v1's default), run natively where a framework has it and "
+            "through the reduction='none' recipe elsewhere. A loss family may add its own, accepted for its cases only"
+        ),
+    )
     # one dtype for every array, or {array key: dtype} (AMP: {logits: float16, weight: float32}); arrays the
     # mapping does not name take the predictions' dtype (default float32)
-    dtype: Dtype | dict[str, Dtype] = "float32"
+    dtype: Dtype | dict[str, Dtype] = Field(
+        default="float32",
+        description=(
+            "one dtype for every array, or a mapping from array key to dtype ({logits: float16, weight: float32}, mixed "
+            "precision): each array is handed over (and rounded for the reference) in its own dtype; an array the mapping does "
+            "not name takes the predictions' dtype, which picks the tolerance. What a framework does with the mix (promotes, "
+            "casts, raises) is its result"
+        ),
+    )
     labels_dtype: Literal["int32", "int64"] | None = Field(default=None, description="class indices' dtype (default int64)")
     check_shapes: bool | None = Field(
-        default=None, description="false: the shapes are mismatched on purpose, and every framework is expected to raise"
+        default=None,
+        description=(
+            "false: the shapes are mismatched on purpose (labels of another batch, a weight of another length, binary targets of "
+            "another rank), and every framework is expected to raise; one that is ok is a finding (the expectation is violated "
+            "unless the case names it, e.g. status: {jax: ok}). The reference has no formula there and raises too"
+        ),
     )
-    tolerance: Tolerance | None = None
-    matrix: dict[str, list[Any]] | None = None
+    tolerance: Tolerance | None = Field(
+        default=None, description="`{rtol, atol}` overriding the dtype's default (and the allowance at size)"
+    )
+    matrix: dict[str, list[Any]] | None = Field(
+        default=None, description="`{key: [values]}`: one case per combination (the cartesian product), ids ID[key=value,...]"
+    )
     expect: Annotated[
         list[Expectation] | None,
         BeforeValidator(_as_list, json_schema_input_type=Expectation | list[Expectation] | None),
-    ] = None
+    ] = Field(
+        default=None,
+        description="one mapping or a list of mappings (`when`, `groups`, `status`, `values`); checked only on the result keys it names",
+    )
 
 
 FAMILY_KEYS_AFTER = "weight"
@@ -175,9 +238,12 @@ def _case_model(families: tuple[tuple[str, ModuleType], ...]) -> type[BaseModel]
     for key, info in _SharedKeys.model_fields.items():
         definitions[key] = (info.annotation, info)
         if key == "loss":
-            definitions[key] = (Literal.__getitem__(names), default)
+            definitions[key] = (Literal.__getitem__(names), Field(default=default, description=info.description))
         if key == "reduction":
-            definitions[key] = (Literal.__getitem__(SHARED_REDUCTIONS + losses.reductions()), "mean")
+            definitions[key] = (
+                Literal.__getitem__(SHARED_REDUCTIONS + losses.reductions()),
+                Field(default="mean", description=info.description),
+            )
         if key == FAMILY_KEYS_AFTER:
             definitions.update(losses.fields())
     model: type[BaseModel] = create_model(  # type: ignore[call-overload]

@@ -66,6 +66,9 @@ def parser() -> argparse.ArgumentParser:
     _engine_options(fuzz, actors=False)  # a fuzzer per seed runs its own workers next to it
     schema = sub.add_parser("schema", help="write the JSON schema of case files")
     schema.add_argument("--out", type=Path, default=Path("cases/schema.json"))
+    schema.add_argument(
+        "--markdown", type=Path, default=None, metavar="FILE", help="also write the case-key reference in Markdown (docs/case-keys.md)"
+    )
     return top
 
 
@@ -124,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = parser().parse_args(argv)
         if args.command == "schema":
-            return _schema(args.out)
+            return _schema(args.out, args.markdown)
         if args.command == "fuzz":
             return _fuzz(args)
         if args.command == "baseline" and args.action == "table":
@@ -137,12 +140,19 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
 
 
-def _schema(out: Path) -> int:
+def _schema(out: Path, markdown: Path | None) -> int:
     import json
 
+    from conformance import casekeys
+
+    document = cases.schema()
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(cases.schema(), indent=2) + "\n", encoding="utf-8")
+    out.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
     print(f"wrote {out}")
+    if markdown is not None:
+        markdown.parent.mkdir(parents=True, exist_ok=True)
+        markdown.write_text(casekeys.markdown(document, registry.losses()), encoding="utf-8")
+        print(f"wrote {markdown}")
     return EXIT_OK
 
 

@@ -5,7 +5,7 @@ The pipeline builds each record once (`Result`s from the workers' answers, then 
 `results.json`; reports read what was written. Nothing edits a record on its way through: a stage that
 adds to a record makes a new one (`dataclasses.replace`).
 
-The JSON form is the results.json contract (keys documented in the README); it does not change when a
+The JSON form is the results.json contract (keys documented in docs/results-json.md); it does not change when a
 field is added here, only grows. A value of more than `compact.COMPACT_ABOVE` elements is written in its
 compact form (`conformance.compact`); the record itself keeps every element.
 """

@@ -1,7 +1,7 @@
 """`conformance.compare`: elementwise agreement, agreement groups, expectation checks, tolerances.
 
 Results here are hand-made `Result` records (`status`, `loss`, `grad`, `message`), so no framework runs.
-Expected verdicts and tolerances are literals worked out by hand from the README's rule
+Expected verdicts and tolerances are literals worked out by hand from the rule in docs/comparison.md
 `|a - b| <= atol + rtol * max(|a|, |b|)` and its table of default tolerances, never read from `compare`.
 """
 
@@ -257,7 +257,7 @@ def test_expectation_reports_every_problem():
 # ---------------------------------------------------------------- tolerances
 
 
-# The README's table: float64 rtol 1e-7 atol 1e-8; float32 rtol 1e-5 atol 1e-6; float16 rtol 1e-2 atol 1e-3;
+# docs/comparison.md's table: float64 rtol 1e-7 atol 1e-8; float32 rtol 1e-5 atol 1e-6; float16 rtol 1e-2 atol 1e-3;
 # bfloat16 rtol 4e-2 atol 1e-2.
 DOCUMENTED_TOLERANCE = {
     "float64": {"rtol": 1e-7, "atol": 1e-8},
@@ -269,7 +269,7 @@ DOCUMENTED_TOLERANCE = {
 
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32", "float64"])
 def test_default_tolerance_is_the_documented_one_for_the_dtype(dtype):
-    """Protects per-dtype defaults: a case without `tolerance:` gets its dtype's documented entry (README
+    """Protects per-dtype defaults: a case without `tolerance:` gets its dtype's documented entry (docs/comparison.md
     literals, not the constant under test), and `compare` judges with it: a gap of half the documented rtol
     agrees, a gap of twice the rtol (plus atol) does not."""
     case = make_case(dtype=dtype)
@@ -288,7 +288,7 @@ def test_float32_values_apart_by_5e_5_relative_disagree_and_by_5e_6_agree():
     """Protects the float32 default's size, through a case and its groups: 1000 and 1000.05 are 0.05 apart,
     more than 1e-6 + 1e-5 * 1000.05 = 0.0100015 (they would agree at a ten times looser rtol 1e-4: 0.100006);
     1000 and 1000.005 are 0.005 apart, within 0.0100015 (they would disagree at a ten times tighter rtol
-    1e-6: 0.001001). Worked by hand from the README's rule and float32 row."""
+    1e-6: 0.001001). Worked by hand from the rule in docs/comparison.md and its float32 row."""
     case = make_case(dtype="float32")
     assert found_groups(case, {"torch": ok(1000.0), "paddle": ok(1000.05)}) == [["torch"], ["paddle"]]
     assert found_groups(case, {"torch": ok(1000.0), "paddle": ok(1000.005)}) == [["torch", "paddle"]]
@@ -305,7 +305,7 @@ def test_default_tolerances_tighten_with_precision():
 def test_case_tolerance_overrides_only_what_it_names():
     """Protects `tolerance:` in a case: it overrides the named field and keeps the dtype default for the other."""
     case = make_case(dtype="float32", tolerance={"rtol": 0.1})
-    assert compare.tolerance(case) == {"rtol": 0.1, "atol": 1e-6}  # atol: the README's float32 default
+    assert compare.tolerance(case) == {"rtol": 0.1, "atol": 1e-6}  # atol: docs/comparison.md's float32 default
     results = {"torch": ok(1.0), "paddle": ok(1.05)}
     assert found_groups(case, results) == [["torch", "paddle"]]
     strict = make_case(dtype="float32", tolerance={"rtol": 0, "atol": 0})
@@ -364,7 +364,7 @@ def random_case(shape, **spec):
     [([128, 32000], "float32", 32000, 128), ([4, 1000, 8, 8], "float32", 1000, 256), ([256, 50000], "float64", 50000, 256)],
 )
 def test_allowance_widens_rtol_with_the_reduction_lengths(shape, dtype, classes, positions, monkeypatch):
-    """README: rtol = max(the dtype's rtol, 4 * eps * sqrt(C + P)), eps the unit roundoff of the dtype summed
+    """docs/comparison.md: rtol = max(the dtype's rtol, 4 * eps * sqrt(C + P)), eps the unit roundoff of the dtype summed
     in (2^-23 for float32, 2^-52 for float64); atol stays the dtype's."""
     monkeypatch.setattr(cases, "MAX_ELEMENTS", 20_000_000)
     case = random_case(shape, dtype=dtype)

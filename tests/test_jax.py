@@ -245,7 +245,7 @@ def test_every_jax_variant_equals_its_documented_formula(runs, case_id, key):
 
 
 def test_mean_divides_by_positions_not_by_the_target_weights(runs):
-    """Protects the README's numbers: weighted mean = sum w[y] l / N (2x torch's weighted mean here)."""
+    """Protects docs/jax.md's numbers: weighted mean = sum w[y] l / N (2x torch's weighted mean here)."""
     loss = float(runs["weighted[reduction=mean]"]["jax"]["loss"])
     total = float(runs["weighted[reduction=sum]"]["jax"]["loss"])
     assert loss == pytest.approx(total / 3, rel=1e-6)
@@ -327,7 +327,7 @@ def test_run_torch_jax_reference_explains_the_denominator(tmp_path):
 
 
 def test_keras_on_jax_averages_binary_float64_in_float32(runs):
-    """Protects the README's Keras-on-JAX finding: BinaryCrossentropy(dtype="float64") is off by about
+    """Protects docs/jax.md's Keras-on-JAX finding: BinaryCrossentropy(dtype="float64") is off by about
     3e-8 relative (a float32 mean over the last axis), where Keras on TensorFlow is exact to 1e-15."""
     case = BY_ID["binary[reduction=none]"]
     got = np.asarray(runs[case.id]["jax:keras"]["loss"], dtype=np.float64)
@@ -337,7 +337,7 @@ def test_keras_on_jax_averages_binary_float64_in_float32(runs):
 
 
 def test_zero_probability_findings(runs):
-    """Protects the README's probability findings: Keras's SCCE on JAX renormalises then clips (gradient
+    """Protects docs/jax.md's probability findings: Keras's SCCE on JAX renormalises then clips (gradient
     0.5 at the zero probability, where Keras on TensorFlow gives 0); jnp.log(p) into optax gives a NaN
     gradient there; optax.softmax_cross_entropy on one-hot labels gives a NaN loss (0 * log 0)."""
     results = runs["probs_zero"]

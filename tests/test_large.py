@@ -1,7 +1,7 @@
 """Real sizes: snippets of generated and empty inputs, the tolerance a size allows, large cases end to end.
 
 Expected arrays come from NumPy run on the spec's seed here (the loaders' draws are not read back);
-expected tolerances from the formula the README states, rtol = 4 * 2^-23 * sqrt(C + P) for float32,
+expected tolerances from the formula docs/comparison.md states, rtol = 4 * 2^-23 * sqrt(C + P) for float32,
 written out here; torch's float32 error at C = 32,000 from bench/accumulation.py's measurement
 (3.8e-5 to 4.9e-5 relative, depending on the logits), which the test only bounds from below by the
 float32 tolerance it must exceed (1e-5).
@@ -69,7 +69,7 @@ def test_generated_inputs_are_regenerated_from_the_seed(spec):
 
 def test_generated_logits_are_the_seeded_normal_draws():
     """Independently of the loader: logits = standard normal from default_rng(seed) times scale, labels
-    from default_rng(seed + 1) (the README's `random`)."""
+    from default_rng(seed + 1) (docs/case-files.md's `random`)."""
     case = load({"random": {"shape": [4, 5], "seed": 3, "scale": 2.5}, "labels": "random"})
     arrays = regenerated(case)
     np.testing.assert_array_equal(arrays["x"], (np.random.default_rng(3).standard_normal((4, 5)) * 2.5).astype(np.float32))

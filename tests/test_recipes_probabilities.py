@@ -45,7 +45,7 @@ SPECS = [
 CASES = cases.load_text(
     json.dumps({"cases": [{**s, "matrix": {"dtype": ["float32", "float64"]}} for s in SPECS]}), "test_recipes_probabilities.yaml"
 )
-# The suite's documented default tolerances (README, Comparison), |a - b| <= atol + rtol * max(|a|, |b|).
+# The suite's documented default tolerances (docs/comparison.md), |a - b| <= atol + rtol * max(|a|, |b|).
 TOLERANCE = {"float32": {"rtol": 1e-5, "atol": 1e-6}, "float64": {"rtol": 1e-7, "atol": 1e-8}}
 
 

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
+from pydantic import Field
 
 from conformance.losses import (
     Fail,
@@ -45,7 +46,18 @@ if TYPE_CHECKING:
 
 NAME = "binary_cross_entropy"
 ORDER = 20
-FIELDS: dict[str, tuple[Any, Any]] = {"pos_weight": (list[Any] | Literal["random"] | None, None)}
+FIELDS: dict[str, tuple[Any, Any]] = {
+    "pos_weight": (
+        list[Any] | Literal["random"] | None,
+        Field(
+            default=None,
+            description=(
+                "binary_cross_entropy only: weight of the positive term, broadcast (usually one per class, the last axis); "
+                "random: one per class, from default_rng(seed + 3)"
+            ),
+        ),
+    )
+}
 ARRAYS = {"pos_weight": "pw"}
 CLASS_AXIS = None  # elementwise: nothing to move for channels-last APIs; C is the last axis
 RECIPES = "recipes cover logits and probabilities, but not an empty batch or per-sample weights on a 1-D batch"

@@ -29,7 +29,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any
 
 import numpy as np
-from pydantic import BeforeValidator
+from pydantic import BeforeValidator, Field
 
 from conformance.losses import (
     Fail,
@@ -64,9 +64,26 @@ NAME = "sigmoid_focal"
 ORDER = 40
 _Number = Annotated[float, BeforeValidator(number)]  # booleans refused, YAML 1.1's `1e-5` strings read
 FIELDS: dict[str, tuple[Any, Any]] = {
-    "gamma": (_Number | None, None),
-    "alpha": (_Number | None, None),
-    "normalizer": (_Number | None, None),
+    "gamma": (
+        _Number | None,
+        Field(default=None, description="sigmoid_focal only: the focusing exponent of (1 - p_t), >= 0 (default 2.0)"),
+    ),
+    "alpha": (
+        _Number | None,
+        Field(
+            default=None,
+            description=(
+                "sigmoid_focal only: class balancing, alpha for positives and 1 - alpha for negatives, in [0, 1]; null (default): none"
+            ),
+        ),
+    ),
+    "normalizer": (
+        _Number | None,
+        Field(
+            default=None,
+            description="sigmoid_focal only: a number > 0 every element's loss is divided by (paddle's normalizer; by hand elsewhere)",
+        ),
+    ),
 }
 INSTEAD = {
     "pos_weight": "sigmoid_focal weighs positives with `alpha`",
