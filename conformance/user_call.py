@@ -154,13 +154,17 @@ def arguments(spec: Any, takes: Takes, case: Any, tensor: Any) -> Call:
 
     array_names = {key: name for name, key in ARRAY_KEYS.items()}
 
-    renamed = dict(spec.params)
+    renamed, fixed = dict(spec.params), dict(spec.fixed)
     chosen: list[tuple[str, str]] = []
     for key, parameter in losses.parameters(case.family).items():
         target = renamed.get(key, key)
         have = getattr(case, key)
         given = have is not None if parameter.kind != "value" else True
         sets = have is not None if parameter.kind != "value" else have != parameter.default
+        if target in fixed:
+            if sets:
+                raise Unsupported(f"the spec fixes {target} at {fixed[target]!r} (fixed:), and the case sets {key} to {have!r}")
+            continue
         if target not in takes.names():
             if sets:
                 shown = "given" if parameter.kind == "array" else f"{have!r}"

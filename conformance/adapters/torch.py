@@ -248,7 +248,7 @@ def user_body(case: Case, call: Callable[[str, str, Callable[[str], str]], str],
     for gradients (w.r.t. the case's layout); the targets (class indices, or probabilities / binary targets
     in the case dtype); `call` writes the import and the call; the gradient by autograd."""
     last = class_axis == -1 and moved(case)
-    predictions = f"torch.movedim({_leaf(case)}, 1, -1)" if last else _leaf(case)
+    predictions = f"torch.movedim({_leaf(case)}, 1, -1).contiguous()" if last else _leaf(case)  # as a channels-last caller has them
     target = _tensor("np.moveaxis(t, 1, -1)", case) if last and case.labels is None else _target(case)
     return "\n".join(
         _head(case, log_of_probs=False)
