@@ -156,6 +156,7 @@ def arguments(spec: Any, takes: Takes, case: Any, tensor: Any) -> Call:
 
     renamed, fixed = dict(spec.params), dict(spec.fixed)
     chosen: list[tuple[str, str]] = []
+    missing: list[str] = []
     for key, parameter in losses.parameters(case.family).items():
         target = renamed.get(key, key)
         have = getattr(case, key)
@@ -168,8 +169,7 @@ def arguments(spec: Any, takes: Takes, case: Any, tensor: Any) -> Call:
         if target not in takes.names():
             if sets:
                 shown = "given" if parameter.kind == "array" else f"{have!r}"
-                under = f" (as '{target}', params)" if target != key else ""
-                raise Unsupported(f"{spec.module}.{spec.function} does not declare {key}{under} (the case sets it: {key}: {shown})")
+                missing.append(f"{key}{f' (as {target!r}, params)' if target != key else ''}: {shown}")
             continue
         if not given:
             continue
@@ -178,6 +178,9 @@ def arguments(spec: Any, takes: Takes, case: Any, tensor: Any) -> Call:
             chosen.append((target, tensor(name)))
         else:
             chosen.append((target, repr(_plain(have))))
+    if missing:
+        names = ", ".join(m.split(":")[0].split(" (")[0] for m in missing)
+        raise Unsupported(f"{spec.module}.{spec.function} does not declare {names} (the case sets {'; '.join(missing)})")
     for key, target in spec.params:
         if key in losses.DERIVED:
             chosen.append((target, repr(int(case.num_classes))))
