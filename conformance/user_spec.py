@@ -243,7 +243,7 @@ def _specs(doc: dict[str, Any], place: Any, option: str, where: Any, prefix: str
     try:
         table = ToolTable.model_validate(doc)
     except ValidationError as exc:
-        err = exc.errors()[0]
+        err = min(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")  # a misspelt key before the key it misses
         loc = tuple(err["loc"])
         shown = prefix + ".".join(str(p) for p in loc if not str(p).startswith(("function-after", "literal", "dict[", "str")))
         if err["type"] == "extra_forbidden":
