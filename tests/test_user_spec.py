@@ -49,32 +49,35 @@ def test_a_yaml_file_gives_every_key(tmp_path):
     assert user_spec.checked([first, second]) == (first, second)
 
 
+HEAD = "variants:\n  torch:a:\n    call: m:f\n"
+
+
 @pytest.mark.parametrize(
     ("text", "line", "key", "says"),
     [
         (
-            "variants:\n  torch:a:\n    call: m:f\n    argument: [targets, predictions]\n",
+            HEAD + "    argument: [targets, predictions]\n",
             4,
             "variants.torch:a.argument",
             "did you mean 'arguments'?",
         ),
         (
-            "variants:\n  torch:a:\n    call: m:f\n    params: {label_smothing: epsilon}\n",
+            HEAD + "    params: {label_smothing: epsilon}\n",
             4,
             "variants.torch:a.params",
             "did you mean 'label_smoothing'?",
         ),
-        ("variants:\n  torch:a:\n    call: m:f\n    arguments: [predictions, predictions]\n", 4, "variants.torch:a.arguments", "once each"),
+        (HEAD + "    arguments: [predictions, predictions]\n", 4, "variants.torch:a.arguments", "once each"),
         ("variants:\n  torch:a:\n    call: my_loss.f\n", 3, "variants.torch:a.call", "should match pattern"),
-        ("variants:\n  torch:a:\n    call: m:f\n    layout: {class_axis: 2}\n", 4, "variants.torch:a.layout.class_axis", "1 or -1"),
+        (HEAD + "    layout: {class_axis: 2}\n", 4, "variants.torch:a.layout.class_axis", "1 or -1"),
         (
-            "variants:\n  torch:a:\n    call: m:f\n    layout: {axis: -1}\n",
+            HEAD + "    layout: {axis: -1}\n",
             4,
             "variants.torch:a.layout.axis",
             "unknown key 'axis'; known: class_axis",
         ),
         (
-            "variants:\n  torch:a:\n    call: m:f\n    fixed: {epsilon: 0.1}\n    params: {label_smoothing: epsilon}\n",
+            HEAD + "    fixed: {epsilon: 0.1}\n    params: {label_smoothing: epsilon}\n",
             2,
             "variants.torch:a",
             "under fixed and filled by params",
@@ -132,7 +135,7 @@ def test_the_run_combines_the_three_forms_and_checks_the_keys(tmp_path):
 def test_cli_exit_2_on_a_bad_spec_before_anything_runs(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     write(tmp_path, "one.yaml", "cases:\n  - id: one\n    logits: [[0.1, 0.9]]\n    labels: [1]\n")
-    write(tmp_path, "v.yaml", "variants:\n  torch:a:\n    call: m:f\n    parms: {}\n")
+    write(tmp_path, "v.yaml", HEAD + "    parms: {}\n")
     assert cli.main(["run", "one.yaml", "--variants", "v.yaml", "--json", str(tmp_path / "r.json")]) == 2
     err = capsys.readouterr().err
     assert "v.yaml:4 (key 'variants.torch:a.parms'): unknown key 'parms'; did you mean 'params'?" in err
