@@ -185,10 +185,10 @@ def arguments(spec: Any, takes: Takes, case: Any, tensor: Any) -> Call:
         if key in losses.DERIVED:
             chosen.append((target, repr(int(case.num_classes))))
     chosen += [(target, repr(value)) for target, value in spec.fixed]
-    given = dict(chosen)  # written in the object's own order of its parameters
+    values = dict(chosen)  # written in the object's own order of its parameters
     return Call(
-        tuple((n, given[n]) for n in takes.construct if n in given),
-        tuple((n, given[n]) for n in takes.call if n in given and n not in takes.construct),
+        tuple((n, values[n]) for n in takes.construct if n in values),
+        tuple((n, values[n]) for n in takes.call if n in values and n not in takes.construct),
     )
 
 
