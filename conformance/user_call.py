@@ -124,7 +124,7 @@ def problems(spec: Any, takes: Takes, families: dict[str, Any]) -> list[str]:
                 continue
             place = "its constructor" if needed in takes.construct else "its call"
             found.append(
-                f"{name} requires '{needed}' ({place}), which {family_name} cases do not give: give it under fixed:, "
+                f"{name} requires '{needed}' ({place}), which not every {family_name} case gives: give it under fixed:, "
                 f"map a case key to it under params:, or name the families it computes under loss:"
             )
     return list(dict.fromkeys(found))
@@ -156,7 +156,7 @@ def arguments(spec: Any, takes: Takes, case: Any, tensor: Any) -> Call:
 
     renamed, fixed = dict(spec.params), dict(spec.fixed)
     chosen: list[tuple[str, str]] = []
-    missing: list[str] = []
+    missing: list[tuple[str, str]] = []  # (key, as the case sets it)
     for key, parameter in losses.parameters(case.family).items():
         target = renamed.get(key, key)
         have = getattr(case, key)
@@ -169,7 +169,7 @@ def arguments(spec: Any, takes: Takes, case: Any, tensor: Any) -> Call:
         if target not in takes.names():
             if sets:
                 shown = "given" if parameter.kind == "array" else f"{have!r}"
-                missing.append(f"{key}{f' (as {target!r}, params)' if target != key else ''}: {shown}")
+                missing.append((key, f"{key}{f' (as {target!r}, params)' if target != key else ''}: {shown}"))
             continue
         if not given:
             continue
@@ -179,8 +179,8 @@ def arguments(spec: Any, takes: Takes, case: Any, tensor: Any) -> Call:
         else:
             chosen.append((target, repr(_plain(have))))
     if missing:
-        names = ", ".join(m.split(":")[0].split(" (")[0] for m in missing)
-        raise Unsupported(f"{spec.module}.{spec.function} does not declare {names} (the case sets {'; '.join(missing)})")
+        names, sets = ", ".join(k for k, _ in missing), "; ".join(text for _, text in missing)
+        raise Unsupported(f"{spec.module}.{spec.function} does not declare {names} (the case sets {sets})")
     for key, target in spec.params:
         if key in losses.DERIVED:
             chosen.append((target, repr(int(case.num_classes))))

@@ -99,7 +99,7 @@ def test_checked_before_any_case_runs(here, capsys):
     code, doc = run(here, "weighted.yaml", "--variants", "bad.yaml")
     err = capsys.readouterr().err.replace("\n", " ")
     assert code == 2 and doc is None
-    assert "objects:Focal requires 'alpha' (its constructor), which softmax_cross_entropy cases do not give" in err
+    assert "objects:Focal requires 'alpha' (its constructor), which not every softmax_cross_entropy case gives" in err
     assert "objects:lm_loss takes no parameter 'epsilon' (params: label_smoothing: epsilon)" in err
     assert "objects:lm_loss requires 'vocab_size' (its call)" in err
     assert "objects:NOT_CALLABLE is a int, not a function or a class" in err
@@ -291,3 +291,22 @@ def test_real_ports_kornia_and_transformers_join_torch(tmp_path, monkeypatch):
     expected = -(logits[0, 2] - np.log(np.exp(logits[0]).sum()))
     assert hf["loss"] == pytest.approx(expected, rel=1e-12)
     assert any({"torch", "torch:hf"} <= set(g) for g in doc["cases"][-1]["groups"])
+
+
+@pytest.mark.slow
+def test_the_ports_example(tmp_path):
+    """examples/ports (tox -e ports): every expectation holds, and the differences it records are the
+    ones kornia's and transformers' sources describe: kornia's softmax focal mean is its sum over N*C,
+    the label smoother joins torch with smoothing, the causal-LM loss is apart (its labels shift)."""
+    needs("kornia", "transformers")
+    root = EXAMPLES.parent
+    out = tmp_path / "r.json"
+    argv = ["run", str(root / "examples/ports/cases"), "--variants", str(root / "examples/ports/variants.yaml")]
+    assert cli.main([*argv, "--frameworks", "torch,reference", "--json", str(out), "--html", str(tmp_path / "i.html")]) == 0
+    cases = {(Path(c["file"]).stem, c["id"]): c for c in json.loads(out.read_text())["cases"]}
+    plain, summed = cases[("cross_entropy", "plain[reduction=mean]")], cases[("cross_entropy", "plain[reduction=sum]")]
+    n, c = 4, 3
+    assert plain["results"]["torch:kornia_focal"]["loss"] == pytest.approx(summed["results"]["torch"]["loss"] / (n * c), rel=1e-6)
+    smoothed = cases[("cross_entropy", "smoothed[reduction=mean]")]
+    assert any({"torch", "torch:hf_label_smoother"} <= set(g) for g in smoothed["groups"])
+    assert not any({"torch", "torch:hf_causal_lm"} <= set(g) for g in plain["groups"])

@@ -141,7 +141,7 @@ def test_problems_before_any_case_runs_name_the_object_and_the_parameter():
     focal = {"sigmoid_focal": families["sigmoid_focal"]}
     takes = user_call.describe(Module, 2)
     [problem] = user_call.problems(spec(Module), takes, softmax)
-    assert "m:Module requires 'alpha' (its constructor), which softmax_cross_entropy cases do not give" in problem
+    assert "m:Module requires 'alpha' (its constructor), which not every softmax_cross_entropy case gives" in problem
     assert user_call.problems(spec(Module), takes, focal) == []  # every focal case gives alpha
     assert user_call.problems(spec(Module, fixed=(("alpha", None),)), takes, softmax) == []
     bad = spec(Smoother, params=(("label_smoothing", "eps"),), fixed=(("shift", True),))
