@@ -245,7 +245,8 @@ def _specs(doc: dict[str, Any], place: Any, option: str, where: Any, prefix: str
     except ValidationError as exc:
         err = min(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")  # a misspelt key before the key it misses
         loc = tuple(err["loc"])
-        shown = prefix + ".".join(str(p) for p in loc if not str(p).startswith(("function-after", "literal", "dict[", "str")))
+        loc = tuple(p for p in loc if not isinstance(p, str) or not ("[" in p or p.startswith("function-")))  # pydantic's union arms
+        shown = prefix + ".".join(str(p) for p in loc)
         if err["type"] == "extra_forbidden":
             known = _fields_at(loc[:-1])
             message = _unknown(str(loc[-1]), known)

@@ -140,3 +140,14 @@ def test_cli_exit_2_on_a_bad_spec_before_anything_runs(tmp_path, monkeypatch, ca
     err = capsys.readouterr().err
     assert "v.yaml:4 (key 'variants.torch:a.parms'): unknown key 'parms'; did you mean 'params'?" in err
     assert not (tmp_path / "r.json").exists()
+
+
+def test_what_a_variant_ports_runs_with_it():
+    """`against: torch` on a paddle port: --only paddle runs torch too; --frameworks without torch is a
+    usage error (the expectation could not be checked)."""
+    spec = user_spec.Spec("paddle:mine", "m", "f", against="torch")
+    with user.activated(user_spec.checked([spec])):
+        keys = cli.selection(None, "paddle")
+        assert "torch" in (keys["torch"] or set()) and "paddle:mine" in (keys["paddle"] or set())
+        with pytest.raises(UsageError, match="against: torch, but --frameworks paddle does not run it"):
+            cli.selection("paddle", None)
