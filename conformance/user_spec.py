@@ -225,18 +225,42 @@ def from_pyproject(folder: Path) -> list[Spec]:
     else:  # pragma: no cover - Python 3.10
         import tomli as tomllib
     try:
-        doc = tomllib.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        doc = tomllib.loads(text)
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise CaseError(PYPROJECT, f"cannot read it: {exc}") from None
     table = doc.get("tool", {}).get("conformance")
     if table is None:
         return []
+    lines = _toml_lines(text)
 
     def place(loc: tuple[Any, ...]) -> tuple[str, int | None]:
-        return PYPROJECT, None
+        found = [lines[loc[:n]] for n in range(len(loc), 0, -1) if loc[:n] in lines]
+        return PYPROJECT, found[0] if found else lines.get(())
 
     where = f"{PYPROJECT} [tool.conformance]"
     return _specs(table, place, where, lambda key: f'{PYPROJECT} [tool.conformance.variants."{key}"]', "tool.conformance.")
+
+
+def _toml_lines(text: str) -> dict[tuple[str, ...], int]:
+    """Where `[tool.conformance...]` tables and their keys are (tomllib keeps no lines): (), ("variants",
+    KEY) for a `[tool.conformance.variants."KEY"]` header, and (..., name) for `name = ...` under it."""
+    out: dict[tuple[str, ...], int] = {}
+    table: tuple[str, ...] | None = None
+    for number, line in enumerate(text.splitlines(), 1):
+        stripped = line.strip()
+        if stripped.startswith("["):
+            header = stripped.strip("[]").strip()
+            table = None
+            if header == "tool.conformance":
+                table = ()
+            elif header.startswith("tool.conformance.variants."):
+                table = ("variants", header.removeprefix("tool.conformance.variants.").strip().strip("\"'"))
+            if table is not None:
+                out.setdefault(table, number)
+        elif table is not None and "=" in stripped and not stripped.startswith("#"):
+            out.setdefault((*table, stripped.split("=", 1)[0].strip().strip("\"'")), number)
+    return out
 
 
 def _specs(doc: dict[str, Any], place: Any, option: str, where: Any, prefix: str = "") -> list[Spec]:

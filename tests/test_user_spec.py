@@ -111,7 +111,7 @@ def test_the_pyproject_table(tmp_path):
     assert spec.function == "LabelSmoother" and spec.params == (("label_smoothing", "epsilon"),) and spec.against == "torch"
     assert spec.where == 'pyproject.toml [tool.conformance.variants."torch:smoother"]'
     write(tmp_path, "pyproject.toml", '[tool.conformance.variants."torch:x"]\ncall = "m:f"\nagainst_key = "torch"\n')
-    with pytest.raises(CaseError, match=r"pyproject.toml \(key 'tool.conformance.variants.torch:x.against_key'\): unknown key"):
+    with pytest.raises(CaseError, match=r"pyproject.toml:3 \(key 'tool.conformance.variants.torch:x.against_key'\): unknown key"):
         user_spec.from_pyproject(tmp_path)
 
 
