@@ -106,7 +106,7 @@ class Layout(BaseModel):
     """Where the object wants the class axis of the predictions (and of probability targets)."""
 
     model_config = ConfigDict(extra="forbid")
-    class_axis: Literal[1, -1] = Field(description="1: classes second, as torch; -1: classes last (channels-last), as Keras")
+    class_axis: Literal[1, -1] = Field(description="1: classes second (after the batch axis); -1: classes last (channels-last)")
 
 
 class VariantSpec(BaseModel):
