@@ -120,6 +120,15 @@ def _variant_option(command: argparse.ArgumentParser) -> None:
         metavar="KEY=MODULE:FUNCTION",
         help="run your own loss function as the result key KEY (FRAMEWORK:NAME), in that framework's worker (repeatable)",
     )
+    command.add_argument(
+        "--variants",
+        action="append",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="a YAML file of your own loss functions or classes as variants (variants: {KEY: {call: MODULE:OBJECT, ...}}); "
+        "[tool.conformance.variants] of ./pyproject.toml is read too",
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -168,7 +177,9 @@ def selection(frameworks: str | None, only: str | None) -> dict[str, set[str] | 
             raise UsageError(f"--frameworks: unknown framework '{name}'{_suggest(name, registry.frameworks())}")
     for spec in user.active():
         if frameworks is not None and spec.framework not in chosen:
-            raise UsageError(f"--variant {spec.text()}: --frameworks {frameworks} does not run {spec.framework}")
+            raise UsageError(f"{spec.text()}: --frameworks {frameworks} does not run {spec.framework}")
+        if frameworks is not None and spec.against is not None and adapters.framework_of(spec.against) not in chosen:
+            raise UsageError(f"{spec.text()}: against: {spec.against}, but --frameworks {frameworks} does not run it")
     if not only:
         return runner.plan(chosen, None)
     keys = [k.strip() for k in only.split(",") if k.strip()]
@@ -178,6 +189,7 @@ def selection(frameworks: str | None, only: str | None) -> dict[str, set[str] | 
         if frameworks is not None and adapters.framework_of(key) not in chosen:
             raise UsageError(f"--only names '{key}' but --frameworks {frameworks} does not run {adapters.framework_of(key)}")
     keys += [k for k in sorted(user.keys()) if k not in keys]  # the user's functions run whatever --only says
+    keys += [k for k in sorted(set(user.against().values())) if k not in keys]  # and what they port (`against`)
     return runner.plan(sorted({adapters.framework_of(k) for k in keys}), keys)
 
 
@@ -216,7 +228,7 @@ def evaluate(args: argparse.Namespace, out: Console, outputs: Outputs, baseline_
     `outputs` and write them; the document's head and the exit code (130 if interrupted: what was done
     is written). The user's functions (`--variant`) are checked, while the workers import, before any
     case runs."""
-    specs = user.parse(args.variant)
+    specs = user.specs(args.variant, args.variants)
     with user.activated(specs):
         return _evaluate(args, out, outputs, baseline_path, specs)
 
@@ -269,7 +281,7 @@ def _fuzz(args: argparse.Namespace) -> int:
         known = fuzz.covered(cases.load_paths([DEFAULT_CASES]))
     else:
         print(f"no {DEFAULT_CASES}/ folder here: fuzzing with no divergence counted as covered (--cases names case files)")
-    specs = user.parse(args.variant)
+    specs = user.specs(args.variant, args.variants)
     engine = engine_choice(args.engine, args.ray_address)
     with user.activated(specs):
         user.check(specs)

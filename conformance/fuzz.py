@@ -153,6 +153,7 @@ def write_case(out: Path, seed: int, index: int, spec: dict[str, Any], record: C
     header = f"# Found by `conformance fuzz --seed {seed}`: new divergence {sorted(found)}.\n"
     named = [spec for spec in user.active() if any(spec.key in g for g in case["expect"]["groups"])]
     if named:
-        header += "# The expected groups name your functions: run it with " + " ".join(f"--variant {s.text()}" for s in named) + ".\n"
+        options = dict.fromkeys(s.option or f"--variant {s.text()}" for s in named)
+        header += "# The expected groups name your functions: run it with " + " ".join(options) + ".\n"
     path.write_text(header + yaml.safe_dump({"cases": [case]}, sort_keys=False, width=110), encoding="utf-8")
     return path

@@ -159,7 +159,7 @@ class State:
             cases.MAX_ELEMENTS = config.getoption("conformance_max_elements")
         # The user's functions (--conformance-variant) are this session's, until `finish`; checked once,
         # by the process that runs the frameworks (not by each xdist worker).
-        specs = user.parse(config.getoption("conformance_variant"))
+        specs = user.specs(config.getoption("conformance_variant"), [Path(p) for p in config.getoption("conformance_variants") or []])
         user.activate(specs)
         if specs and self.workerinput is None and not config.option.collectonly:
             user.check(specs)

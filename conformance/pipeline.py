@@ -13,7 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from conformance import baseline, engines, explain, html, results, summary
+from conformance import against, baseline, engines, explain, html, results, summary
 from conformance.cases import Case
 from conformance.compare import compare
 from conformance.records import CaseRecord, Comparison, Result, result_of
@@ -112,6 +112,7 @@ def build(
         checked = {
             key: replace(r, code=answers[key].get("code"), recipes=result_of(key, answers[key]).recipes) for key, r in checked.items()
         }
+    explanation = explain.explain(case, checked, comparison, model)
     return CaseRecord(
         id=case.id,
         file=case.file,
@@ -119,9 +120,9 @@ def build(
         description=case.description,
         params=case.params,
         results=checked,
-        comparison=comparison,
+        comparison=against.check(case.expect, checked, comparison, explanation),  # a port must join what it ports
         expected=case.expect.model_dump(exclude_none=True, exclude={"when"}) if case.expect is not None else None,
-        explanation=explain.explain(case, checked, comparison, model),
+        explanation=explanation,
     )
 
 

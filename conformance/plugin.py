@@ -36,6 +36,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="run your own loss function as the result key KEY (FRAMEWORK:NAME), in that framework's worker (repeatable)",
     )
     group.addoption(
+        "--conformance-variants",
+        action="append",
+        default=None,
+        metavar="FILE",
+        help="a YAML file of your own loss functions or classes as variants (repeatable); ./pyproject.toml [tool.conformance] is read too",
+    )
+    group.addoption(
         "--conformance-max-elements", type=int, default=None, help="numbers any one array of a case may hold (default 16,777,216)"
     )
     group.addoption(
@@ -60,7 +67,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     """Options given are checked now (a bad one is one usage error); nothing else happens until a case
     file is collected, so a project without case files pays nothing for this plugin."""
-    given = ("conformance_frameworks", "conformance_only", "conformance_baseline", "conformance_variant", "conformance_ray_address")
+    given = (
+        "conformance_frameworks",
+        "conformance_only",
+        "conformance_baseline",
+        "conformance_variant",
+        "conformance_variants",
+        "conformance_ray_address",
+    )
     if not any(config.getoption(o) for o in given):
         return  # nothing given to check; the state is made with the first case file
     _state(config)

@@ -1,57 +1,39 @@
-"""A user's own loss function run as a variant: `--variant KEY=MODULE:FUNCTION`.
+"""A user's own loss function or class run as a variant (`--variant`, `--variants`, pyproject.toml).
 
-`KEY` is `FRAMEWORK:NAME`; the function runs in that framework's worker, called as
-`FUNCTION(predictions, targets, **params)` with the framework's own tensors in the layout of its
-default variant, and is a result key like any other (groups, expectations, baselines, the report).
+`KEY` is `FRAMEWORK:NAME`; the object runs in that framework's worker with the framework's own tensors
+(in the layout of its default variant, or where the spec's `layout` puts the class axis), and is a result
+key like any other (groups, expectations, baselines, the report). The specs are read by
+`conformance.user_spec`; what the object takes and which case keys a case passes, by `conformance.user_call`.
 
 What this module owns (it never names a framework; the framework module lays out the tensors):
-- parsing the specs and keeping the ones active for this run (`activate`), which `adapters.known_keys`
-  and the runner read; the runner hands them to the workers in the environment variable `ENV`;
-- the variant itself (`variant(spec)`): its `build` imports the module in the worker, asks the
-  framework module (`user_body(case, call)`, optional: a framework without it runs no user variant) for
+- the specs active for this run (`activate`), which `adapters.known_keys` and the runner read; the
+  runner hands them to the workers in the environment variable `ENV`;
+- the variant itself (`variant(spec)`): its `build` imports the object in the worker, asks the framework
+  module (`user_body(case, call, class_axis)`, optional: a framework without it runs no user variant) for
   the tensors, and writes the real call, so the snippet pasted next to the module reproduces the value;
-- checking up front that every module imports and has its function (`check`), in a fresh interpreter
-  (importing it here would import its framework into the parent);
+- checking up front, in a fresh interpreter each (importing here would import its framework into the
+  parent), that every object imports and can be called on the cases of its families (`check`);
 - where in the user's file an exception came from (`where`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import importlib
-import inspect
+import functools
 import json
 import os
 import subprocess
 import sys
 import traceback
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from conformance import user_call, user_spec
 from conformance.errors import UsageError
+from conformance.user_spec import Spec as Spec  # re-exported: user.Spec
 
 ENV = "CONFORMANCE_USER_VARIANTS"
-# The case parameters a user's function may declare: name -> (how a case sets it, the array it reads).
-ARRAY_PARAMS = {"weight": "w", "pos_weight": "pw", "sample_weight": "sw"}
-PLAIN_PARAMS = ("label_smoothing", "ignore_index", "reduction")
-
-
-@dataclass(frozen=True)
-class Spec:
-    """One `KEY=MODULE:FUNCTION`."""
-
-    key: str
-    module: str
-    function: str
-
-    @property
-    def framework(self) -> str:
-        return self.key.split(":", 1)[0]
-
-    def text(self) -> str:
-        return f"{self.key}={self.module}:{self.function}"
-
 
 _active: tuple[Spec, ...] = ()
 
@@ -59,24 +41,17 @@ _active: tuple[Spec, ...] = ()
 def parse(texts: list[str] | None) -> tuple[Spec, ...]:
     """`KEY=MODULE:FUNCTION` strings as specs; a malformed one, an unknown framework or a key that is
     already a variant's is a usage error."""
-    from conformance import adapters, registry
+    return user_spec.checked([user_spec.short(text) for text in texts or []])
 
-    out: list[Spec] = []
-    native = {v.key for name in registry.frameworks() for v in adapters.variants(name)}
-    for text in texts or []:
-        key, eq, target = text.partition("=")
-        module, colon, function = target.rpartition(":")
-        framework, sep, name = key.partition(":")
-        if not (eq and colon and module and function and sep and framework and name):
-            raise UsageError(f"--variant {text!r}: expected FRAMEWORK:NAME=MODULE:FUNCTION, e.g. FRAMEWORK:mine=my_loss:cross_entropy")
-        if framework not in registry.frameworks():
-            raise UsageError(f"--variant {text!r}: unknown framework '{framework}'; known: {', '.join(registry.frameworks())}")
-        if not hasattr(registry.framework(framework), "user_body"):
-            raise UsageError(f"--variant {text!r}: the {framework} adapter cannot run a user's function (it has no user_body)")
-        if key in native or key in (s.key for s in out):
-            raise UsageError(f"--variant {text!r}: the result key '{key}' is taken")
-        out.append(Spec(key.strip(), module.strip(), function.strip()))
-    return tuple(out)
+
+def specs(texts: list[str] | None, files: list[Path] | None = None, folder: Path | None = None) -> tuple[Spec, ...]:
+    """Every spec of a run: `[tool.conformance]` of the pyproject.toml in `folder` (default: the current
+    directory), the `--variants` files, the `--variant` texts; each checked against the registry."""
+    given = user_spec.from_pyproject(folder or Path.cwd())
+    for file in files or []:
+        given += user_spec.from_file(Path(file))
+    given += [user_spec.short(text) for text in texts or []]
+    return user_spec.checked(given)
 
 
 def activate(specs: tuple[Spec, ...]) -> None:
@@ -104,131 +79,132 @@ def keys() -> set[str]:
     return {s.key for s in _active}
 
 
+def against() -> dict[str, str]:
+    """variant key -> the result key it ports (`against:`), for the active specs that name one."""
+    return {s.key: s.against for s in _active if s.against is not None}
+
+
 def environment(framework: str) -> dict[str, str]:
     """What a worker of `framework` is started with: its user variants, as JSON (none: nothing)."""
-    mine = [[s.key, s.module, s.function] for s in _active if s.framework == framework]
+    mine = [s.to_json() for s in _active if s.framework == framework]
     return {ENV: json.dumps(mine)} if mine else {}
 
 
 def from_environment() -> list[Any]:
-    """In a worker: the variants of the user's functions it was started with."""
+    """In a worker: the variants of the user's objects it was started with."""
     raw = os.environ.get(ENV)
-    return [variant(Spec(*entry)) for entry in json.loads(raw)] if raw else []
+    return [variant(Spec.from_json(entry)) for entry in json.loads(raw)] if raw else []
 
 
 # ---------------------------------------------------------------- checked before any case runs
 
 _CHECK = """
-import importlib, sys
-module, function = sys.argv[1], sys.argv[2]
+import importlib, json, sys
+from conformance import user_call
+module, name, data = sys.argv[1], sys.argv[2], int(sys.argv[3])
 try:
     loaded = importlib.import_module(module)
 except BaseException as exc:
-    print(f"cannot import module '{module}': {type(exc).__name__}: {exc}")
+    print(json.dumps({"problem": f"cannot import module '{module}': {type(exc).__name__}: {exc}"}))
     sys.exit(3)
-if not callable(getattr(loaded, function, None)):
-    print(f"module '{module}' ({loaded.__file__}) has no function '{function}'")
+if not hasattr(loaded, name):
+    print(json.dumps({"problem": f"module '{module}' ({loaded.__file__}) has no function '{name}'"}))
     sys.exit(3)
+print(json.dumps(user_call.describe(getattr(loaded, name), data).to_json()))
 """
 
 
 def check(specs: tuple[Spec, ...], env: dict[str, str] | None = None) -> None:
-    """Each spec's module imports and has its function, tried in a fresh interpreter each (in parallel)
-    with the current directory and PYTHONPATH on the path, as in the worker; else a UsageError (exit 2)."""
+    """Each spec's object imports and can be called on the cases of its families (`user_call.problems`),
+    read in a fresh interpreter each (in parallel) with the current directory and PYTHONPATH on the path,
+    as in the worker; else a UsageError (exit 2) naming the object and the parameter."""
+    from conformance import registry
+
+    path = os.pathsep.join(filter(None, [os.getcwd(), os.environ.get("PYTHONPATH")]))
     procs = [
         (
             spec,
             subprocess.Popen(
-                [sys.executable, "-c", _CHECK, spec.module, spec.function],
+                [sys.executable, "-c", _CHECK, spec.module, spec.function, str(len(spec.arguments))],
                 stdout=subprocess.PIPE,
                 stderr=subprocess.DEVNULL,
-                env={**os.environ, **(env or {}), "PYTHONPATH": os.pathsep.join(filter(None, [os.getcwd(), os.environ.get("PYTHONPATH")]))},
+                env={**os.environ, **(env or {}), "PYTHONPATH": path},
                 text=True,
             ),
         )
         for spec in specs
     ]
-    problems = []
+    found = []
     for spec, proc in procs:
         out, _ = proc.communicate()
-        if proc.returncode:
-            problems.append(f"--variant {spec.text()}: {out.strip() or f'exit {proc.returncode}'}")
-    if problems:
-        raise UsageError("\n".join(problems))
+        try:
+            answer = json.loads(out.strip().splitlines()[-1])
+        except (ValueError, IndexError):
+            answer = {"problem": f"its check exited with {proc.returncode}"}
+        if "problem" in answer:
+            found.append(f"{spec.text()}: {answer['problem']}")
+            continue
+        families = {name: module for name, module in registry.losses().items() if not spec.losses or name in spec.losses}
+        takes = user_call.Takes(**answer)
+        found += [f"{spec.text()}: {problem}" for problem in user_call.problems(spec, takes, families)]
+    if found:
+        raise UsageError("\n".join(found))
 
 
 # ---------------------------------------------------------------- the variant, built in the worker
 
 
 def variant(spec: Spec) -> Any:
-    """The `Variant` of a user's function (every loss family; no documented knobs: the fit explains it)."""
+    """The `Variant` of a user's object (its loss families; no documented knobs: the fit explains it)."""
     from conformance import registry
     from conformance.adapters import Variant
 
     framework = registry.framework(spec.framework)
 
     def build(case: Any) -> str:
-        function = _function(spec)
-        call = _call(spec, function, case)
-        return str(framework.user_body(case, call))
+        return str(framework.user_body(case, _writer(spec, case), **_layout(spec)))
 
     return Variant(
         spec.key,
-        f"{spec.module}.{spec.function} (your function)",
+        f"{spec.module}.{spec.function} (your code)",
         build,
         lambda case: None,
-        tuple(registry.losses()),
+        spec.losses or tuple(registry.losses()),
         module=spec.module,
     )
 
 
-def _function(spec: Spec) -> Callable[..., Any]:
-    if "" not in sys.path and os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
-    return getattr(importlib.import_module(spec.module), spec.function)  # type: ignore[no-any-return]
+def _layout(spec: Spec) -> dict[str, Any]:
+    """The framework's `user_body` gets `class_axis` only where the spec sets a layout (a framework
+    module written before layouts existed still runs the specs that set none)."""
+    return {} if spec.class_axis is None else {"class_axis": spec.class_axis}
 
 
-def case_params(case: Any) -> dict[str, Any]:
-    """The parameters the case sets (to their defaults, a parameter is not set)."""
-    out: dict[str, Any] = {}
-    for name in ARRAY_PARAMS:
-        if getattr(case, name, None) is not None:
-            out[name] = name
-    if case.label_smoothing:
-        out["label_smoothing"] = case.label_smoothing
-    if case.ignore_index is not None:
-        out["ignore_index"] = case.ignore_index
-    out["reduction"] = case.reduction
-    return out
+def _takes(spec: Spec) -> user_call.Takes:
+    return _described(spec.module, spec.function, len(spec.arguments))
 
 
-def _call(spec: Spec, function: Callable[..., Any], case: Any) -> Callable[[str, str, Callable[[str], str]], str]:
+@functools.cache
+def _described(module: str, name: str, data: int) -> user_call.Takes:
+    return user_call.describe(user_call.load(module, name), data)
+
+
+def _writer(spec: Spec, case: Any) -> Callable[[str, str, Callable[[str], str]], str]:
     """What the framework module calls with its prediction and target expressions and its way of
-    making a tensor of an array: the import and the call, with the parameters the function declares."""
-    from conformance.adapters import Unsupported
-
-    try:
-        declared = inspect.signature(function).parameters
-    except (TypeError, ValueError):
-        declared = {}  # type: ignore[assignment]
-    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in declared.values())
-    wanted = case_params(case)
-    missing = [name for name in wanted if name not in declared and not takes_any and not (name == "reduction" and case.reduction == "mean")]
-    if missing:
-        raise Unsupported(f"{spec.module}.{spec.function} does not declare {', '.join(missing)} (the case sets it)")
-    passed = [name for name in [*ARRAY_PARAMS, *PLAIN_PARAMS] if name in declared or (takes_any and name in wanted)]
+    making a tensor of an array: the import, the construction of a class, and the call, with the case
+    keys the object takes (`Unsupported`, naming the key, where the case sets one it does not)."""
+    takes = _takes(spec)
 
     def call(predictions: str, targets: str, tensor: Callable[[str], str]) -> str:
-        args = [predictions, targets]
-        for name in passed:
-            if name in ARRAY_PARAMS:
-                args.append(f"{name}={tensor(ARRAY_PARAMS[name]) if name in wanted else None}")
-            elif name == "reduction":
-                args.append(f"reduction={case.reduction!r}")
-            else:
-                value = getattr(case, name)
-                args.append(f"{name}={(value or 0.0) if name == 'label_smoothing' else value!r}")
-        return f"from {spec.module} import {spec.function}\nloss = {spec.function}({', '.join(args)})"
+        made = user_call.arguments(spec, takes, case, tensor)
+        roles = {"predictions": predictions, "targets": targets}
+        data = [roles[a] if isinstance(a, str) else "{" + ", ".join(f"{k!r}: {roles[r]}" for k, r in a) + "}" for a in spec.arguments]
+        keywords = [f"{name}={value}" for name, value in made.call]
+        head = f"from {spec.module} import {spec.function}"
+        if takes.kind == "class":
+            built = ", ".join(f"{name}={value}" for name, value in made.construct)
+            return "\n".join([head, f"loss_fn = {spec.function}({built})", f"loss = loss_fn({', '.join(data + keywords)})"])
+        return "\n".join([head, f"loss = {spec.function}({', '.join(data + keywords)})"])
 
     return call
 

@@ -48,7 +48,8 @@ def test_parse_and_known_keys():
     assert specs == (user.Spec("torch:mine", "pkg.my_loss", "f"),)
     with user.activated(specs):
         assert "torch:mine" in adapters.known_keys()
-        assert json.loads(user.environment("torch")[user.ENV]) == [["torch:mine", "pkg.my_loss", "f"]]
+        [sent] = json.loads(user.environment("torch")[user.ENV])
+        assert user.Spec.from_json(sent) == specs[0]
         assert user.environment("paddle") == {}
     assert "torch:mine" not in adapters.known_keys()
 

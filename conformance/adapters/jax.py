@@ -346,17 +346,19 @@ def recipe(case: Case, knobs: Knobs) -> str | None:
     return "\n".join(lines + reduce)
 
 
-def user_body(case: Case, call: Callable[[str, str, Callable[[str], str]], str]) -> str:
+def user_body(case: Case, call: Callable[[str, str, Callable[[str], str]], str], class_axis: int = 1) -> str:
     """A user's function run as a variant (`conformance.user`): the predictions as the default (optax)
-    variant gets them (class axis 1, as in the case), the targets (class indices; probabilities or binary
-    targets in the case dtype); `call` writes the import and the call inside the function `jax.grad`
-    differentiates, so the gradient is w.r.t. the predictions as for the native variants."""
+    variant gets them (class axis 1, as in the case; `class_axis=-1`: moved last, as Keras and flax users
+    write them), the targets (class indices; probabilities in the same layout, or binary targets in the
+    case dtype); `call` writes the import and the call inside the function `jax.grad` differentiates, so
+    the gradient is w.r.t. the predictions as for the native variants."""
     leaf = _leaf(case)
+    last = class_axis == -1 and moved(case)
     if case.labels is not None:
         target = "jnp.asarray(y)" if case.family.INDEX_LABELS else _array("y", case)
     else:
-        target = _array("t", case)
-    body = call(leaf, target, lambda name: _array(name, case))
+        target = _array("np.moveaxis(t, 1, -1)" if last else "t", case)
+    body = call(f"jnp.moveaxis({leaf}, 1, -1)" if last else leaf, target, lambda name: _array(name, case))
     inner = ["    " + line for line in body.splitlines()]
     return "\n".join([f"{leaf} = {_array('x', case)}", f"def loss_fn({leaf}):", *inner, "    return loss", *_grad(case)])
 

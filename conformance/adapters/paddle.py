@@ -402,16 +402,21 @@ def recipe(case: Case, knobs: Knobs) -> str | None:
     return "\n".join(lines + reduce)
 
 
-def user_body(case: Case, call: Callable[[str, str, Callable[[str], str]], str]) -> str:
+def user_body(case: Case, call: Callable[[str, str, Callable[[str], str]], str], class_axis: int = -1) -> str:
     """A user's function run as a variant (`conformance.user`): the predictions as the default variant
-    gets them (class axis last), tracked for gradients (w.r.t. the case's layout); the targets (class
-    indices; probabilities classes last; binary targets); `call` writes the import and the call."""
+    gets them (class axis last; `class_axis=1`: left second, as a function written for torch's layout
+    wants them), tracked for gradients (w.r.t. the case's layout); the targets (class indices;
+    probabilities in the same layout; binary targets); `call` writes the import and the call."""
+    last = class_axis == -1
     if case.labels is not None:
         target = "paddle.to_tensor(y)" if case.family.INDEX_LABELS else _tensor("y", case)
+    elif case.family.CLASS_AXIS is not None and last:
+        target = _soft_target(case)
     else:
-        target = _soft_target(case) if case.family.CLASS_AXIS is not None else _tensor("t", case)
+        target = _tensor("t", case)
+    inputs = _inputs(case) if last else _leaf(case)
     return "\n".join(
-        _head(case) + [call(_inputs(case), target, lambda name: _tensor(name, case)), f"grad, = paddle.grad(loss.sum(), {_leaf(case)})"]
+        _head(case, move=last) + [call(inputs, target, lambda name: _tensor(name, case)), f"grad, = paddle.grad(loss.sum(), {_leaf(case)})"]
     )
 
 

@@ -477,16 +477,19 @@ def recipe(case: Case, knobs: Knobs) -> str | None:
     return "\n".join(lines + reduce)
 
 
-def user_body(case: Case, call: Callable[[str, str, Callable[[str], str]], str]) -> str:
+def user_body(case: Case, call: Callable[[str, str, Callable[[str], str]], str], class_axis: int = -1) -> str:
     """A user's function run as a variant (`conformance.user`): the predictions as the default variant
-    gets them (classes last), watched by the tape (the gradient is w.r.t. the case's layout); the targets
-    (class indices; probabilities classes last; binary targets); `call` writes the import and the call."""
+    gets them (classes last; `class_axis=1`: left second, as a function written for torch's layout wants
+    them), watched by the tape (the gradient is w.r.t. the case's layout); the targets (class indices;
+    probabilities in the same layout; binary targets); `call` writes the import and the call."""
+    last = class_axis == -1
     if case.labels is not None:
         target = "tf.constant(y)" if case.family.INDEX_LABELS else _tensor("y", case)
     else:
-        target = _soft(case) if case.family.CLASS_AXIS is not None else _tensor("t", case)
-    body = call(_inputs(case), target, lambda name: _tensor(name, case))
-    return "\n".join(_head(case) + ["    " + line for line in body.splitlines()] + _tail(case))
+        target = _soft(case) if case.family.CLASS_AXIS is not None and last else _tensor("t", case)
+    head = _head(case) if last else [line for line in _head(case) if "inputs = " not in line]
+    body = call(_inputs(case) if last else _leaf(case), target, lambda name: _tensor(name, case))
+    return "\n".join(head + ["    " + line for line in body.splitlines()] + _tail(case))
 
 
 OPS = {  # TensorFlow's ops, for the loss families that write their recipes in any framework's ops (`native_recipe`)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from conformance.adapters import Unsupported, Variant, batch_shape, is_bfloat16, kwargs, native_reduction, squeezed_labels
+from conformance.adapters import Unsupported, Variant, batch_shape, is_bfloat16, kwargs, moved, native_reduction, squeezed_labels
 from conformance.cases import Case
 from conformance.reference import Knobs, mean_denominator, recipe_source
 
@@ -242,13 +242,17 @@ def _recipe_reduction(case: Case) -> list[str]:
     return ["loss = loss.sum() / D"]
 
 
-def user_body(case: Case, call: Callable[[str, str, Callable[[str], str]], str]) -> str:
+def user_body(case: Case, call: Callable[[str, str, Callable[[str], str]], str], class_axis: int = 1) -> str:
     """A user's function run as a variant (`conformance.user`): the predictions as the default variant
-    gets them (class axis 1), tracked for gradients; the targets (class indices, or probabilities / binary
-    targets in the case dtype); `call` writes the import and the call; the gradient by autograd."""
+    gets them (class axis 1; `class_axis=-1`: moved last, as a channels-last function wants them), tracked
+    for gradients (w.r.t. the case's layout); the targets (class indices, or probabilities / binary targets
+    in the case dtype); `call` writes the import and the call; the gradient by autograd."""
+    last = class_axis == -1 and moved(case)
+    predictions = f"torch.movedim({_leaf(case)}, 1, -1).contiguous()" if last else _leaf(case)  # as a channels-last caller has them
+    target = _tensor("np.moveaxis(t, 1, -1)", case) if last and case.labels is None else _target(case)
     return "\n".join(
         _head(case, log_of_probs=False)
-        + [call(_leaf(case), _target(case), lambda name: _tensor(name, case)), f"grad, = torch.autograd.grad(loss.sum(), {_leaf(case)})"]
+        + [call(predictions, target, lambda name: _tensor(name, case)), f"grad, = torch.autograd.grad(loss.sum(), {_leaf(case)})"]
     )
 
 

@@ -87,6 +87,13 @@ The protocol: module attributes every family provides (`typing.Protocol` would o
                               its own recipes: `framework`'s code reproducing the semantics of `knobs`;
                               `adapters.recipes` asks it instead of the framework's `recipe` (the parent
                               writes the code, the framework's worker runs it). None where it has none.
+    PARAMETERS: dict[str, Parameter]
+                              optional; the case keys a loss function of the family takes as keyword arguments,
+                              shared ones included, each with how it is passed to a user's function
+                              (`conformance.user`, `--variant`/`--variants`): `ARRAY` (a tensor, where the
+                              case gives it), `OPTIONAL` (where the case sets it), `defaulted(default)` (a meaning
+                              by default: always passed, with the case's effective value; a case at `default`
+                              sets nothing). Without it: `COMMON_PARAMETERS` and FIELDS as values, ARRAYS as arrays.
     variants(framework) -> list[Variant]
                               optional; the family's native calls in a framework (`adapters.Variant`,
                               the framework module's helpers may be used): a family that arrives after
@@ -106,6 +113,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from dataclasses import dataclass
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
@@ -273,6 +281,52 @@ def size(shape: list[int]) -> int:
     for s in shape:
         total *= s
     return total
+
+
+# ---------------------------------------------------------------- the keyword arguments of a user's loss function
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """How a case key reaches a user's loss function (`PARAMETERS`): `kind` "array" (a tensor where the
+    case gives one, else not passed), "optional" (passed where the case sets it: a function's own default
+    stands in for "not set", e.g. transformers' `ignore_index=-100`) or "value" (the family gives it a
+    meaning by default, so it is always passed where the function takes it; a case at `default` sets
+    nothing, so a function without it is still run)."""
+
+    kind: str
+    default: Any = None
+
+
+ARRAY = Parameter("array")
+OPTIONAL = Parameter("optional")
+
+
+def defaulted(default: Any) -> Parameter:
+    """A "value" parameter whose default (what a case that leaves it out has) is `default`."""
+    return Parameter("value", default)
+
+
+# Every family's predictions are logits or probabilities (`probs:`): a function that takes only logits
+# has no `from_logits`, and a case of probabilities is unsupported for it instead of silently wrong.
+COMMON_PARAMETERS: dict[str, Parameter] = {"from_logits": defaulted(True), "sample_weight": ARRAY, "reduction": defaulted("mean")}
+# What a case gives that is no key of it, passed only to the parameter `params:` names for it.
+DERIVED = {"num_classes": "the size of the class axis (C)"}
+
+
+def parameters(family: ModuleType) -> dict[str, Parameter]:
+    """The keyword arguments a case of `family` may pass to a user's loss function (`PARAMETERS`)."""
+    declared = getattr(family, "PARAMETERS", None)
+    if declared is not None:
+        return dict(declared)
+    own = {key: ARRAY if key in family.ARRAYS else defaulted(None) for key in family.FIELDS}
+    return {**COMMON_PARAMETERS, **own}
+
+
+def parameter_names() -> list[str]:
+    """Every key any family lets reach a user's function, and the derived ones, in family order."""
+    names = [name for family in families().values() for name in parameters(family)] + list(DERIVED)
+    return list(dict.fromkeys(names))
 
 
 # ---------------------------------------------------------------- every family, merged

@@ -15,9 +15,12 @@ import numpy as np
 from pydantic import Field
 
 from conformance.losses import (
+    ARRAY,
+    COMMON_PARAMETERS,
     Fail,
     array,
     deep_numbers,
+    defaulted,
     elementwise,
     elementwise_inputs,
     generated_predictions,
@@ -62,6 +65,8 @@ ARRAYS = {"pos_weight": "pw"}
 CLASS_AXIS = None  # elementwise: nothing to move for channels-last APIs; C is the last axis
 RECIPES = "recipes cover logits and probabilities, but not an empty batch or per-sample weights on a 1-D batch"
 INDEX_LABELS = False  # labels are 0/1 targets of the predictions' shape
+# What reaches a user's loss function (`--variant`): torch's keyword arguments, by their names.
+PARAMETERS = {**COMMON_PARAMETERS, "weight": ARRAY, "pos_weight": ARRAY, "label_smoothing": defaulted(0.0)}
 
 
 # ---------------------------------------------------------------- the case's arrays

@@ -16,9 +16,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from conformance.losses import (
+    ARRAY,
+    COMMON_PARAMETERS,
+    OPTIONAL,
     Fail,
     array,
     deep_numbers,
+    defaulted,
     generated_predictions,
     given_predictions,
     nested,
@@ -55,6 +59,8 @@ INSTEAD = {"pos_weight": "softmax cross-entropy takes class `weight`"}
 ARRAYS: dict[str, str] = {}
 CLASS_AXIS = 1
 INDEX_LABELS = True
+# What reaches a user's loss function (`--variant`): torch's keyword arguments, by their names.
+PARAMETERS = {**COMMON_PARAMETERS, "weight": ARRAY, "ignore_index": OPTIONAL, "label_smoothing": defaulted(0.0)}
 
 
 # ---------------------------------------------------------------- the case's arrays

@@ -37,6 +37,7 @@ import numpy as np
 
 from conformance import registry
 from conformance.losses import (
+    COMMON_PARAMETERS,
     Fail,
     array,
     deep_numbers,
@@ -63,6 +64,7 @@ ARRAYS: dict[str, str] = {}
 CLASS_AXIS = 1
 RECIPES = "recipes cover every case but an empty batch and bfloat16"
 INDEX_LABELS = False
+PARAMETERS = dict(COMMON_PARAMETERS)  # what reaches a user's loss function (`--variant`): the reduction, sample weights
 TAKES = ("none", "mean", "sum", "batchmean")
 FRAMEWORKS = ("torch", "paddle", "tensorflow", "jax")  # those with a module here
 KNOBS: dict[str, Any] = {"clip_predictions": False, "zero_target": "xlogy", "unreduced": "positions"}

@@ -32,9 +32,11 @@ import numpy as np
 from pydantic import BeforeValidator, Field
 
 from conformance.losses import (
+    COMMON_PARAMETERS,
     Fail,
     array,
     deep_numbers,
+    defaulted,
     elementwise,
     elementwise_inputs,
     generated_predictions,
@@ -95,6 +97,14 @@ INDEX_LABELS = False
 DEFAULT_GAMMA = 2.0
 REDUCTIONS = ("none", "mean", "sum")
 KNOBS: dict[str, Any] = {"balancing": None, "sigmoid_clip": False, "sums": False}
+# What reaches a user's loss function (`--variant`): each key always, at the case's value (alpha None: no balancing).
+PARAMETERS = {
+    **COMMON_PARAMETERS,
+    "label_smoothing": defaulted(0.0),
+    "gamma": defaulted(DEFAULT_GAMMA),
+    "alpha": defaulted(None),
+    "normalizer": defaulted(None),
+}
 
 
 # ---------------------------------------------------------------- the case's arrays
