@@ -97,12 +97,19 @@ def fitted(model: Model, a: str, b: str, results: Mapping[str, Result], tol: dic
     )
     if found_residual.facts:
         fit["residual"] = found_residual.facts
+    fit["closest_named"] = _closest_shown(fit, found_residual)
     text = _unfitted_text(model, a, b, knobs_a, chosen, moving, fit, found_residual)
-    return Explanation(a, b, tuple(moving) if share is not None and share >= MOST else (), text, fit=fit)
+    return Explanation(a, b, tuple(moving) if fit["closest_named"] else (), text, fit=fit)
 
 
 MOST = 0.5
 """A closest knob setting is named only where it takes away more than this share of the difference."""
+
+
+def _closest_shown(fit: dict[str, Any], found: residual.Residual) -> bool:
+    """Whether the closest setting is a reason: it explains most of the difference, and the residual's
+    sentences do not already account for every value."""
+    return bool(fit["knobs"]) and fit.get("share") is not None and fit["share"] > MOST and not found.complete
 
 
 def _share(model: Model, knobs_a: reference.Knobs, chosen: reference.Knobs, target: Result) -> float | None:
@@ -217,13 +224,11 @@ def _unfitted_text(
     it explains most of the difference, with its share; where the numbers tell nothing, that."""
     parts = [f"{b} vs {a}: no knob setting reproduces {b}"]
     parts += list(found.sentences)
-    share = fit.get("share")
-    if moving and share is not None and share >= MOST:
+    if fit["closest_named"]:
         settings = ", ".join(f"{k.knob} = {k.b!r}" for k in moving)
         knob_words = "; ".join(_knob_parts(model, a, b, knobs_a, chosen, moving))
-        parts.append(
-            f"closest: {settings} explains {share:.0%} of the difference ({fit['distance']:.3g} left in the loss; there {knob_words})"
-        )
+        left = f"{fit['distance']:.3g} left in the loss"
+        parts.append(f"closest: {settings} explains {fit['share']:.0%} of the difference ({left}; there {knob_words})")
     if len(parts) == 1:
         parts.append(
             "the numbers do not tell what it does otherwise: no constant factor, constant offset, shift of the labels or "

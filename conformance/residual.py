@@ -32,6 +32,9 @@ class Residual:
 
     sentences: tuple[str, ...] = ()
     facts: dict[str, Any] = field(default_factory=dict)
+    complete: bool = False
+    """Whether the sentences account for every value (a factor, an offset, a shift, a reduction of another
+    shape): then no knob setting is a further reason."""
 
 
 def counts(case: Case) -> list[tuple[str, float]]:
@@ -48,7 +51,7 @@ def counts(case: Case) -> list[tuple[str, float]]:
         out.append(("N*C", x.shape[0] * classes))
         out.append(("every element of the predictions", x.size))
         if case.family.CLASS_AXIS is not None:
-            out.append(("the number of positions N*d1*...", x.size // max(classes, 1)))
+            out.append(("N*d1*... (the number of positions)", x.size // max(classes, 1)))
             out.extend((f"d{k - 1} (the size of the predictions' axis {k})", x.shape[k]) for k in range(2, x.ndim))
     labels = case.labels if case.family.INDEX_LABELS else None
     valid = None if labels is None else (labels != case.ignore_index if case.ignore_index is not None else np.ones(labels.shape, bool))
@@ -115,7 +118,7 @@ def characterise(
     offset = _offset(t_loss, m_loss, t_grad, m_grad, tol)
     if offset is not None:
         why = "its gradient agrees" if t_loss.size == 1 else "the same at every position"
-        return Residual((f"{b}'s loss is {theirs} plus a constant {offset:.6g} ({why})",), {"offset": offset})
+        return Residual((f"{b}'s loss is {theirs} plus a constant {offset:.6g} ({why})",), {"offset": offset}, complete=True)
     return _positions(case, t_loss, m_loss, t_grad, m_grad, b, tol)
 
 
@@ -199,7 +202,7 @@ def _factor_sentence(
         sentence += ", which equals no count of this case"
     if informative < 2 and not named and not mean_named:
         return None
-    return Residual((sentence,), facts)
+    return Residual((sentence,), facts, complete=True)
 
 
 def _offset(t_loss: np.ndarray, m_loss: np.ndarray, t_grad: np.ndarray | None, m_grad: np.ndarray, tol: dict[str, float]) -> float | None:
@@ -239,20 +242,24 @@ def _shape(
             if _agree(reduce(t, axis=axis), m, tol):
                 facts["reduced"] = {"axis": axis, "how": how}
                 return Residual(
-                    (f"{head}; {how} over its axis {axis}{_axis_role(case, t, axis)} they are {theirs} values{grad_note}",), facts
+                    (f"{head}; {how} over its axis {axis}{_axis_role(case, t, axis)} they are {theirs} values{grad_note}",), facts, True
                 )
     if m.size == 1 and t.size > 1:
         for how, value in (("sum", t.sum()), ("mean", t.mean())):
             if _agree(np.asarray(value), m, tol):
                 facts["reduced"] = {"axis": None, "how": how}
-                return Residual((f"{head}; their {how} is {theirs} value{grad_note}",), facts)
-    if t.size == 1 and m.size > 1:
-        for how, value in (("sum", m.sum()), ("mean", m.mean())):
-            if _agree(t, np.asarray(value), tol):
-                facts["reduced"] = {"axis": None, "how": how, "of": "theirs"}
-                return Residual(
-                    (f"{head}, and it is the {how} of {theirs} values (the case's reduction is not applied){grad_note}",), facts
-                )
+                return Residual((f"{head}; their {how} is {theirs} value{grad_note}",), facts, True)
+    total = float(m.sum()) if m.size > 1 and np.isfinite(m).all() else 0.0
+    if t.size == 1 and total and np.isfinite(t).all():
+        ratio = float(t.reshape(-1)[0]) / total
+        named = equal_counts(case, 1 / ratio, tol.get("rtol", 0.0)) if ratio else []
+        whole = _agree(t, np.asarray(total), tol)
+        if whole or named:
+            how = "sum" if whole or named[0][1] != m.size else "mean"
+            divided = "" if whole or how == "mean" else f" divided by {_said(1 / ratio, named)}"
+            facts["reduced"] = {"axis": None, "how": how, "of": "theirs", "divided_by": 1 / ratio}
+            said = f"{head}, and it is the {how} of {theirs} values{divided} (the case's reduction is not applied){grad_note}"
+            return Residual((said,), facts, True)
     return Residual((f"{head}{grad_note}",), facts)
 
 
@@ -309,12 +316,12 @@ def _shift(
             facts = {"shift": {"axis": axis, "by": by, "ignored": ignore}}
             grad_ok = t_grad is None or _agree(t_grad, m_grad, tol)
             if _agree(t_loss, m_loss, tol) and grad_ok:
-                return Residual((f"{words}: {a}'s documented semantics on labels shifted so reproduce its loss and gradient",), facts)
+                return Residual((f"{words}: {a}'s documented semantics on labels shifted so reproduce its loss and gradient",), facts, True)
             scaled = _factor_sentence(
                 case, t_loss, m_loss, t_grad, m_grad, (b, a, f"{theirs} on the shifted labels"), tol, outcome.denominator, denominator
             )
             if scaled is not None:
-                return Residual((words, *scaled.sentences), {**facts, **scaled.facts})
+                return Residual((words, *scaled.sentences), {**facts, **scaled.facts}, True)
     return None
 
 
