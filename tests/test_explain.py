@@ -423,7 +423,7 @@ BLAME = [
 
 
 @pytest.fixture(scope="module")
-def ported(tmp_path_factory) -> list[dict]:
+def ported(tmp_path_factory) -> dict:
     """The case records of shipped case files run with torch, the reference, the test-local ports of
     tests/ports/third_party_like.py (kornia's focal loss, transformers' causal-LM loss and fixed_cross_entropy
     with num_items_in_batch) and the two ports of examples/my_loss.py, as user variants."""
@@ -441,10 +441,11 @@ def ported(tmp_path_factory) -> list[dict]:
         cli.main(argv + [arg for v in variants for arg in ("--variant", v)])
     finally:
         os.chdir(here)
-    return json.loads((folder / "out" / "results.json").read_text())["cases"]
+    return json.loads((folder / "out" / "results.json").read_text())  # type: ignore[no-any-return]
 
 
 def test_no_sentence_blames_a_result_whose_documented_check_agrees(ported):
+    ported = ported["cases"]
     blamed = []
     for case in ported:
         for entry in case["explanation"]:
@@ -461,7 +462,7 @@ def test_no_sentence_blames_a_result_whose_documented_check_agrees(ported):
 def test_the_ports_explanations_name_the_real_cause_with_the_cases_counts(ported):
     """Each number checked is computed here from the case's own arrays: C from the logits' class axis, the
     axis of the labels' shift from their shape, the non-ignored positions from the labels."""
-    by_id = {(Path(c["file"]).name, c["id"]): c for c in ported}
+    by_id = {(Path(c["file"]).name, c["id"]): c for c in ported["cases"]}
 
     def text(file: str, case_id: str, key: str) -> str:
         (entry,) = [e for e in by_id[(file, case_id)]["explanation"] if e["b"] == key]
@@ -480,3 +481,11 @@ def test_the_ports_explanations_name_the_real_cause_with_the_cases_counts(ported
     items = int((labels != summed["params"]["ignore_index"]).sum())
     assert f"torch's divided by {items} = " in text("ignore_index.yaml", "negative_ignore[reduction=sum,weight=null]", "torch:items")
     assert "the number of non-ignored positions" in text("ignore_index.yaml", "negative_ignore[reduction=sum,weight=null]", "torch:items")
+
+
+def test_across_a_matrix_the_head_says_what_each_ports_difference_moves_with(ported):
+    """kornia-like focal loss on port.yaml's `plain` (matrix reduction: none, mean, sum): another shape, a
+    mean over N*C, the same sum: it moves with `reduction`."""
+    (focal,) = [m for m in ported["residual_matrices"] if m["case"].endswith("port.yaml::plain") and m["b"] == "torch:focal"]
+    assert focal["moves_with"] == ["reduction"]
+    assert focal["by_value"]["sum"] == "agrees" and focal["by_value"]["mean"].startswith("its mean divides by N*C")
