@@ -235,7 +235,7 @@ def _shape(
         grad_note = "; its gradient agrees" if _agree(t_grad, m_grad, tol) else "; its gradient differs too"
     head = f"{b} returns {_shape_words(t.shape)} where {a} returns {_shape_words(m.shape)}"
     facts: dict[str, Any] = {"shape": list(t.shape), "expected_shape": list(m.shape)}
-    for axis in range(t.ndim):
+    for axis in range(t.ndim if t.size else 0):
         if tuple(np.delete(np.array(t.shape), axis)) != m.shape:
             continue
         for how, reduce in (("summed", np.sum), ("averaged", np.mean)):

@@ -16,6 +16,8 @@ import re
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from conformance import cases, explain, residual
 from conformance.records import Documented, Result
@@ -271,3 +273,28 @@ def test_counts_name_each_count_of_the_case():
     assert found["the number of non-ignored positions"] == 8
     assert found["the sum of target weights w[y]"] == 1 + 2 + 4 + 2 + 4 + 3 + 2 + 3
     assert [name for name, _ in residual.equal_counts(case, 8.00001)] == ["N*C", "the number of non-ignored positions"]
+
+
+# ---------------------------------------------------------------- whatever a user's function returns
+
+
+@given(
+    loss=st.one_of(
+        st.floats(allow_nan=True, allow_infinity=True),
+        st.lists(st.floats(allow_nan=True, allow_infinity=True, width=32), min_size=0, max_size=8),
+    ),
+    grad=st.one_of(st.none(), st.lists(st.floats(allow_nan=True, allow_infinity=True, width=32), min_size=0, max_size=16)),
+    reduction=st.sampled_from(["mean", "sum", "none"]),
+    ignored=st.booleans(),
+)
+@settings(max_examples=200, deadline=None, derandomize=True)
+def test_any_values_give_sentences_not_an_exception(loss, grad, reduction, ignored):
+    """A user's function may return anything (NaN, infinities, empty or misshapen arrays): the explanation
+    is still written, never lost to an exception, and still says first that nothing fits (or what does)."""
+    labels = [0, -100 if ignored else 1, 2, 1]
+    logits = "[[0, 1, 2], [1, 0, 2], [2, 1, 0], [0, 0, 1]]"
+    case = case_of(f"    logits: {logits}\n    labels: {labels}\n    ignore_index: -100\n    reduction: {reduction}\n")
+    if grad is not None and len(grad) == 12:
+        grad = np.reshape(grad, (4, 3))
+    text, _ = explained(case, np.asarray(loss, dtype=np.float64), None if grad is None else np.asarray(grad, dtype=np.float64))
+    assert text.startswith("torch:port vs torch: ")
