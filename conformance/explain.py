@@ -94,6 +94,7 @@ def fitted(model: Model, a: str, b: str, results: Mapping[str, Result], tol: dic
         (b, a, f"{a}'s documented" if off_doc else f"{a}'s"),
         tol,
         _describe("denominator", knobs_a.denominator) if "denominator" in model(knobs_a).read else None,
+        () if chosen == knobs_a else (chosen,),
     )
     if found_residual.facts:
         fit["residual"] = found_residual.facts

@@ -35,6 +35,8 @@ def kind(entry: dict[str, Any] | None, status: str) -> str:
     if fit.get("exact"):
         return "fit: " + ", ".join(f"{k} = {v!r}" for k, v in sorted((fit.get("knobs") or {}).items())) if fit.get("knobs") else "agrees"
     facts = fit.get("residual") or {}
+    if "parameter" in facts:
+        return f"as if {facts['parameter']['key']} were {facts['parameter']['value']:.4g}"
     if "shift" in facts:
         shift = facts["shift"]
         return f"labels shifted by {shift['by']} along label axis {shift['axis']}"

@@ -95,12 +95,14 @@ def characterise(
     names: tuple[str, str, str],
     tol: dict[str, float],
     denominator: str | None = None,
+    closer: tuple[reference.Knobs, ...] = (),
 ) -> Residual:
     """What b's `loss` and `grad` are, measured against `base` (the model at a's documented `knobs`):
     the first of: another shape, shifted labels (possibly with a factor), a constant factor, a constant
     offset; then, where none holds, the positions that differ. `names`: (b, a, how a's values are named:
     "torch's", or "torch's documented" where a is off its documented formula); `denominator`: a's mean's
-    denominator in words, where it has one."""
+    denominator in words, where it has one; `closer`: other knob points (the fit's closest) at which a case
+    parameter set otherwise is also tried."""
     b, a, theirs = names
     t_loss, m_loss = np.asarray(loss, dtype=np.float64), np.asarray(base.loss, dtype=np.float64)
     t_grad = None if grad is None else np.asarray(grad, dtype=np.float64)
@@ -119,6 +121,10 @@ def characterise(
     if offset is not None:
         why = "its gradient agrees" if t_loss.size == 1 else "the same at every position"
         return Residual((f"{b}'s loss is {theirs} plus a constant {offset:.6g} ({why})",), {"offset": offset}, complete=True)
+    for point in (knobs, *closer):
+        found = _parameter(case, point, knobs, t_loss, t_grad, (b, a, theirs), tol)
+        if found is not None:
+            return found
     return _positions(case, t_loss, m_loss, t_grad, m_grad, b, tol)
 
 
@@ -322,6 +328,90 @@ def _shift(
             )
             if scaled is not None:
                 return Residual((words, *scaled.sentences), {**facts, **scaled.facts}, True)
+    return None
+
+
+PARAMETER_RANGE = (0.0, 5.0)  # where a case parameter is searched (smoothing, focal gamma and alpha lie in it)
+PARAMETER_GRID = 21
+PARAMETER_ELEMENTS = 1 << 14  # cases above this many prediction elements are not searched (each try is a model evaluation)
+
+
+def _parameter(
+    case: Case,
+    knobs: reference.Knobs,
+    documented: reference.Knobs,
+    t_loss: np.ndarray,
+    t_grad: np.ndarray | None,
+    names: tuple[str, str, str],
+    tol: dict[str, float],
+) -> Residual | None:
+    """A scalar case parameter (label smoothing, a family's own number such as focal gamma) set otherwise:
+    a function that never receives the case's value and uses its own default shows so. The value is found
+    on the loss's sum (a grid over PARAMETER_RANGE, then bisection on each sign change) and said only
+    where a's documented semantics at it reproduce every value of the loss and the gradient (at `knobs`:
+    a's `documented` point, or the fit's closest, whose knobs set otherwise are then named too)."""
+    b, a, _ = names
+    switched = {k: getattr(knobs, k) for k in reference.knob_names() if getattr(knobs, k) != getattr(documented, k)}
+    also = "".join(f", {k} = {v!r}" for k, v in switched.items())
+    if case.predictions.size > PARAMETER_ELEMENTS or not np.isfinite(t_loss).all():
+        return None
+    target = float(t_loss.sum())
+    scalars = {"label_smoothing": case.label_smoothing} | {
+        k: v for k, v in case.extra.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
+    }
+    for key, given in scalars.items():
+
+        def at(value: float, key: str = key) -> reference.Outcome | None:
+            moved = replace(case, label_smoothing=value) if key == "label_smoothing" else replace(case, extra={**case.extra, key: value})
+            try:
+                with np.errstate(all="ignore"):
+                    return reference.evaluate(moved, knobs)
+            except (ValueError, TypeError, ZeroDivisionError, IndexError):
+                return None
+
+        def gap(value: float) -> float:
+            outcome = at(value)
+            return float(np.sum(outcome.loss)) - target if outcome is not None else float("nan")
+
+        def reproduces(value: float) -> bool:
+            outcome = at(value)
+            if outcome is None or not _agree(t_loss, np.asarray(outcome.loss, dtype=np.float64), tol):
+                return False
+            return t_grad is None or _agree(t_grad, np.asarray(outcome.grad, dtype=np.float64), tol)
+
+        grid = np.linspace(*PARAMETER_RANGE, PARAMETER_GRID)
+        gaps = [gap(v) for v in grid]
+        found = [
+            float(v) for v, g in zip(grid, gaps, strict=True) if abs(g) <= 10 * (tol.get("atol", 0.0) + tol.get("rtol", 0.0) * abs(target))
+        ]
+        for lo, hi, g_lo, g_hi in zip(grid[:-1], grid[1:], gaps[:-1], gaps[1:], strict=True):
+            if not (np.isfinite(g_lo) and np.isfinite(g_hi)) or g_lo * g_hi >= 0:
+                continue
+            for _ in range(60):
+                mid = (lo + hi) / 2
+                g_mid = gap(mid)
+                if not np.isfinite(g_mid):
+                    break
+                lo, hi, g_lo = (mid, hi, g_mid) if g_lo * g_mid > 0 else (lo, mid, g_lo)
+            value = (lo + hi) / 2
+            found.append(
+                next(
+                    (r for r in (round(value, k) for k in range(7)) if abs(r - value) <= 1e-3 * max(abs(value), 1e-3) and reproduces(r)),
+                    value,
+                )
+            )
+        for value in found:
+            if abs(value - float(given)) <= 1e-9 * max(1.0, abs(float(given))) or not reproduces(value):
+                continue
+            shown = f"{value:.4g}"
+            return Residual(
+                (
+                    f"{b} computes as if {key} were {shown} (the case sets {given!r}): {a}'s documented semantics at {key} = {shown}{also} "
+                    "reproduce its loss and gradient (the case's value does not reach it, or it uses its own)",
+                ),
+                {"parameter": {"key": key, "value": value, "case": given, "knobs": switched}},
+                True,
+            )
     return None
 
 

@@ -183,6 +183,27 @@ def test_causal_lm_loss_is_said_to_shift_the_labels(shape, axis_words):
     assert fit["residual"]["shift"] == {"axis": labels.ndim - 1, "by": 1, "ignored": -100}
 
 
+# ---------------------------------------------------------------- a case parameter that does not reach the function
+
+
+def test_a_function_smoothing_by_its_own_default_is_said_to_compute_as_if_the_parameter_were_that():
+    """timm-style `LabelSmoothingCrossEntropy(smoothing=0.1)` built once and called on every case: the case's
+    label_smoothing never reaches it. Per position (1 - 0.1) * -log p[y] + 0.1 * mean_c(-log p_c), the mean
+    over N; the explanation finds the 0.1 from the numbers."""
+    x = np.random.default_rng(10).standard_normal((5, 4))
+    labels = np.array([0, 3, 1, 2, 2])
+    case = case_of(f"    logits: {x.tolist()}\n    labels: {labels.tolist()}\n")
+    n, c = x.shape
+    hot, _ = onehot(labels, c)
+    p = softmax(x)
+    q = 0.9 * hot + 0.1 / c
+    loss = (-(q * np.log(p)).sum(axis=1)).mean()
+    text, fit = explained(case, loss, (p - q) / n)
+    assert first_clause(text) == "no knob setting reproduces torch:port"
+    assert "torch:port computes as if label_smoothing were 0.1 (the case sets 0.0)" in text
+    assert fit["residual"]["parameter"]["value"] == pytest.approx(0.1, rel=1e-6)
+
+
 # ---------------------------------------------------------------- an offset, positions, another shape
 
 
