@@ -56,6 +56,13 @@ def print_summary(doc: dict[str, Any], console: Console, outputs: list[str]) -> 
         console.print(f"numerical notes (rounding at size, within the case's allowance): {s['numerical_notes']} results")
         for note in s.get("numerical_examples", []):
             console.print(escape(f"  {note}"), highlight=False, soft_wrap=True)
+    moved = doc.get("residual_matrices") or []
+    if moved:
+        console.print("your functions across the cases of a matrix (what their difference moves with):")
+        for entry in moved[:MAX_LISTED]:
+            console.print(escape(f"  {entry['case']}: {entry['text']}"), highlight=False, soft_wrap=True)
+        if len(moved) > MAX_LISTED:
+            console.print(f"  ... and {len(moved) - MAX_LISTED} more (results.json: residual_matrices)")
     violated = [c for c in doc["cases"] if c["expectation"] == "violated"]
     for case in violated[:MAX_LISTED]:
         text = escape(f"{case['file']}::{case['id']}: {case['expectation_message']}")

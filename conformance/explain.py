@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from conformance import adapters, losses, reference, registry, user
+from conformance import adapters, losses, reference, registry, residual, user
 from conformance.cases import Case
 from conformance.compare import difference
 from conformance.records import CHANGE, CaseRecord, Comparison, Explanation, KnobDifference, Result, ShownRecipe
@@ -49,7 +49,8 @@ def fitted(model: Model, a: str, b: str, results: Mapping[str, Result], tol: dic
     that reproduce b's loss and gradient on this case (a fit: a's documented point, then every
     single-knob switch from it and from b's own framework's documented point, then pairs of switches
     from a's), and the knobs on which the fit differs from a's documented ones, in the words of the
-    other explanations. Where nothing fits, the closest setting and its distance."""
+    other explanations. Where nothing fits, that first, then what the numbers show of the residual
+    (`residual.characterise`), and the closest setting only where it explains most of the difference."""
     knobs_a = _knobs(results[a])
     if knobs_a is None:
         return Explanation(a, b, (), f"{b} vs {a}: {a} documents no formula for this case, so there is nothing to fit {b} to.")
@@ -73,14 +74,57 @@ def fitted(model: Model, a: str, b: str, results: Mapping[str, Result], tol: dic
         if best is None or distance < best[0]:
             best = (distance, knobs)
     chosen = found if found is not None else (best[1] if best is not None else knobs_a)
-    differences = knob_differences(model.case, knobs_a, chosen, model)
-    moving = [k for k in differences if k.effect is None or k.effect > 0] or differences
+    moving = [k for k in knob_differences(model.case, knobs_a, chosen, model) if k.effect is None or k.effect > 0]
     fit: dict[str, Any] = {"knobs": {k.knob: k.b for k in moving}, "exact": found is not None}
-    if found is None:
-        fit["distance"] = best[0] if best is not None else None
-    else:
+    if found is not None:
         fit["equivalent"] = _equivalent(model, found, moving, knobs_a, target, tol)
-    return Explanation(a, b, tuple(moving), _fit_text(model, a, b, knobs_a, chosen, moving, fit), fit=fit)
+        return Explanation(a, b, tuple(moving), _fit_text(model, a, b, knobs_a, chosen, moving, fit, results), fit=fit)
+    fit["distance"] = best[0] if best is not None else None
+    share = _share(model, knobs_a, chosen, target) if moving else None
+    if share is not None:
+        fit["share"] = share
+    documented = results[a].documented
+    off_doc = documented is not None and documented.agrees is False
+    found_residual = residual.characterise(
+        model.case,
+        target.loss,
+        target.grad,
+        model(knobs_a),
+        knobs_a,
+        (b, a, f"{a}'s documented" if off_doc else f"{a}'s"),
+        tol,
+        _describe("denominator", knobs_a.denominator) if "denominator" in model(knobs_a).read else None,
+        () if chosen == knobs_a else (chosen,),
+    )
+    if found_residual.facts:
+        fit["residual"] = found_residual.facts
+    fit["closest_named"] = _closest_shown(fit, found_residual)
+    text = _unfitted_text(model, a, b, knobs_a, chosen, moving, fit, found_residual)
+    return Explanation(a, b, tuple(moving) if fit["closest_named"] else (), text, fit=fit)
+
+
+MOST = 0.5
+"""A closest knob setting is named only where it takes away more than this share of the difference."""
+
+
+def _closest_shown(fit: dict[str, Any], found: residual.Residual) -> bool:
+    """Whether the closest setting is a reason: it explains most of the difference, and the residual's
+    sentences do not already account for every value."""
+    return bool(fit["knobs"]) and fit.get("share") is not None and fit["share"] > MOST and not found.complete
+
+
+def _share(model: Model, knobs_a: reference.Knobs, chosen: reference.Knobs, target: Result) -> float | None:
+    """How much of the difference between b's loss and a's documented one the closest setting takes away:
+    1 - |b - closest| / |b - a's documented| (Euclidean, over the loss's values); None where not finite."""
+    t = np.asarray(target.loss, dtype=np.float64).reshape(-1)
+    there, here = (np.asarray(model(k).loss, dtype=np.float64).reshape(-1) for k in (knobs_a, chosen))
+    if not (t.size == there.size == here.size) or not t.size:
+        return None
+    with np.errstate(all="ignore"):
+        before, after = float(np.linalg.norm(t - there)), float(np.linalg.norm(t - here))
+    if not (np.isfinite(before) and np.isfinite(after)) or before == 0:
+        return None
+    return max(0.0, 1.0 - after / before)
 
 
 def _equivalent(
@@ -135,12 +179,66 @@ def _candidates(model: Model, starts: list[reference.Knobs]) -> Iterable[referen
 
 
 def _fit_text(
-    model: Model, a: str, b: str, knobs_a: reference.Knobs, chosen: reference.Knobs, moving: list[KnobDifference], fit: dict[str, Any]
+    model: Model,
+    a: str,
+    b: str,
+    knobs_a: reference.Knobs,
+    chosen: reference.Knobs,
+    moving: list[KnobDifference],
+    fit: dict[str, Any],
+    results: Mapping[str, Result],
 ) -> str:
-    settings = ", ".join(f"{k.knob} = {k.b!r}" for k in moving) or f"{a}'s documented knobs"
+    """A fit that reproduces b: the knobs it sets otherwise than a's documented ones; at a's own documented
+    point, a itself is off it only where a's documented check disagrees, else the two differ by rounding."""
+    settings = ", ".join(f"{k.knob} = {k.b!r}" for k in moving)
     if not moving:
-        head = f"{b} vs {a}: {b} follows {a}'s documented semantics here; {a} itself differs from them (see its off-doc flag)"
-        return head + ("." if fit["exact"] else f"; no knob setting reproduces {b} (closest: {settings}, {fit['distance']:.6g} away).")
+        documented = results[a].documented
+        if documented is not None and documented.agrees is False:
+            return f"{b} vs {a}: {b} follows {a}'s documented semantics here; {a} itself differs from them (see its off-doc flag)."
+        return (
+            f"{b} vs {a}: {b} follows {a}'s documented semantics here, as {a} does; the difference between the two is numerical "
+            "(rounding), not a semantic choice."
+        )
+    same = "".join(
+        f"; {k.knob} = " + ", ".join(repr(v) for v in values) + " give the same on this case"
+        for k in moving
+        if (values := fit["equivalent"].get(k.knob))
+    )
+    return (
+        f"{b} vs {a}: "
+        + "; ".join(_knob_parts(model, a, b, knobs_a, chosen, moving))
+        + f" (fit: {settings} reproduces {b}'s loss and gradient{same})."
+    )
+
+
+def _unfitted_text(
+    model: Model,
+    a: str,
+    b: str,
+    knobs_a: reference.Knobs,
+    chosen: reference.Knobs,
+    moving: list[KnobDifference],
+    fit: dict[str, Any],
+    found: residual.Residual,
+) -> str:
+    """No knob setting reproduces b: said first; then what the numbers show; the closest setting only where
+    it explains most of the difference, with its share; where the numbers tell nothing, that."""
+    parts = [f"{b} vs {a}: no knob setting reproduces {b}"]
+    parts += list(found.sentences)
+    if fit["closest_named"]:
+        settings = ", ".join(f"{k.knob} = {k.b!r}" for k in moving)
+        knob_words = "; ".join(_knob_parts(model, a, b, knobs_a, chosen, moving))
+        left = f"{fit['distance']:.3g} left in the loss"
+        parts.append(f"closest: {settings} explains {fit['share']:.0%} of the difference ({left}; there {knob_words})")
+    if len(parts) == 1:
+        parts.append(
+            "the numbers do not tell what it does otherwise: no constant factor, constant offset, shift of the labels or "
+            "subset of positions accounts for the difference"
+        )
+    return "; ".join(parts) + "."
+
+
+def _knob_parts(model: Model, a: str, b: str, knobs_a: reference.Knobs, chosen: reference.Knobs, moving: list[KnobDifference]) -> list[str]:
     mine, theirs = model(chosen), model(knobs_a)
     parts = []
     for k in moving:
@@ -150,17 +248,7 @@ def _fit_text(
             )
         else:
             parts.append(f"{b} {_phrase(k.knob, k.b)}; {a} {_phrase(k.knob, k.a)}")
-    if fit["exact"]:
-        same = "".join(
-            f"; {k.knob} = " + ", ".join(repr(v) for v in values) + " give the same on this case"
-            for k in moving
-            if (values := fit["equivalent"].get(k.knob))
-        )
-        return f"{b} vs {a}: " + "; ".join(parts) + f" (fit: {settings} reproduces {b}'s loss and gradient{same})."
-    return (
-        f"{b} vs {a}: no knob setting reproduces {b}; the closest, {settings}, is {fit['distance']:.6g} away in the loss "
-        f"(there {'; '.join(parts)})."
-    )
+    return parts
 
 
 class Model:
@@ -196,7 +284,7 @@ def _pair(model: Model, a: str, b: str, results: Mapping[str, Result], tol: dict
             if knobs_a == knobs_b
             else f"no recipe: {b} has no native recipe for {a}'s semantics on this case ({_recipe_scope(model.case)})"
         )
-    return Explanation(a, b, tuple(moving or differences), _text(a, b, moving, base, other, results), recipe, why, reverse=reverse)
+    return Explanation(a, b, tuple(moving), _text(a, b, moving, base, other, results), recipe, why, reverse=reverse)
 
 
 def _recipe_scope(case: Case) -> str:

@@ -421,7 +421,8 @@ def _explanation_data(item: dict[str, Any], case: dict[str, Any], strings: _Stri
 
 def _fit_data(fit: dict[str, Any] | None) -> dict[str, Any] | None:
     """A user's function's fit (`explain.fitted`): the knob settings that reproduce it, or the closest
-    and its distance, and the settings this case cannot tell apart from them."""
+    with the share of the difference it explains (shown only where the explanation names it: `closest_named`),
+    and the settings this case cannot tell apart from them."""
     if not fit:
         return None
     exact = bool(fit.get("exact"))
@@ -430,6 +431,8 @@ def _fit_data(fit: dict[str, Any] | None) -> dict[str, Any] | None:
             "exact": exact,
             "knobs": [[str(k), _literal(v)] for k, v in (fit.get("knobs") or {}).items()] or None,
             "distance": None if exact else _fmt(fit.get("distance"), 4),
+            "share": None if exact or fit.get("share") is None else f"{fit['share']:.0%}",
+            "most": bool(fit.get("closest_named")),
             "equivalent": [[str(k), [_literal(v) for v in values]] for k, values in (fit.get("equivalent") or {}).items()] or None,
         }
     )

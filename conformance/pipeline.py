@@ -13,7 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from conformance import against, baseline, engines, explain, html, results, summary
+from conformance import against, baseline, engines, explain, html, matrices, results, summary
 from conformance.cases import Case
 from conformance.compare import compare
 from conformance.records import CaseRecord, Comparison, Result, result_of
@@ -139,11 +139,13 @@ class Outputs:
         self.saver = baseline.Saver(baseline_out) if baseline_out is not None else None
         self.violated: list[dict[str, Any]] = []
         self.digest = summary.Digest()
+        self.movements = matrices.Movements()
 
     def add(self, record: CaseRecord) -> None:
         data = record.to_json()
         self.writer.add(data)
         self.digest.add(data)
+        self.movements.add(data)
         if record.comparison.expectation == "violated":
             self.violated.append(data)
         if self.saver is not None:
@@ -157,7 +159,8 @@ class Outputs:
         """Write results.json, the baseline, the HTML report and summary.md; the document's head."""
         if self.saver is not None:
             self.saver.finish(head["versions"])
-        written = self.writer.finish(head)
+        moved = self.movements.found()
+        written = self.writer.finish({**head, "residual_matrices": moved} if moved else head)
         if self.html_path is not None:
             html.write(self.html_path, self.json_path)
             folder = (self.json_path if self.scratch is None else self.html_path).parent

@@ -222,7 +222,9 @@ class Explanation:
     recipe (b's native code reproducing a), or why there is none (`no_recipe`). For a user's function
     (`--variant`, b), `fit`: the knob settings of the model that reproduce its values on the case
     (`knobs`: those set otherwise than a's documented ones; `exact`: whether they reproduce loss and
-    gradient within tolerance, else the closest found and its `distance`, the largest loss difference).
+    gradient within tolerance, else the closest found and its `distance`, the largest loss difference,
+    its `share` of the difference, whether the text names it (`closest_named`), and `residual`: what the
+    numbers show, `conformance.residual`).
     `reverse`: a's native code reproducing b, for a reader porting from b to a."""
 
     a: str

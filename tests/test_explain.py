@@ -4,21 +4,28 @@ The article's two divergent mean cases run once through the real workers (module
 this process never imports a framework). Their explanations must name the knob that separates each pair
 with the numbers a reader can check, and every recipe must reproduce the published loss, also when its
 code is run on its own. `knob_differences` and `signature` are checked on hand-made knobs and records,
-with effects computed here from the formula in a few lines of NumPy.
+with effects computed here from the formula in a few lines of NumPy. No sentence may blame a result whose
+documented check agrees, nor list a knob without effect: checked on hand-made answers and on shipped case
+files run with test-local ports of real third-party losses (tests/ports/) as user variants.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from conformance import cases, explain, fuzz, pipeline, runner
-from conformance.records import CHANGE, CaseRecord, Comparison, Explanation, KnobDifference
+from conformance import cases, cli, explain, fuzz, pipeline, runner
+from conformance.records import CHANGE, CaseRecord, Comparison, Documented, Explanation, KnobDifference, result_of
 from conformance.reference import Knobs
 
 X = np.array([[0.05, 0.95, 0.0], [0.1, 0.8, 0.1]])
@@ -349,3 +356,136 @@ def test_recipes_are_asked_for_exactly_the_pairs_the_comparison_separates():
     assert general == explained | {(b, a) for a, b in explained}  # each way: the report ports from either side
     changes = {(a.removesuffix(CHANGE), b) for b, bodies in asked.items() for a in bodies if a.endswith(CHANGE)}
     assert changes <= general  # a smallest change only beside its general recipe
+
+
+# ---------------------------------------------------------------- sentences that blame a result, knobs that are no reasons
+
+
+def documented_answer(loss: float, documented_loss: float, knobs: Knobs) -> dict:
+    """A worker's answer whose documented formula (the model's value at `knobs`) is `documented_loss`."""
+    return {**answer(loss, knobs), "documented": {"knobs": knobs.as_dict(), "loss": documented_loss}}
+
+
+def test_a_function_on_torchs_documented_point_blames_torch_only_where_torchs_documented_check_disagrees():
+    """The user's function gives exactly torch's documented formula. Where torch's own value is off that
+    formula, torch differs from its documented semantics; where torch is on it, saying so (the old text,
+    in either case) blames a result whose documented check agrees: the two then differ by rounding only."""
+    (case,) = cases.load_text(WEIGHTED_CASE, "w.yaml")
+    model = explain.Model(case)
+    formula = model(Knobs())
+    port = result_of("torch:port", {"api": "port", "status": "ok", "loss": formula.loss, "grad": formula.grad})
+    for agrees in (True, False):
+        torch = replace(
+            result_of("torch", documented_answer(float(formula.loss), float(formula.loss), Knobs())),
+            documented=Documented(Knobs().as_dict(), formula.loss, formula.grad, agrees=agrees),
+        )
+        entry = explain.fitted(model, "torch", "torch:port", {"torch": torch, "torch:port": port}, {"rtol": 1e-5, "atol": 1e-6})
+        assert entry.fit["exact"] and entry.knobs == ()
+        blames = "torch itself differs from them (see its off-doc flag)" in entry.text
+        assert blames is (not agrees), entry.text
+        if agrees:
+            assert "the difference between the two is numerical" in entry.text
+
+
+def test_knobs_without_effect_on_the_case_are_no_reasons():
+    """jax vs torch on an unweighted case whose documented points differ only in how class weights enter
+    (no class weights: effect 0), jax off its documented formula: the explanation says the semantics are
+    the same and lists no knob (it listed the class-weight knobs with effect 0 before)."""
+    (case,) = cases.load_text("cases:\n  - id: plain\n    logits: [[0.05, 0.95, 0], [0.1, 0.8, 0.1]]\n    labels: [1, 2]\n", "p.yaml")
+    formula = float(explain.Model(case)(Knobs()).loss)
+    keras = Knobs(weight_mode="from_hard_label", weights_as_sample_weights=True)
+    answers = {"torch": documented_answer(formula, formula, Knobs()), "jax": documented_answer(formula + 1.0, formula, keras)}
+    [entry] = pipeline.build(case, answers).explanation
+    assert (entry.a, entry.b) == ("torch", "jax")
+    assert entry.knobs == ()
+    assert entry.text == (
+        "jax vs torch: same documented semantics; jax differs from its own documented formula here "
+        "(an implementation or numerical effect, not a semantic choice)."
+    )
+    assert [k.knob for k in explain.knob_differences(case, Knobs(), keras)] == ["weight_mode", "weights_as_sample_weights"]
+
+
+# ---------------------------------------------------------------- third-party-like ports through the torch worker
+
+PORTS = Path(__file__).resolve().parent / "ports" / "third_party_like.py"
+ROOT = Path(__file__).resolve().parent.parent
+SHIPPED = [
+    ROOT / "cases" / "ignore_index.yaml",
+    ROOT / "cases" / "kdim.yaml",
+    ROOT / "examples" / "port.yaml",
+]
+BLAME = [
+    re.compile(r"; (\S+) itself differs from them"),
+    re.compile(r"same documented semantics; (\S+) differs from its own documented formula"),
+    re.compile(r"same documented semantics; (\S+) and (\S+) differ from their own documented formula"),
+    re.compile(r"(\S+) itself is off it"),
+]
+
+
+@pytest.fixture(scope="module")
+def ported(tmp_path_factory) -> dict:
+    """The case records of shipped case files run with torch, the reference, the test-local ports of
+    tests/ports/third_party_like.py (kornia's focal loss, transformers' causal-LM loss and fixed_cross_entropy
+    with num_items_in_batch) and the two ports of examples/my_loss.py, as user variants."""
+    if importlib.util.find_spec("torch") is None:  # found, not imported: this process imports no framework
+        pytest.skip("torch is not installed")
+    folder = tmp_path_factory.mktemp("ported")
+    shutil.copy(PORTS, folder)
+    shutil.copy(ROOT / "examples" / "my_loss.py", folder)
+    variants = ["torch:focal=third_party_like:focal_over_map", "torch:next=third_party_like:next_token"]
+    variants += ["torch:items=third_party_like:sum_over_items", "torch:mine=my_loss:cross_entropy", "torch:slip=my_loss:cross_entropy_slip"]
+    here = os.getcwd()
+    os.chdir(folder)
+    try:
+        argv = ["run", *map(str, SHIPPED), "--frameworks", "torch,reference", "--json", "out/results.json", "--html", "out/index.html"]
+        cli.main(argv + [arg for v in variants for arg in ("--variant", v)])
+    finally:
+        os.chdir(here)
+    return json.loads((folder / "out" / "results.json").read_text())  # type: ignore[no-any-return]
+
+
+def test_no_sentence_blames_a_result_whose_documented_check_agrees(ported):
+    ported = ported["cases"]
+    blamed = []
+    for case in ported:
+        for entry in case["explanation"]:
+            for pattern in BLAME:
+                for match in pattern.finditer(entry["text"]):
+                    blamed += [(case["id"], name, case["results"][name]["documented"]["agrees"]) for name in match.groups()]
+    assert all(agrees is False for _, _, agrees in blamed), [b for b in blamed if b[2] is not False]
+    explained = {entry["b"] for case in ported for entry in case["explanation"]}
+    assert {"torch:focal", "torch:next", "torch:items", "torch:slip"} <= explained  # not vacuous: every port diverges somewhere
+    zero = [(case["id"], entry["b"]) for case in ported for entry in case["explanation"] if any(k["effect"] == 0 for k in entry["knobs"])]
+    assert zero == []
+
+
+def test_the_ports_explanations_name_the_real_cause_with_the_cases_counts(ported):
+    """Each number checked is computed here from the case's own arrays: C from the logits' class axis, the
+    axis of the labels' shift from their shape, the non-ignored positions from the labels."""
+    by_id = {(Path(c["file"]).name, c["id"]): c for c in ported["cases"]}
+
+    def text(file: str, case_id: str, key: str) -> str:
+        (entry,) = [e for e in by_id[(file, case_id)]["explanation"] if e["b"] == key]
+        assert entry["text"].startswith(f"{key} vs torch: no knob setting reproduces {key};"), entry["text"]
+        return str(entry["text"])
+
+    plain = by_id[("port.yaml", "plain[reduction=mean]")]
+    classes = np.asarray(plain["params"]["logits"]).shape[1]
+    assert f"torch's divided by {classes} = C (the number of classes)" in text("port.yaml", "plain[reduction=mean]", "torch:focal")
+    kdim = by_id[("kdim.yaml", "kdim_ignore[reduction=mean]")]
+    last = np.asarray(kdim["params"]["labels"]).ndim - 1  # the shift runs along the labels' last axis
+    said = text("kdim.yaml", "kdim_ignore[reduction=mean]", "torch:next")
+    assert f"one position later along axis d{last} (the predictions' axis {last + 1})" in said and "closest" not in said
+    summed = by_id[("ignore_index.yaml", "negative_ignore[reduction=sum,weight=null]")]
+    labels = np.asarray(summed["params"]["labels"])
+    items = int((labels != summed["params"]["ignore_index"]).sum())
+    assert f"torch's divided by {items} = " in text("ignore_index.yaml", "negative_ignore[reduction=sum,weight=null]", "torch:items")
+    assert "the number of non-ignored positions" in text("ignore_index.yaml", "negative_ignore[reduction=sum,weight=null]", "torch:items")
+
+
+def test_across_a_matrix_the_head_says_what_each_ports_difference_moves_with(ported):
+    """kornia-like focal loss on port.yaml's `plain` (matrix reduction: none, mean, sum): another shape, a
+    mean over N*C, the same sum: it moves with `reduction`."""
+    (focal,) = [m for m in ported["residual_matrices"] if m["case"].endswith("port.yaml::plain") and m["b"] == "torch:focal"]
+    assert focal["moves_with"] == ["reduction"]
+    assert focal["by_value"]["sum"] == "agrees" and focal["by_value"]["mean"].startswith("its mean divides by N*C")
