@@ -480,7 +480,7 @@ def _repositories() -> dict[str, str]:
     """Every framework module's `REPOSITORIES` (names written before an issue number -> GitHub repository)."""
     found: dict[str, str] = {}
     for name in registry.frameworks():
-        for alias, repo in getattr(registry.framework(name), "REPOSITORIES", {}).items():
+        for alias, repo in registry.framework(name).REPOSITORIES.items():
             found.setdefault(alias, repo)
     return found
 

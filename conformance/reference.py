@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import numpy as np
 
@@ -220,7 +220,7 @@ def evaluate(case: Case, knobs: Knobs = TEXTBOOK) -> Outcome:
     if not case.check_shapes:
         raise ValueError("the case's shapes are mismatched on purpose (check_shapes: false): no formula applies")
     reading = _Reading(knobs)
-    outcome = case.family.evaluate(case, reading)
+    outcome = case.family.evaluate(case, cast("Knobs", reading))  # it reads as Knobs do, and records which
     return replace(outcome, read=frozenset(reading.read))
 
 
@@ -230,12 +230,12 @@ def recipe_source(case: Case, knobs: Knobs, probabilities: bool = False) -> list
     None where the case's family has no such recipe (binary cross-entropy) or the case has none.
     `probabilities`: the caller forms log p of probability inputs itself, as the family's
     `probability_steps(knobs)` says, so a family that has those steps gives T and D for them too."""
-    source = getattr(case.family, "recipe_source", None)
+    source = case.family.recipe_source
     if source is None:
         return None
     if case.from_logits or not probabilities:
         return source(case, knobs)  # type: ignore[no-any-return]
-    return source(case, knobs, probabilities=True) if hasattr(case.family, "probability_steps") else None
+    return source(case, knobs, probabilities=True) if case.family.probability_steps is not None else None
 
 
 # ---------------------------------------------------------------- shared by the families' evaluations

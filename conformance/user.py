@@ -71,7 +71,7 @@ def parse(texts: list[str] | None) -> tuple[Spec, ...]:
             raise UsageError(f"--variant {text!r}: expected FRAMEWORK:NAME=MODULE:FUNCTION, e.g. FRAMEWORK:mine=my_loss:cross_entropy")
         if framework not in registry.frameworks():
             raise UsageError(f"--variant {text!r}: unknown framework '{framework}'; known: {', '.join(registry.frameworks())}")
-        if not hasattr(registry.framework(framework), "user_body"):
+        if registry.framework(framework).user_body is None:
             raise UsageError(f"--variant {text!r}: the {framework} adapter cannot run a user's function (it has no user_body)")
         if key in native or key in (s.key for s in out):
             raise UsageError(f"--variant {text!r}: the result key '{key}' is taken")
@@ -165,12 +165,14 @@ def variant(spec: Spec) -> Any:
     from conformance import registry
     from conformance.adapters import Variant
 
-    framework = registry.framework(spec.framework)
+    body = registry.framework(spec.framework).user_body
+    if body is None:
+        raise UsageError(f"--variant {spec.key}: {spec.framework} runs no user's function (its plug-in has no user_body)")
 
     def build(case: Any) -> str:
         function = _function(spec)
         call = _call(spec, function, case)
-        return str(framework.user_body(case, call))
+        return str(body(case, call))
 
     return Variant(
         spec.key,

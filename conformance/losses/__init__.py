@@ -106,18 +106,16 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from conformance import registry
+from conformance.contract import Fail as Fail
+from conformance.contract import LossFamily
 
 if TYPE_CHECKING:
     from hypothesis.strategies import SearchStrategy
-
-# What `build` receives to report a mistake: fail(message, key) -> the exception to raise.
-Fail = Callable[[str, str], Exception]
 
 
 # ---------------------------------------------------------------- parsing case values
@@ -278,7 +276,7 @@ def size(shape: list[int]) -> int:
 # ---------------------------------------------------------------- every family, merged
 
 
-def families() -> dict[str, ModuleType]:
+def families() -> dict[str, LossFamily]:
     """The registered families, in ORDER."""
     return registry.losses()
 
@@ -304,7 +302,7 @@ def knob_labels() -> dict[str, str]:
 
     out = dict(SHARED_KNOB_LABELS)
     for family in families().values():
-        for knob, label in getattr(family, "KNOB_LABELS", {}).items():
+        for knob, label in family.KNOB_LABELS.items():
             out.setdefault(knob, label)
     return out
 
@@ -316,7 +314,7 @@ def alternatives() -> dict[str, list[Any]]:
 
 def reductions() -> tuple[str, ...]:
     """The reductions families add for their own cases (`REDUCTIONS`), in family order, each once."""
-    return tuple(dict.fromkeys(r for family in families().values() for r in getattr(family, "REDUCTIONS", ())))
+    return tuple(dict.fromkeys(r for family in families().values() for r in family.REDUCTIONS))
 
 
 def knobs() -> dict[str, Any]:
@@ -325,7 +323,7 @@ def knobs() -> dict[str, Any]:
 
 
 @functools.cache
-def _fields(modules: tuple[ModuleType, ...]) -> dict[str, tuple[Any, Any]]:
+def _fields(modules: tuple[LossFamily, ...]) -> dict[str, tuple[Any, Any]]:
     out: dict[str, tuple[Any, Any]] = {}
     for module in modules:
         for key, definition in module.FIELDS.items():
@@ -334,7 +332,7 @@ def _fields(modules: tuple[ModuleType, ...]) -> dict[str, tuple[Any, Any]]:
 
 
 @functools.cache
-def _phrases(modules: tuple[ModuleType, ...]) -> dict[str, dict[Any, str]]:
+def _phrases(modules: tuple[LossFamily, ...]) -> dict[str, dict[Any, str]]:
     out: dict[str, dict[Any, str]] = {}
     for module in modules:
         for knob, phrased in module.PHRASES.items():
@@ -345,7 +343,7 @@ def _phrases(modules: tuple[ModuleType, ...]) -> dict[str, dict[Any, str]]:
 
 
 @functools.cache
-def _alternatives(modules: tuple[ModuleType, ...]) -> dict[str, list[Any]]:
+def _alternatives(modules: tuple[LossFamily, ...]) -> dict[str, list[Any]]:
     out: dict[str, list[Any]] = {}
     for module in modules:
         for knob, values in module.ALTERNATIVES.items():
@@ -355,9 +353,9 @@ def _alternatives(modules: tuple[ModuleType, ...]) -> dict[str, list[Any]]:
 
 
 @functools.cache
-def _knobs(modules: tuple[ModuleType, ...]) -> dict[str, Any]:
+def _knobs(modules: tuple[LossFamily, ...]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for module in modules:
-        for knob, default in getattr(module, "KNOBS", {}).items():
+        for knob, default in module.KNOBS.items():
             out.setdefault(knob, default)
     return out
