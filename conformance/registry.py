@@ -10,8 +10,9 @@ A framework module is imported in the parent too (to list its variants and read 
 it must import its framework itself only inside functions the worker calls (`version`, `to_numpy`,
 the variants' code), never at module level. See `docs/extending.md` for both protocols.
 
-What the rest of the package reads of a plug-in is its record of the contract (`conformance.contract`),
-the optional members' defaults filled in.
+Every plug-in is checked against the contract (`conformance.contract`) when it is loaded: a missing,
+misspelt or wrongly typed member is a usage error naming the plug-in, its entry point and the member,
+and what the rest of the package reads is the checked record, the optional members' defaults filled in.
 """
 
 from __future__ import annotations
@@ -39,8 +40,17 @@ def _entry_points(group: str) -> dict[str, str]:
 
 
 def load(kind: type[contract.Plugin], group: str, name: str, path: str) -> contract.Plugin:
-    """The plug-in `name` (entry point `name = path` in `group`) as its record of the contract."""
+    """The plug-in `name` (entry point `name = path` in `group`) checked against the contract."""
     module = importlib.import_module(path)
+    problems = contract.check(kind, module)
+    if kind is LossFamily and isinstance(getattr(module, "NAME", None), str) and module.NAME != name:
+        problems.append(f"NAME is {module.NAME!r}, but a family's NAME is its entry point's name {name!r}")
+    if problems:
+        what = "framework" if kind is Framework else "loss family"
+        raise UsageError(
+            f"the {what} plug-in '{name}' (entry point '{name} = {path}' in the group '{group}', module {module.__file__}) "
+            f"does not fit the plug-in contract (conformance/contract.py, docs/extending.md): {'; '.join(problems)}"
+        )
     return contract.view(kind, name, path, module)
 
 
