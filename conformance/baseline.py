@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from conformance import compact
+from conformance.agreement import Difference, difference
 from conformance.cases import Case
-from conformance.compare import Difference, difference
 from conformance.digits import shortest
 from conformance.errors import UsageError
 from conformance.records import CaseRecord, Finding, Result, value_json
