@@ -149,7 +149,7 @@ def _schema(out: Path) -> int:
 def selection(frameworks: str | None, only: str | None) -> dict[str, set[str] | None]:
     """Which keys to run. --only names result keys (their frameworks follow); --frameworks, if also
     given, must contain them. Unknown names are usage errors, never silently ignored."""
-    known = adapters.known_keys()
+    known = user.known_keys()
     chosen = [f.strip() for f in (frameworks or ",".join(registry.frameworks())).split(",") if f.strip()]
     if not chosen:
         raise UsageError("--frameworks: name at least one framework")
@@ -183,7 +183,7 @@ def _source(key: str | None, keys: dict[str, set[str] | None]) -> str | None:
 
 def check_keys(loaded: list[cases.Case]) -> None:
     """Expectations may only name result keys that exist (a typo would silently check nothing)."""
-    known = adapters.known_keys()
+    known = user.known_keys()
     for case in loaded:
         if case.expect is None:
             continue

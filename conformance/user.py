@@ -5,7 +5,7 @@
 default variant, and is a result key like any other (groups, expectations, baselines, the report).
 
 What this module owns (it never names a framework; the framework module lays out the tensors):
-- parsing the specs and keeping the ones active for this run (`activate`), which `adapters.known_keys`
+- parsing the specs and keeping the ones active for this run (`activate`), which `known_keys`
   and the runner read; the runner hands them to the workers in the environment variable `ENV`;
 - the variant itself (`variant(spec)`): its `build` imports the module in the worker, asks the
   framework module (`user_body(case, call)`, optional: a framework without it runs no user variant) for
@@ -102,6 +102,13 @@ def activated(specs: tuple[Spec, ...]) -> Iterator[None]:
 
 def keys() -> set[str]:
     return {s.key for s in _active}
+
+
+def known_keys() -> set[str]:
+    """Every result key a case expectation may name: every framework's variants' and the user's functions of this run."""
+    from conformance import adapters, registry
+
+    return {v.key for name in registry.frameworks() for v in adapters.variants(name)} | keys()
 
 
 def environment(framework: str) -> dict[str, str]:

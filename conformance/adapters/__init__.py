@@ -42,13 +42,6 @@ def setup(framework: str) -> str:
     return str(registry.framework(framework).SETUP)
 
 
-def known_keys() -> set[str]:
-    """Every result key a case expectation may name (the user's functions of this run included)."""
-    from conformance import user
-
-    return {v.key for name in registry.frameworks() for v in variants(name)} | user.keys()
-
-
 def framework_of(key: str) -> str:
     return key.split(":", 1)[0]
 
