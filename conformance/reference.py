@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 
 import numpy as np
 
+from conformance import losses
+
 if TYPE_CHECKING:
     from conformance.cases import Case
 
@@ -113,8 +115,6 @@ _SHARED = frozenset(f.name for f in fields(Knobs)) - {"own"}
 
 def family_knobs() -> dict[str, Any]:
     """Every loss family's own knobs (`KNOBS`) and their defaults."""
-    from conformance import losses
-
     return losses.knobs()
 
 
@@ -158,6 +158,16 @@ SHARED_KNOB_LABELS: dict[str, str] = {
     "log_clamp": "the clamp of log p",
     "last_axis_mean": "averaging the last axis first",
 }
+
+
+def knob_labels() -> dict[str, str]:
+    """knob -> its plain name: the shared knobs', then every family's own (`KNOB_LABELS`), first declaration kept."""
+    out = dict(SHARED_KNOB_LABELS)
+    for family in losses.families().values():
+        for knob, label in family.KNOB_LABELS.items():
+            out.setdefault(knob, label)
+    return out
+
 
 TEXTBOOK = Knobs()
 

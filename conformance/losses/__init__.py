@@ -296,17 +296,6 @@ def phrases() -> dict[str, dict[Any, str]]:
     return _phrases(tuple(families().values()))
 
 
-def knob_labels() -> dict[str, str]:
-    """knob -> its plain name: the shared knobs', then every family's own (`KNOB_LABELS`), first declaration kept."""
-    from conformance.reference import SHARED_KNOB_LABELS
-
-    out = dict(SHARED_KNOB_LABELS)
-    for family in families().values():
-        for knob, label in family.KNOB_LABELS.items():
-            out.setdefault(knob, label)
-    return out
-
-
 def alternatives() -> dict[str, list[Any]]:
     """knob -> every value any family lets it take, in family order, each once."""
     return _alternatives(tuple(families().values()))
