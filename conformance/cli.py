@@ -263,7 +263,7 @@ def _fuzz(args: argparse.Namespace) -> int:
     engine = engine_choice(args.engine, args.ray_address)
     with user.activated(specs):
         user.check(specs)
-        outcomes = engines.fuzz(engine, args.budget, _seeds(args.seeds) if args.seeds else [args.seed], args.out, known)
+        outcomes = fuzz.campaign(engine, args.budget, _seeds(args.seeds) if args.seeds else [args.seed], args.out, known)
     for outcome in outcomes:
         print(
             f"fuzz seed {outcome['seed']}: {outcome['evaluations']} cases evaluated in {outcome['seconds']} s "
