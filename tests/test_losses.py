@@ -1,5 +1,5 @@
 """Loss families are plug-ins: the registry finds them, each provides the protocol written in
-`conformance/losses/__init__.py`, the core dispatches through it (schema, loading, the model, the
+`conformance/contract.py` (`LossFamily`), the core dispatches through it (schema, loading, the model, the
 fuzzer), and a family registered at run time adds its own keys without an edit of the core. Also the
 bound on the size of a case's arrays (`cases.MAX_ELEMENTS`)."""
 
