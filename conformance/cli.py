@@ -19,6 +19,7 @@ from rich.console import Console
 from conformance import adapters, baseline, cases, console, engines, registry, results, runner, user
 from conformance.errors import CaseError, ConformanceError, UsageError
 from conformance.pipeline import Outputs, Pipeline
+from conformance.records import BaselineReport
 
 EXIT_OK, EXIT_VIOLATED, EXIT_USAGE = 0, 1, 2
 DEFAULT_CASES = Path("cases")
@@ -294,7 +295,7 @@ def _baseline_table(paths: list[Path]) -> int:
         doc = results.read(path) if path.is_file() else None
         if doc is None or "baseline" not in doc:
             raise UsageError(f"{path}: not a results.json of a run with --baseline")
-        reports.append((path.stem, doc["baseline"]))
+        reports.append((path.stem, BaselineReport.from_json(doc["baseline"])))
     print(baseline.table(reports))
     return EXIT_OK
 
