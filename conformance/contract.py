@@ -2,13 +2,13 @@
 
 A plug-in is a module named by an entry point (`conformance.frameworks`, `conformance.losses`). Its
 members (module attributes) are declared here once, as the fields of `Framework` and `LossFamily`: the
-type, whether it is optional and its default, and what it is (the words docs/extending.md shows; a
-test keeps the two alike). `check` lists what a module gets wrong (a required member missing, a
-member of the wrong type, a name that looks like a misspelt member) and `view` reads a module that
-fits into the typed record the rest of the package reads, with the optional members' defaults filled
-in here and nowhere else. The registry does both when it loads a plug-in, so a misspelt member is a
-usage error naming the plug-in and its entry point, never an AttributeError at first use nor a
-silent default.
+type, whether it is optional and its default, and what it is in brief (docs/extending.md says it at
+length; tests/test_contract.py keeps the members and defaults of the two alike). `check` lists what a
+module gets wrong (a required member missing, a member of the wrong type, a name that looks like a
+misspelt member) and `view` reads a module that fits into the typed record the rest of the package
+reads, with the optional members' defaults filled in here and nowhere else. The registry does both
+when it loads a plug-in, so a misspelt member is a usage error naming the plug-in and its entry point,
+never an AttributeError at first use nor a silent default.
 
 This is the bottom of the package: it imports no other module of it at run time (the case, knob and
 outcome types below are named for annotations only), so every other module may import it.
@@ -75,8 +75,8 @@ EMPTY: Mapping[str, Any] = MappingProxyType({})
 
 
 def member(what: str, kind: tuple[Any, ...], default: Any = MISSING) -> Any:
-    """A plug-in member: `what` it is (docs/extending.md says the same), the types its value may have
-    (checked at load), and its default (none: required; an empty mapping is made anew for each plug-in)."""
+    """A plug-in member: `what` it is, in brief, the types its value may have (checked at load), and its
+    default (none: required; an empty mapping is made anew for each plug-in)."""
     if default is EMPTY:
         return field(default_factory=dict, metadata={"what": what, "kind": kind})
     return field(default=default, metadata={"what": what, "kind": kind})
@@ -178,28 +178,30 @@ def members(kind: type[Framework] | type[LossFamily]) -> Iterator[tuple[str, str
             yield f.name, f.metadata["what"], f.metadata["kind"], f.default_factory() if f.default_factory is not MISSING else f.default
 
 
-def check(kind: type[Framework] | type[LossFamily], module: ModuleType) -> list[str]:
-    """What `module` gets wrong as a plug-in of `kind`, one sentence each (none: it fits)."""
-    known = {name for name, *_ in members(kind)}
+def check(kind: type[Framework] | type[LossFamily], module: ModuleType, name: str | None = None) -> list[str]:
+    """What `module` gets wrong as a plug-in of `kind` registered as `name`, one sentence each (none: it fits)."""
+    known = {member for member, *_ in members(kind)}
     others = [n for n, value in vars(module).items() if not n.startswith("_") and n not in known and _own(value, module)]
     problems = []
-    for name, _, types, default in members(kind):
-        if not hasattr(module, name):
+    for member, _, types, default in members(kind):
+        if not hasattr(module, member):
             if default is MISSING:
-                near = _close(name, others)
-                problems.append(f"it has no {name}" + (f" (it has {' and '.join(near)}: did you mean {name}?)" if near else ""))
+                near = _close(member, others)
+                problems.append(f"it has no {member}" + (f" (it has {' and '.join(near)}: did you mean {member}?)" if near else ""))
             else:
                 alike = [n for n in others if callable(getattr(module, n)) == (Callable in types)]  # a function for a function
-                problems += [f"{near} is no member of the contract (did you mean {name}?)" for near in _close(name, alike, MISSPELT)]
+                problems += [f"{near} is no member of the contract (did you mean {member}?)" for near in _close(member, alike, MISSPELT)]
             continue
-        value = getattr(module, name)
+        value = getattr(module, member)
         if not _fits(value, types) or (types == (int,) and isinstance(value, bool)):
-            problems.append(f"{name} is {_kind(value)}, expected {' or '.join(_kind_name(t) for t in types)}")
+            problems.append(f"{member} is {_kind(value)}, expected {' or '.join(_kind_name(t) for t in types)}")
     if kind is Framework:
         variants = getattr(module, "VARIANTS", ())
         problems += [f"VARIANTS[{i}] is {_kind(v)}, expected a Variant" for i, v in enumerate(variants) if not isinstance(v, Variant)]
     if kind is LossFamily and hasattr(module, "probability_steps") != hasattr(module, "probability_recipe"):
         problems.append("probability_steps and probability_recipe come together (one without the other)")
+    if kind is LossFamily and name is not None and isinstance(getattr(module, "NAME", None), str) and module.NAME != name:
+        problems.append(f"NAME is {module.NAME!r}, but a family's NAME is its entry point's name {name!r}")
     return problems
 
 

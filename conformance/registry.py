@@ -42,9 +42,7 @@ def _entry_points(group: str) -> dict[str, str]:
 def load(kind: type[contract.Plugin], group: str, name: str, path: str) -> contract.Plugin:
     """The plug-in `name` (entry point `name = path` in `group`) checked against the contract."""
     module = importlib.import_module(path)
-    problems = contract.check(kind, module)
-    if kind is LossFamily and isinstance(getattr(module, "NAME", None), str) and module.NAME != name:
-        problems.append(f"NAME is {module.NAME!r}, but a family's NAME is its entry point's name {name!r}")
+    problems = contract.check(kind, module, name)
     if problems:
         what = "framework" if kind is Framework else "loss family"
         raise UsageError(
