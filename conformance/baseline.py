@@ -19,11 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from conformance import compact
+from conformance.agreement import Difference, difference
 from conformance.cases import Case
-from conformance.compare import Difference, difference
 from conformance.digits import shortest
 from conformance.errors import UsageError
-from conformance.records import CaseRecord, Finding, Result, value_json
+from conformance.records import Baseline, BaselineReport, CaseRecord, Finding, Result, value_json
 
 FOLDER = Path("cases/baselines")
 SCHEMA_VERSION = 2  # 2: one case per line, values at their dtype's digits, no code or messages
@@ -111,7 +111,8 @@ def save(doc: dict[str, Any], path: Path) -> None:
     saver.finish(doc["versions"])
 
 
-def load(path: Path) -> dict[str, Any]:
+def load(path: Path) -> Baseline:
+    """A baseline file read back as its record (every "=KEY" expanded), or a usage error saying why not."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
@@ -119,7 +120,7 @@ def load(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict) or "values" not in data or "versions" not in data:
         raise UsageError(f"baseline {path}: not a baseline file (no 'versions'/'values'; save one with `conformance baseline save`)")
     _expanded(data["values"])
-    return data
+    return Baseline.from_json(data)
 
 
 class Replay:
@@ -132,7 +133,7 @@ class Replay:
     (renamed, removed: they make the run fail) and the cases that are new (no baseline yet).
     """
 
-    def __init__(self, old: dict[str, Any], source: str, folder: Path | None = None) -> None:
+    def __init__(self, old: Baseline, source: str, folder: Path | None = None) -> None:
         self.old, self.source = old, source
         self.saved = _saved(folder) if folder is not None else []
         self.findings: list[Finding] = []
@@ -148,7 +149,7 @@ class Replay:
         name = record.nodeid
         self.seen.add(name)
         self.files.add(record.file)
-        before = self.old["values"].get(name)
+        before = self.old.values.get(name)
         timeline = _timeline(name, record, self.saved, versions)
         if before is None:
             self.new.append(name)
@@ -156,21 +157,21 @@ class Replay:
         findings: list[Finding] = []
         compared = within = 0
         tol = record.comparison.allowance or record.comparison.tolerance
-        for key, then in before["results"].items():
+        for key, then in before.results.items():
             now = record.results.get(key)
             if now is None:
                 if key.split(":", 1)[0] in frameworks:
                     self.gone_keys.append({"case": name, "key": key})
                 continue
-            if then["status"] != now.status:
-                findings.append(Finding(name, key, "status", then["status"], now.status, message=now.message, dtype=now.dtype))
+            if then.status != now.status:
+                findings.append(Finding(name, key, "status", then.status, now.status, message=now.message, dtype=now.dtype))
                 continue
             if now.status != "ok":
                 continue
-            if then.get("dtype") != now.dtype:
-                findings.append(Finding(name, key, "dtype", then.get("dtype"), now.dtype, dtype=now.dtype))
+            if then.dtype != now.dtype:
+                findings.append(Finding(name, key, "dtype", then.dtype, now.dtype, dtype=now.dtype))
             for what in ("loss", "grad"):
-                old_value, new_value = then.get(what), getattr(now, what)
+                old_value, new_value = then.value(what), getattr(now, what)
                 if old_value is None or new_value is None:
                     continue
                 compared += 1
@@ -191,7 +192,7 @@ class Replay:
     def gone(self) -> list[str]:
         """Baselined cases this run should have had and did not: of a case file it ran, or whose file is gone."""
         out = []
-        for name in self.old["values"]:
+        for name in self.old.values:
             file = name.split("::", 1)[0]
             if name not in self.seen and (file in self.files or not Path(file).exists()):
                 out.append(name)
@@ -200,7 +201,7 @@ class Replay:
     def report(self, versions: dict[str, str]) -> dict[str, Any]:
         return {
             "file": self.source,
-            "old_versions": self.old["versions"],
+            "old_versions": self.old.versions,
             "new_versions": versions,
             "compared": self.compared,
             "moved": [f.to_json() for f in self.findings if f.moved],
@@ -240,7 +241,7 @@ def _knobs_explaining(case: Case, result: Result, old_loss: Any, tol: dict[str, 
     return tuple(attribute(case, Knobs.of(result.documented.knobs), old_loss, tol))
 
 
-def table(reports: list[tuple[str, dict[str, Any]]]) -> str:
+def table(reports: list[tuple[str, BaselineReport]]) -> str:
     """A Markdown table of version steps (one row per replayed baseline), then one line per change:
     the result key, what changed and the cases that show it."""
     rows = [
@@ -249,16 +250,16 @@ def table(reports: list[tuple[str, dict[str, Any]]]) -> str:
     ]
     changes: list[str] = []
     for name, report in reports:
-        old, new = report["old_versions"], report["new_versions"]
+        old, new = report.old_versions, report.new_versions
         rows.append(
-            f"| {name} | {_versions(old)} | {_versions({k: new[k] for k in new if k in old})} | {report['compared']} "
-            f"| {len(report['moved'])} | {report['within_tolerance']} | {len(report['status_changes'])} |"
+            f"| {name} | {_versions(old)} | {_versions({k: new[k] for k in new if k in old})} | {report.compared} "
+            f"| {len(report.moved)} | {report.within_tolerance} | {len(report.status_changes)} |"
         )
         grouped: dict[tuple[str, str, str], list[str]] = {}
-        for row in report["status_changes"]:
-            grouped.setdefault((row["key"], row["what"], f"{row['old']} -> {row['new']}"), []).append(row["case"])
-        for row in report["moved"]:
-            grouped.setdefault((row["key"], row["what"], "moved"), []).append(row["case"])
+        for finding in report.status_changes:
+            grouped.setdefault((finding.key, finding.what, f"{finding.old} -> {finding.new}"), []).append(finding.case)
+        for finding in report.moved:
+            grouped.setdefault((finding.key, finding.what, "moved"), []).append(finding.case)
         for (key, what, how), names in grouped.items():
             shown = ", ".join(names[:6]) + (f", ... ({len(names)} cases)" if len(names) > 6 else "")
             changes.append(f"- {name}: `{key}` {what} {how}: {shown}")
@@ -271,7 +272,7 @@ def _versions(versions: dict[str, str]) -> str:
     return ", ".join(f"{k} {v}" for k, v in versions.items() if k != "numpy")
 
 
-def _saved(folder: Path) -> list[dict[str, Any]]:
+def _saved(folder: Path) -> list[Baseline]:
     """Every baseline in `folder`, oldest versions first."""
     saved = []
     for path in sorted(folder.glob("*.json")):
@@ -279,18 +280,18 @@ def _saved(folder: Path) -> list[dict[str, Any]]:
             saved.append(load(path))
         except UsageError:
             continue
-    saved.sort(key=lambda b: tuple(_version_key(v) for _, v in sorted(b["versions"].items())))
+    saved.sort(key=lambda b: tuple(_version_key(v) for _, v in sorted(b.versions.items())))
     return saved
 
 
-def _timeline(name: str, record: CaseRecord, saved: list[dict[str, Any]], versions: dict[str, str]) -> tuple[dict[str, Any], ...]:
+def _timeline(name: str, record: CaseRecord, saved: list[Baseline], versions: dict[str, str]) -> tuple[dict[str, Any], ...]:
     """The case's loss under every saved baseline, then this run (empty if no baseline has the case)."""
     points = []
     for old in saved:
-        before = old["values"].get(name)
-        if before:
-            losses = {k: r.get("loss") if r["status"] == "ok" else r["status"] for k, r in before["results"].items()}
-            points.append({"versions": old["versions"], "results": losses})
+        before = old.values.get(name)
+        if before is not None:
+            losses = {k: r.loss if r.ok else r.status for k, r in before.results.items()}
+            points.append({"versions": old.versions, "results": losses})
     if not points:
         return ()
     now = {k: value_json(r.loss, r.dtype) if r.ok else r.status for k, r in record.results.items()}

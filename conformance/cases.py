@@ -24,13 +24,13 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 from typing import Annotated, Any, Literal, get_args
 
 import numpy as np
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, create_model, field_validator
 
 from conformance import losses, registry, yamlfile
+from conformance.contract import LossFamily
 from conformance.errors import CaseError
 
 ID_PATTERN = r"^[A-Za-z0-9_.-]+$"
@@ -231,9 +231,9 @@ def case_model() -> type[BaseModel]:
 
 
 @functools.cache
-def _case_model(families: tuple[tuple[str, ModuleType], ...]) -> type[BaseModel]:
+def _case_model(families: tuple[tuple[str, LossFamily], ...]) -> type[BaseModel]:
     names = tuple(name for name, _ in families)
-    default = next((name for name, family in families if getattr(family, "DEFAULT", False)), ...)
+    default = next((name for name, family in families if family.DEFAULT), ...)
     definitions: dict[str, Any] = {}
     for key, info in _SharedKeys.model_fields.items():
         definitions[key] = (info.annotation, info)
@@ -304,7 +304,7 @@ class Case:
         return self.__dict__.get("extra", {}).get(name)
 
     @property
-    def family(self) -> ModuleType:
+    def family(self) -> LossFamily:
         """The module of the case's loss family (see `conformance.losses`)."""
         return registry.loss(self.loss)
 
@@ -479,8 +479,8 @@ def _build(
 
     _check_sizes(spec, fail)
     family = registry.loss(spec.loss)
-    if spec.reduction not in SHARED_REDUCTIONS + tuple(getattr(family, "REDUCTIONS", ())):
-        owners = [name for name, other in registry.losses().items() if spec.reduction in getattr(other, "REDUCTIONS", ())]
+    if spec.reduction not in SHARED_REDUCTIONS + tuple(family.REDUCTIONS):
+        owners = [name for name, other in registry.losses().items() if spec.reduction in other.REDUCTIONS]
         raise fail(
             f"reduction '{spec.reduction}' is for {' and '.join(owners)} only; {family.NAME} takes {', '.join(SHARED_REDUCTIONS)}",
             "reduction",
@@ -529,7 +529,7 @@ def _build(
     )
 
 
-def _dtypes(spec: Any, family: ModuleType, fail: Any) -> tuple[str, dict[str, str]]:
+def _dtypes(spec: Any, family: LossFamily, fail: Any) -> tuple[str, dict[str, str]]:
     """The case dtype (the predictions') and the arrays' own dtypes, from `dtype:` (one name, or a mapping
     from array key to dtype). A mapping names the predictions by the key the case gives them with; class
     indices take `labels_dtype` instead; an array the mapping does not name takes the predictions' dtype."""
@@ -588,13 +588,13 @@ def _numbers(value: Any) -> int:
     return sum(_numbers(v) for v in value)
 
 
-def _foreign_keys(spec: Any, family: ModuleType, fail: Any) -> None:
+def _foreign_keys(spec: Any, family: LossFamily, fail: Any) -> None:
     """Another family's own key given to this case is an error naming the key (after the family has
     checked its own keys, so the first mistake of a case is reported first, as it always was)."""
     for key in losses.fields():
         if key in family.FIELDS or getattr(spec, key) is None:
             continue
-        instead = getattr(family, "INSTEAD", {}).get(key) or f"{family.NAME} has no {key}"
+        instead = family.INSTEAD.get(key) or f"{family.NAME} has no {key}"
         raise fail(f"{key} is for {' and '.join(losses.owners(key))}; {instead}", key)
 
 

@@ -19,6 +19,7 @@ from rich.console import Console
 from conformance import adapters, baseline, cases, console, engines, registry, results, runner, user
 from conformance.errors import CaseError, ConformanceError, UsageError
 from conformance.pipeline import Outputs, Pipeline
+from conformance.records import BaselineReport
 
 EXIT_OK, EXIT_VIOLATED, EXIT_USAGE = 0, 1, 2
 DEFAULT_CASES = Path("cases")
@@ -168,7 +169,7 @@ def _schema(out: Path, markdown: Path | None) -> int:
 def selection(frameworks: str | None, only: str | None) -> dict[str, set[str] | None]:
     """Which keys to run. --only names result keys (their frameworks follow); --frameworks, if also
     given, must contain them. Unknown names are usage errors, never silently ignored."""
-    known = adapters.known_keys()
+    known = user.known_keys()
     chosen = [f.strip() for f in (frameworks or ",".join(registry.frameworks())).split(",") if f.strip()]
     if not chosen:
         raise UsageError("--frameworks: name at least one framework")
@@ -205,7 +206,7 @@ def _source(key: str | None, keys: dict[str, set[str] | None]) -> str | None:
 
 def check_keys(loaded: list[cases.Case]) -> None:
     """Expectations may only name result keys that exist (a typo would silently check nothing)."""
-    known = adapters.known_keys()
+    known = user.known_keys()
     for case in loaded:
         if case.expect is None:
             continue
@@ -285,7 +286,7 @@ def _fuzz(args: argparse.Namespace) -> int:
     engine = engine_choice(args.engine, args.ray_address)
     with user.activated(specs):
         user.check(specs)
-        outcomes = engines.fuzz(engine, args.budget, _seeds(args.seeds) if args.seeds else [args.seed], args.out, known)
+        outcomes = fuzz.campaign(engine, args.budget, _seeds(args.seeds) if args.seeds else [args.seed], args.out, known)
     for outcome in outcomes:
         print(
             f"fuzz seed {outcome['seed']}: {outcome['evaluations']} cases evaluated in {outcome['seconds']} s "
@@ -316,7 +317,7 @@ def _baseline_table(paths: list[Path]) -> int:
         doc = results.read(path) if path.is_file() else None
         if doc is None or "baseline" not in doc:
             raise UsageError(f"{path}: not a results.json of a run with --baseline")
-        reports.append((path.stem, doc["baseline"]))
+        reports.append((path.stem, BaselineReport.from_json(doc["baseline"])))
     print(baseline.table(reports))
     return EXIT_OK
 

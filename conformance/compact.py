@@ -25,6 +25,8 @@ from typing import Any
 
 import numpy as np
 
+from conformance.agreement import difference
+
 COMPACT_ABOVE = 4096
 SAMPLES = 16
 EXTREMES = 4
@@ -104,8 +106,6 @@ def checksums(x: np.ndarray) -> list[float]:
 def replay(old: dict[str, Any], new: Any, tol: dict[str, float]) -> tuple[float, float, bool, bool]:
     """A compact baseline value against a new array: (largest absolute and relative change seen at the
     checked positions and statistics, whether within tolerance as far as the form can tell, exact)."""
-    from conformance.compare import difference
-
     x = _flat(new)
     if x.size != old["size"]:
         return float("inf"), float("inf"), False, False

@@ -290,9 +290,9 @@ def _pair(model: Model, a: str, b: str, results: Mapping[str, Result], tol: dict
 def _recipe_scope(case: Case) -> str:
     """What the case's loss family's recipes cover, in its words (`RECIPES`), or that it has none."""
     family = case.family
-    if hasattr(family, "RECIPES"):
-        return str(family.RECIPES)
-    if hasattr(family, "recipe_source") or hasattr(family, "native_recipe"):
+    if family.RECIPES is not None:
+        return family.RECIPES
+    if family.recipe_source is not None or family.native_recipe is not None:
         return f"{case.loss}'s recipes do not cover this case"
     return f"{case.loss} has no recipes"
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import random
+import tempfile
 import time
 from itertools import combinations
 from pathlib import Path
@@ -21,7 +22,7 @@ from hypothesis import HealthCheck, Phase, find, settings
 from hypothesis import strategies as st
 from hypothesis.errors import NoSuchExample
 
-from conformance import adapters, cases, explain, registry, runner, user
+from conformance import adapters, cases, engines, explain, registry, runner, user
 from conformance.errors import ConformanceError
 from conformance.pipeline import Pipeline
 from conformance.records import CaseRecord
@@ -134,6 +135,43 @@ def run(budget: float, seed: int, out: Path, known: set[tuple[str, str, str]], t
         "written": [str(p) for p in written],
         "kinds": kinds,
     }
+
+
+def campaign(
+    choice: engines.Choice, budget: float, seeds: list[int], out: Path, known: set[tuple[str, str, str]], timeout: float = 120.0
+) -> list[dict[str, Any]]:
+    """One fuzzer per seed, each outcome as `run` gives it. Local: one after another, each counting what
+    the seeds before it found as covered. Ray: all at once across the cluster (`ray_actors.spread`), each
+    a task on some node with its own local framework workers (the fuzzer asks case by case, so the
+    workers belong next to it), the cases gathered here into `out`, in seed order, leaving out a case
+    whose divergence kinds an earlier seed's cases already show."""
+    if choice.name != "ray":
+        outcomes: list[dict[str, Any]] = []
+        for seed in seeds:
+            outcomes.append(run(budget, seed, out, known | {k for o in outcomes for k in o["new_signatures"]}, timeout))
+        return outcomes
+    from conformance.engines import ray_actors
+
+    outcomes = ray_actors.spread(_seed_on_a_node, seeds, choice.address, budget, known, timeout, user.active())
+    kept: set[tuple[str, str, str]] = set()
+    for outcome in outcomes:
+        outcome["written"] = []
+        for (name, text), kinds in zip(outcome.pop("files").items(), outcome["kinds"], strict=True):
+            if {tuple(k) for k in kinds} <= kept:
+                continue
+            kept |= {tuple(k) for k in kinds}
+            out.mkdir(parents=True, exist_ok=True)
+            (out / name).write_text(text, encoding="utf-8")
+            outcome["written"].append(str(out / name))
+    return outcomes
+
+
+def _seed_on_a_node(seed: int, budget: float, known: set[tuple[str, str, str]], timeout: float, specs: tuple[Any, ...]) -> dict[str, Any]:
+    """One seed's `run` on a Ray node, the cases it found as `files` (name -> YAML text) for the driver to write."""
+    with tempfile.TemporaryDirectory() as folder, user.activated(specs):
+        outcome = run(budget, seed, Path(folder), known, timeout)
+        outcome["files"] = {Path(p).name: Path(p).read_text(encoding="utf-8") for p in outcome.pop("written")}
+    return outcome
 
 
 def write_case(out: Path, seed: int, index: int, spec: dict[str, Any], record: CaseRecord, found: set[tuple[str, str, str]]) -> Path:

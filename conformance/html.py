@@ -37,7 +37,7 @@ from urllib.parse import quote
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
-from conformance import compact, losses, registry, results, summary
+from conformance import compact, losses, reference, registry, results, summary
 
 LARGE_INPUT = 30
 MESSAGE_CHARS = 300
@@ -483,7 +483,7 @@ def _repositories() -> dict[str, str]:
     """Every framework module's `REPOSITORIES` (names written before an issue number -> GitHub repository)."""
     found: dict[str, str] = {}
     for name in registry.frameworks():
-        for alias, repo in getattr(registry.framework(name), "REPOSITORIES", {}).items():
+        for alias, repo in registry.framework(name).REPOSITORIES.items():
             found.setdefault(alias, repo)
     return found
 
@@ -758,9 +758,9 @@ def links(files: set[str], page: Path) -> dict[str, str]:
 
 
 def _vocabulary() -> dict[str, Any]:
-    """The knobs in words, for the page: per knob its plain name (`losses.knob_labels`) and what a
+    """The knobs in words, for the page: per knob its plain name (`reference.knob_labels`) and what a
     framework does at each value (the families' PHRASES), values keyed as the page shows them."""
-    labels, phrases = losses.knob_labels(), losses.phrases()
+    labels, phrases = reference.knob_labels(), losses.phrases()
     return {
         knob: {"label": labels.get(knob, knob.replace("_", " ")), "values": {_literal(v): p for v, p in phrases.get(knob, {}).items()}}
         for knob in sorted(set(labels) | set(phrases))

@@ -2,7 +2,8 @@
 
 The pipeline builds each record once (`Result`s from the workers' answers, then the `Comparison`, the
 `Explanation`s and the baseline `Finding`s) and serialises it once (`to_json`), one case per line of
-`results.json`; reports read what was written. Nothing edits a record on its way through: a stage that
+`results.json`; what the package reads back of its own documents (results.json, baselines) it reads
+as records again (`from_json`), never as dicts. Nothing edits a record on its way through: a stage that
 adds to a record makes a new one (`dataclasses.replace`).
 
 The JSON form is the results.json contract (keys documented in docs/results-json.md); it does not change when a
@@ -58,6 +59,11 @@ class Documented:
         if self.agrees is not None:
             out.update(agrees=self.agrees, loss_max_abs=self.loss_max_abs, grad_max_abs=self.grad_max_abs)
         return out
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Documented:
+        """Read back as written (the gradient is not kept in results.json)."""
+        return cls(data["knobs"], data["loss"], None, data.get("agrees"), data.get("loss_max_abs"), data.get("grad_max_abs"))
 
 
 CHANGE = "~change"
@@ -122,6 +128,25 @@ class Result:
             out["numerical"] = self.numerical
         return out
 
+    @classmethod
+    def from_json(cls, key: str, data: dict[str, Any]) -> Result:
+        """The result `key` as results.json has it: values as written (nested lists, or a large one's
+        compact form), no recipes (results.json keeps them in the explanations)."""
+        documented = data.get("documented")
+        return cls(
+            key=key,
+            api=data["api"],
+            status=data["status"],
+            message=data.get("message"),
+            loss=data.get("loss"),
+            grad=data.get("grad"),
+            dtype=data.get("dtype"),
+            seconds=data.get("seconds"),
+            code=data.get("code"),
+            documented=None if documented is None else Documented.from_json(documented),
+            numerical=data.get("numerical"),
+        )
+
 
 def _other(against: Result | None, what: str) -> tuple[str, Any] | None:
     value = None if against is None else getattr(against, what)
@@ -154,6 +179,20 @@ class Pair:
             out.update(grad_max_abs=self.grad_max_abs, grad_max_rel=self.grad_max_rel)
         return out
 
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Pair:
+        return cls(
+            data["a"],
+            data["b"],
+            data["agree"],
+            data["loss_max_abs"],
+            data["loss_max_rel"],
+            data.get("grad_max_abs"),
+            data.get("grad_max_rel"),
+            data.get("reason"),
+            bool(data.get("within_allowance", False)),
+        )
+
 
 @dataclass(frozen=True)
 class Comparison:
@@ -180,6 +219,18 @@ class Comparison:
             out["allowance"] = self.allowance
         return out
 
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Comparison:
+        """From a case record's JSON, whose comparison keys sit beside its others."""
+        return cls(
+            tuple(tuple(g) for g in data["groups"]),
+            tuple(Pair.from_json(p) for p in data["pairs"]),
+            data["tolerance"],
+            data["expectation"],
+            data.get("expectation_message"),
+            data.get("allowance"),
+        )
+
 
 @dataclass(frozen=True)
 class KnobDifference:
@@ -193,6 +244,10 @@ class KnobDifference:
 
     def to_json(self) -> dict[str, Any]:
         return {"knob": self.knob, "a": self.a, "b": self.b, "effect": self.effect}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> KnobDifference:
+        return cls(data["knob"], data["a"], data["b"], data["effect"])
 
 
 @dataclass(frozen=True)
@@ -214,6 +269,18 @@ class ShownRecipe:
         if self.change is not None:
             out["change"] = self.change.to_json()
         return out
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ShownRecipe:
+        change = data.get("change")
+        return cls(
+            data["code"],
+            data["result"],
+            data["target"],
+            data["reproduces"],
+            data.get("message"),
+            None if change is None else cls.from_json(change),
+        )
 
 
 @dataclass(frozen=True)
@@ -251,6 +318,20 @@ class Explanation:
         if self.reverse is not None:
             out["reverse"] = self.reverse.to_json()
         return out
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Explanation:
+        recipe, reverse = data.get("recipe"), data.get("reverse")
+        return cls(
+            data["a"],
+            data["b"],
+            tuple(KnobDifference.from_json(k) for k in data["knobs"]),
+            data["text"],
+            None if recipe is None else ShownRecipe.from_json(recipe),
+            data.get("no_recipe"),
+            data.get("fit"),
+            None if reverse is None else ShownRecipe.from_json(reverse),
+        )
 
 
 @dataclass(frozen=True)
@@ -290,6 +371,22 @@ class Finding:
         if self.knobs is not None:
             out["knobs"] = list(self.knobs)
         return out
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Finding:
+        knobs = data.get("knobs")
+        return cls(
+            case=data["case"],
+            key=data["key"],
+            what=data["what"],
+            old=data["old"],
+            new=data["new"],
+            max_abs=data.get("max_abs"),
+            max_rel=data.get("max_rel"),
+            message=data.get("message"),
+            knobs=None if knobs is None else tuple(knobs),
+            dtype=data.get("dtype"),
+        )
 
 
 @dataclass(frozen=True)
@@ -345,6 +442,103 @@ class CaseRecord:
         if self.timeline:
             out["timeline"] = list(self.timeline)
         return out
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> CaseRecord:
+        """A case of results.json (`results.cases`) read back: values as written; the baseline findings
+        are in the document's head (`BaselineReport`), not in the case."""
+        return cls(
+            id=data["id"],
+            file=data["file"],
+            line=data["line"],
+            description=data.get("description"),
+            params=data["params"],
+            results={key: Result.from_json(key, r) for key, r in data["results"].items()},
+            comparison=Comparison.from_json(data),
+            expected=data.get("expected"),
+            explanation=tuple(Explanation.from_json(e) for e in data.get("explanation", [])),
+            timeline=tuple(data.get("timeline", [])),
+        )
+
+
+@dataclass(frozen=True)
+class BaselineReport:
+    """What a run with `--baseline` found (results.json's `baseline`), as `baseline.Replay.report` writes it."""
+
+    file: str
+    old_versions: dict[str, str]
+    new_versions: dict[str, str]
+    compared: int
+    moved: tuple[Finding, ...]
+    within_tolerance: int
+    within_tolerance_compact: int
+    status_changes: tuple[Finding, ...]
+    gone_cases: tuple[str, ...]
+    gone_keys: tuple[dict[str, str], ...]
+    new_cases: tuple[str, ...]
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> BaselineReport:
+        return cls(
+            file=data["file"],
+            old_versions=data["old_versions"],
+            new_versions=data["new_versions"],
+            compared=data["compared"],
+            moved=tuple(Finding.from_json(f) for f in data["moved"]),
+            within_tolerance=data["within_tolerance"],
+            within_tolerance_compact=data.get("within_tolerance_compact", 0),
+            status_changes=tuple(Finding.from_json(f) for f in data["status_changes"]),
+            gone_cases=tuple(data.get("gone_cases", [])),
+            gone_keys=tuple(data.get("gone_keys", [])),
+            new_cases=tuple(data.get("new_cases", [])),
+        )
+
+
+@dataclass(frozen=True)
+class SavedResult:
+    """What a baseline keeps of one result: its status, output dtype and (if ok) loss and gradient."""
+
+    status: str
+    dtype: str | None = None
+    loss: Any = None
+    grad: Any = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    def value(self, what: str) -> Any:
+        """The loss or the gradient (`what`), as saved."""
+        return self.loss if what == "loss" else self.grad
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> SavedResult:
+        return cls(data["status"], data.get("dtype"), data.get("loss"), data.get("grad"))
+
+
+@dataclass(frozen=True)
+class SavedCase:
+    """What a baseline keeps of one case: its tolerance and every result key's `SavedResult`."""
+
+    tolerance: dict[str, float]
+    results: dict[str, SavedResult]
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> SavedCase:
+        return cls(data.get("tolerance", {}), {key: SavedResult.from_json(r) for key, r in data["results"].items()})
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """A baseline file: the versions that produced it and, per case node id, what it keeps."""
+
+    versions: dict[str, str]
+    values: dict[str, SavedCase]
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Baseline:
+        """From the file's JSON with every "=KEY" already replaced by that result's value (`baseline.load`)."""
+        return cls(data["versions"], {name: SavedCase.from_json(case) for name, case in data["values"].items()})
 
 
 def result_of(key: str, answer: dict[str, Any]) -> Result:

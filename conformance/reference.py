@@ -15,9 +15,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import numpy as np
+
+from conformance import losses
 
 if TYPE_CHECKING:
     from conformance.cases import Case
@@ -113,8 +115,6 @@ _SHARED = frozenset(f.name for f in fields(Knobs)) - {"own"}
 
 def family_knobs() -> dict[str, Any]:
     """Every loss family's own knobs (`KNOBS`) and their defaults."""
-    from conformance import losses
-
     return losses.knobs()
 
 
@@ -158,6 +158,16 @@ SHARED_KNOB_LABELS: dict[str, str] = {
     "log_clamp": "the clamp of log p",
     "last_axis_mean": "averaging the last axis first",
 }
+
+
+def knob_labels() -> dict[str, str]:
+    """knob -> its plain name: the shared knobs', then every family's own (`KNOB_LABELS`), first declaration kept."""
+    out = dict(SHARED_KNOB_LABELS)
+    for family in losses.families().values():
+        for knob, label in family.KNOB_LABELS.items():
+            out.setdefault(knob, label)
+    return out
+
 
 TEXTBOOK = Knobs()
 
@@ -220,7 +230,7 @@ def evaluate(case: Case, knobs: Knobs = TEXTBOOK) -> Outcome:
     if not case.check_shapes:
         raise ValueError("the case's shapes are mismatched on purpose (check_shapes: false): no formula applies")
     reading = _Reading(knobs)
-    outcome = case.family.evaluate(case, reading)
+    outcome = case.family.evaluate(case, cast("Knobs", reading))  # it reads as Knobs do, and records which
     return replace(outcome, read=frozenset(reading.read))
 
 
@@ -230,12 +240,12 @@ def recipe_source(case: Case, knobs: Knobs, probabilities: bool = False) -> list
     None where the case's family has no such recipe (binary cross-entropy) or the case has none.
     `probabilities`: the caller forms log p of probability inputs itself, as the family's
     `probability_steps(knobs)` says, so a family that has those steps gives T and D for them too."""
-    source = getattr(case.family, "recipe_source", None)
+    source = case.family.recipe_source
     if source is None:
         return None
     if case.from_logits or not probabilities:
         return source(case, knobs)  # type: ignore[no-any-return]
-    return source(case, knobs, probabilities=True) if hasattr(case.family, "probability_steps") else None
+    return source(case, knobs, probabilities=True) if case.family.probability_steps is not None else None
 
 
 # ---------------------------------------------------------------- shared by the families' evaluations

@@ -21,6 +21,7 @@ from typing import Any
 
 from conformance import results
 from conformance.compare import order
+from conformance.records import BaselineReport
 
 MAX_LISTED = 20
 MOST_DIVERGENT = 10
@@ -143,7 +144,7 @@ def markdown(head: dict[str, Any], digest: Digest, report_link: str | None = Non
     lines += _errors(digest)
     lines += _matrix(digest.agreement)
     if head.get("baseline"):
-        lines += _baseline(head["baseline"])
+        lines += _baseline(BaselineReport.from_json(head["baseline"]))
     if report_link:
         lines.append(f"Full report (every case, its values, native code and plots): [{_escape(report_link)}](<{report_link}>)")
     return "\n".join(lines).rstrip() + "\n"
@@ -216,14 +217,14 @@ def _matrix(agreement: PairAgreement) -> list[str]:
     return out + [""]
 
 
-def _baseline(report: dict[str, Any]) -> list[str]:
-    moved, changes = report.get("moved", []), report.get("status_changes", [])
+def _baseline(report: BaselineReport) -> list[str]:
+    moved, changes = report.moved, report.status_changes
     out = [
         "### Since the baseline",
         "",
         (
-            f"{_escape(str(report.get('file')))}: {report.get('compared', 0)} values compared, "
-            f"**{len(moved)}** moved beyond tolerance, {report.get('within_tolerance', 0)} within tolerance, "
+            f"{_escape(report.file)}: {report.compared} values compared, "
+            f"**{len(moved)}** moved beyond tolerance, {report.within_tolerance} within tolerance, "
             f"**{len(changes)}** status changes."
         ),
         "",
@@ -233,8 +234,7 @@ def _baseline(report: dict[str, Any]) -> list[str]:
         out += ["| case | result | what | baseline | this run |", "|---|---|---|---|---|"]
         for row in rows[:MAX_LISTED]:
             out.append(
-                f"| {_escape(row['case'])} | {_escape(row['key'])} | {row['what']} | "
-                f"{_escape(_short(row['old']))} | {_escape(_short(row['new']))} |"
+                f"| {_escape(row.case)} | {_escape(row.key)} | {row.what} | {_escape(_short(row.old))} | {_escape(_short(row.new))} |"
             )
         if len(rows) > MAX_LISTED:
             out.append(f"| … {len(rows) - MAX_LISTED} more | | | | |")

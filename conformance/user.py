@@ -6,7 +6,7 @@ key like any other (groups, expectations, baselines, the report). The specs are 
 `conformance.user_spec`; what the object takes and which case keys a case passes, by `conformance.user_call`.
 
 What this module owns (it never names a framework; the framework module lays out the tensors):
-- the specs active for this run (`activate`), which `adapters.known_keys` and the runner read; the
+- the specs active for this run (`activate`), which `known_keys` and the runner read; the
   runner hands them to the workers in the environment variable `ENV`;
 - the variant itself (`variant(spec)`): its `build` imports the object in the worker, asks the framework
   module (`user_body(case, call, class_axis)`, optional: a framework without it runs no user variant) for
@@ -84,6 +84,13 @@ def against() -> dict[str, str]:
     return {s.key: s.against for s in _active if s.against is not None}
 
 
+def known_keys() -> set[str]:
+    """Every result key a case expectation may name: every framework's variants' and the user's functions of this run."""
+    from conformance import adapters, registry
+
+    return {v.key for name in registry.frameworks() for v in adapters.variants(name)} | keys()
+
+
 def environment(framework: str) -> dict[str, str]:
     """What a worker of `framework` is started with: its user variants, as JSON (none: nothing)."""
     mine = [s.to_json() for s in _active if s.framework == framework]
@@ -159,10 +166,12 @@ def variant(spec: Spec) -> Any:
     from conformance import registry
     from conformance.adapters import Variant
 
-    framework = registry.framework(spec.framework)
+    body = registry.framework(spec.framework).user_body
+    if body is None:
+        raise UsageError(f"--variant {spec.key}: {spec.framework} runs no user's function (its plug-in has no user_body)")
 
     def build(case: Any) -> str:
-        return str(framework.user_body(case, _writer(spec, case), **_layout(spec)))
+        return str(body(case, _writer(spec, case), **_layout(spec)))
 
     return Variant(
         spec.key,

@@ -324,7 +324,7 @@ def checked(specs: list[Spec]) -> tuple[Spec, ...]:
             raise UsageError(f"{spec.text()}: the key '{spec.key}' must be FRAMEWORK:NAME, e.g. {framework}:mine")
         if framework not in registry.frameworks():
             raise UsageError(f"{spec.text()}: unknown framework '{framework}'; known: {', '.join(registry.frameworks())}")
-        if not hasattr(registry.framework(framework), "user_body"):
+        if registry.framework(framework).user_body is None:
             raise UsageError(f"{spec.text()}: the {framework} adapter cannot run a user's function (it has no user_body)")
         if spec.key in native:
             raise UsageError(f"{spec.text()}: the result key '{spec.key}' is taken")

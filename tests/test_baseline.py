@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from conformance import cli
+from conformance.records import SavedResult
 
 CASES = """\
 defaults:
@@ -271,9 +272,9 @@ def test_a_value_equal_to_another_results_is_written_once_and_read_back_whole(tm
     assert kept["tensorflow"] == {"status": "error"}
     path = tmp_path / "b.json"
     baseline.save({"versions": {"torch": "2"}, "cases": [record]}, path)
-    loaded = baseline.load(path)["values"]["cases.yaml::c"]["results"]
-    assert loaded["torch:functional"] == {**ok, "loss": 0.1, "grad": [[1.0, -1.0]]}
-    assert loaded["paddle"]["grad"] == [[1.0, -1.0]]
+    loaded = baseline.load(path).values["cases.yaml::c"].results  # read back typed, every "=KEY" expanded
+    assert loaded["torch:functional"] == SavedResult.from_json({**ok, "loss": 0.1, "grad": [[1.0, -1.0]]})
+    assert loaded["paddle"].grad == [[1.0, -1.0]] and loaded["tensorflow"] == SavedResult("error")
     assert path.read_text(encoding="utf-8").count("\n") == 3  # the head line, one case per line, the closing line
 
 

@@ -15,7 +15,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from conformance import cases, compare
+from conformance import agreement, cases, compare
 from conformance.cases import Expectation
 from conformance.compare import DEFAULT_TOLERANCE, check_expectation, difference, groups
 from conformance.records import Documented, Result
@@ -397,17 +397,17 @@ def test_norm_term_bounds_by_the_largest_element():
 
 
 def test_difference_of_large_arrays_in_pieces_equals_the_whole():
-    """Arrays above compare.CHUNK are compared piece by piece: the same numbers as in one piece."""
+    """Arrays above agreement.CHUNK are compared piece by piece: the same numbers as in one piece."""
     rng = np.random.default_rng(3)
-    x = rng.normal(size=compare.CHUNK * 2 + 17).astype(np.float32)
+    x = rng.normal(size=agreement.CHUNK * 2 + 17).astype(np.float32)
     y = (x * (1 + rng.normal(scale=1e-6, size=x.size))).astype(np.float32)
     y[5] = np.nan
-    whole = compare._finite(x.astype(np.float64), y.astype(np.float64), 1e-5, 1e-6)
+    whole = agreement.finite_gaps(x.astype(np.float64), y.astype(np.float64), 1e-5, 1e-6)
     found = difference(x, y, 1e-5, 1e-6)
     assert not found.agree and found.max_abs == math.inf
     finite = np.isfinite(y)
     found = difference(x[finite], y[finite], 1e-5, 1e-6, norm=1e-9)
-    whole = compare._finite(x[finite].astype(np.float64), y[finite].astype(np.float64), 1e-5, 1e-6, norm=1e-9)
+    whole = agreement.finite_gaps(x[finite].astype(np.float64), y[finite].astype(np.float64), 1e-5, 1e-6, norm=1e-9)
     assert (found.max_abs, found.max_rel, found.agree) == (float(whole[0]), float(whole[1]), bool(whole[2]))
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -69,7 +70,9 @@ def test_a_recipe_that_cannot_be_written_is_code_that_says_why(monkeypatch):
     def broken(case, knobs):
         raise ValueError("no such op")
 
-    monkeypatch.setattr(registry.framework("paddle"), "recipe", broken)
+    real = registry.framework
+    paddle = replace(real("paddle"), recipe=broken)
+    monkeypatch.setattr(registry, "framework", lambda name, path=None: paddle if name == "paddle" else real(name, path))
     bodies = adapters.recipes("paddle", case, {"torch": documented("torch", case)}, explain.Model(case))
     with pytest.raises(RuntimeError, match="the recipe could not be written: ValueError: no such op"):
         exec(bodies["torch"], {})

@@ -1,5 +1,5 @@
 """Loss families are plug-ins: the registry finds them, each provides the protocol written in
-`conformance/losses/__init__.py`, the core dispatches through it (schema, loading, the model, the
+`conformance/contract.py` (`LossFamily`), the core dispatches through it (schema, loading, the model, the
 fuzzer), and a family registered at run time adds its own keys without an edit of the core. Also the
 bound on the size of a case's arrays (`cases.MAX_ELEMENTS`)."""
 
@@ -39,7 +39,7 @@ def error(text: str) -> CaseError:
 def test_the_registry_finds_both_shipped_families_in_order():
     assert list(registry.losses())[:2] == [SOFTMAX, BINARY]  # first; families other packages (or this one) add follow
     assert cases.LOSSES[:2] == (SOFTMAX, BINARY)
-    assert registry.loss(BINARY).__name__ == "conformance.losses.binary_ce"
+    assert registry.loss(BINARY).module.__name__ == "conformance.losses.binary_ce"
 
 
 @pytest.mark.parametrize("name", [SOFTMAX, BINARY])

@@ -191,7 +191,7 @@ def test_bad_engine_usage_is_exit_2_within_seconds(argv, words, capsys, cluster,
 def test_fuzz_gathers_each_seeds_cases_leaving_out_kinds_an_earlier_seed_shows(monkeypatch, tmp_path):
     """The driver's side of `fuzz --engine ray`: the seeds' outcomes (here made up, not run) are written
     in seed order; seed 1's first case shows only a kind seed 0 found and is left out."""
-    from conformance import engines
+    from conformance import fuzz
     from conformance.engines import ray_actors
 
     old, new = ("paddle", "torch", "denominator"), ("tensorflow", "torch", "smoothing")
@@ -199,8 +199,8 @@ def test_fuzz_gathers_each_seeds_cases_leaving_out_kinds_an_earlier_seed_shows(m
         {"seed": 0, "kinds": [[old]], "files": {"fuzz_0_0_denominator.yaml": "seed 0\n"}},
         {"seed": 1, "kinds": [[old], [old, new]], "files": {"fuzz_1_0_denominator.yaml": "dup\n", "fuzz_1_1_smoothing.yaml": "seed 1\n"}},
     ]
-    monkeypatch.setattr(ray_actors, "fuzz", lambda *args: outcomes)
-    gathered = engines.fuzz(Choice("ray"), 1.0, [0, 1], tmp_path, set())
+    monkeypatch.setattr(ray_actors, "spread", lambda *args: outcomes)
+    gathered = fuzz.campaign(Choice("ray"), 1.0, [0, 1], tmp_path, set())
     assert [o["written"] for o in gathered] == [[str(tmp_path / "fuzz_0_0_denominator.yaml")], [str(tmp_path / "fuzz_1_1_smoothing.yaml")]]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fuzz_0_0_denominator.yaml", "fuzz_1_1_smoothing.yaml"]
     assert (tmp_path / "fuzz_1_1_smoothing.yaml").read_text(encoding="utf-8") == "seed 1\n"

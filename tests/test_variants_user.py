@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conformance import adapters, cli, user
+from conformance import cli, user
 from conformance.errors import UsageError
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -47,11 +47,11 @@ def test_parse_and_known_keys():
     specs = user.parse(["torch:mine=pkg.my_loss:f"])
     assert specs == (user.Spec("torch:mine", "pkg.my_loss", "f"),)
     with user.activated(specs):
-        assert "torch:mine" in adapters.known_keys()
+        assert "torch:mine" in user.known_keys()
         [sent] = json.loads(user.environment("torch")[user.ENV])
         assert user.Spec.from_json(sent) == specs[0]
         assert user.environment("paddle") == {}
-    assert "torch:mine" not in adapters.known_keys()
+    assert "torch:mine" not in user.known_keys()
 
 
 def test_ports_the_readme_walkthrough(examples):

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import numpy as np
 
 from conformance import registry
 from conformance.cases import Case
+from conformance.contract import Unsupported as Unsupported
+from conformance.contract import Variant
 from conformance.records import CHANGE
 from conformance.reference import Knobs, Outcome, evaluate
 
@@ -27,51 +29,17 @@ GRADIENT_LINE = re.compile(r"^grad\b\s*,?\s*=")
 """The reference model of one case: knob point -> its float64 outcome (memoized by the caller)."""
 
 
-class Unsupported(Exception):
-    """The framework has no native way to express a parameter of the case (the reason says which)."""
-
-
-@dataclass(frozen=True)
-class Variant:
-    """One native API of a framework.
-
-    key: result key, `framework` for the default variant, `framework:name` for the others; a key may
-        have one Variant per loss family (the default variant of each).
-    build: the code body for a case; it reads the arrays `x`, `y` / `t`, `w`, `pw`, `sw` and sets `loss`
-        and `grad`.
-    knobs: the point of the reference model this API's documentation describes for the case, or None
-        where the documentation gives no formula (then no documented-formula check is made).
-    losses: the loss families the API computes; it is not run on others.
-    module: for a user's function run as a variant (`conformance.user`), its module: an error is
-        reported with the line of that module it came from.
-    """
-
-    key: str
-    api: str
-    build: Callable[[Case], str]
-    knobs: Callable[[Case], Knobs | None]
-    losses: tuple[str, ...] = ("softmax_cross_entropy",)
-    module: str | None = None
-
-
 def variants(framework: str) -> list[Variant]:
     """The variants of a framework, without importing the framework itself: its module's own, then
     those each loss family brings for it (a family added after the framework carries its native calls
     in its own module: `variants(framework)` in `conformance.losses`)."""
-    brought = [v for family in registry.losses().values() if hasattr(family, "variants") for v in family.variants(framework)]
+    brought = [v for family in registry.losses().values() if family.variants is not None for v in family.variants(framework)]
     return list(registry.framework(framework).VARIANTS) + brought
 
 
 def setup(framework: str) -> str:
     """The imports that open every snippet of a framework."""
     return str(registry.framework(framework).SETUP)
-
-
-def known_keys() -> set[str]:
-    """Every result key a case expectation may name (the user's functions of this run included)."""
-    from conformance import user
-
-    return {v.key for name in registry.frameworks() for v in variants(name)} | user.keys()
 
 
 def framework_of(key: str) -> str:
@@ -143,7 +111,7 @@ def smallest_change(framework: str, case: Case, target: Knobs, model: Model | No
     None where the family has no port for the case. `model` evaluates knob points (the explanation's, so
     both share each evaluation)."""
     default = [v for v in for_case(variants(framework), case) if v.key == framework]
-    port = getattr(case.family, "port", None)
+    port = case.family.port
     try:
         own = default[0].knobs(case) if default else None
         plan = port(case, own, target, model or (lambda knobs: evaluate(case, knobs))) if port is not None and own is not None else None
@@ -170,14 +138,14 @@ def recipes(framework: str, case: Case, targets: Mapping[str, Knobs], model: Mod
     A target without a general recipe is left out. A recipe whose writing fails (a plug-in's bug) is
     code that raises why, so the report shows it failing instead of the run stopping or hiding it."""
     module = registry.framework(framework)
-    family_recipe = getattr(case.family, "native_recipe", None)  # a loss that is no soft-label cross-entropy writes its own
+    family_recipe = case.family.native_recipe  # a loss that is no soft-label cross-entropy writes its own
     out: dict[str, str] = {}
     for other, knobs in targets.items():
         try:
             if family_recipe is not None:
                 general = family_recipe(framework, case, knobs)
             else:
-                general = module.recipe(case, knobs) if hasattr(module, "recipe") else None
+                general = module.recipe(case, knobs) if module.recipe is not None else None
         except Exception as exc:
             general = f"raise RuntimeError({f'the recipe could not be written: {type(exc).__name__}: {exc}'!r})"
         if general is None:
@@ -205,7 +173,7 @@ def array_source(case: Case) -> str:
     """The arrays, so a snippet runs on its own: a generated array regenerated from the case's seed (its
     family's `generated_source`), an empty one by its shape, any other as NumPy literals. Each ends in
     the dtype (and shape) the variants read it in."""
-    generated = case.family.generated_source(case) if hasattr(case.family, "generated_source") else {}
+    generated = case.family.generated_source(case) if case.family.generated_source is not None else {}
     lines = []
     for name, value in arrays(case).items():
         if name in generated:

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from conformance import runner
 from conformance.cases import Case
@@ -63,33 +62,3 @@ def start(choice: Choice, keys: dict[str, set[str] | None], timeout: float, most
 
         return ray_actors.Actors(keys, timeout, choice.address, choice.actors)
     return runner.Workers(keys, timeout, most)
-
-
-def fuzz(
-    choice: Choice, budget: float, seeds: list[int], out: Path, known: set[tuple[str, str, str]], timeout: float = 120.0
-) -> list[dict[str, Any]]:
-    """One fuzzer per seed, each outcome as `conformance.fuzz.run` gives it. Local: one after another,
-    each counting what the seeds before it found as covered. Ray: all at once across the cluster, the
-    cases gathered here into `out`, in seed order, leaving out a case whose divergence kinds an
-    earlier seed's cases already show."""
-    if choice.name != "ray":
-        from conformance import fuzz as fuzzer
-
-        outcomes: list[dict[str, Any]] = []
-        for seed in seeds:
-            outcomes.append(fuzzer.run(budget, seed, out, known | {k for o in outcomes for k in o["new_signatures"]}, timeout))
-        return outcomes
-    from conformance.engines import ray_actors
-
-    outcomes = ray_actors.fuzz(budget, seeds, known, timeout, choice.address)
-    kept: set[tuple[str, str, str]] = set()
-    for outcome in outcomes:
-        outcome["written"] = []
-        for (name, text), kinds in zip(outcome.pop("files").items(), outcome["kinds"], strict=True):
-            if {tuple(k) for k in kinds} <= kept:
-                continue
-            kept |= {tuple(k) for k in kinds}
-            out.mkdir(parents=True, exist_ok=True)
-            (out / name).write_text(text, encoding="utf-8")
-            outcome["written"].append(str(out / name))
-    return outcomes

@@ -27,9 +27,8 @@ import tempfile
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 from conformance import adapters, runner, user
 from conformance.cases import Case
@@ -38,6 +37,7 @@ from conformance.worker import Worker
 
 BATCH = 16
 RESOURCE = "conformance"
+T = TypeVar("T")
 CONNECT_TIMEOUT = 5.0
 POLL = 0.5  # how often a feeder waiting on its actor looks whether the stream was stopped
 Task = tuple[Any, ...]
@@ -417,27 +417,16 @@ class _Run(runner.Collector):
             thread.join()
 
 
-def fuzz(budget: float, seeds: list[int], known: set[tuple[str, str, str]], timeout: float, address: str | None) -> list[dict[str, Any]]:
-    """One fuzzer per seed, each a Ray task on some node with its own local framework workers (the
-    fuzzer asks case by case, so the workers belong next to it); each seed's outcome with the cases it
-    found as `files` (name -> YAML text), gathered here, in seed order."""
+def spread(task: Callable[..., T], seeds: list[int], address: str | None, *args: Any) -> list[T]:
+    """`task(seed, *args)` once per seed, each a Ray task on some node (SPREAD, a share of the cluster's
+    CPUs each), gathered here in seed order: how `fuzz --engine ray` runs one fuzzer per seed."""
     ray = _ray()
     owned = connect(address)
     try:
-        task = ray.remote(_fuzz_seed).options(
+        remote = ray.remote(task).options(
             num_cpus=_share(ray.cluster_resources().get("CPU", 1.0), len(seeds)), scheduling_strategy="SPREAD", max_retries=0
         )
-        specs = user.active()
-        return list(ray.get([task.remote(budget, seed, known, timeout, specs) for seed in seeds]))
+        return list(ray.get([remote.remote(seed, *args) for seed in seeds]))
     finally:
         if owned:
             ray.shutdown()
-
-
-def _fuzz_seed(budget: float, seed: int, known: set[tuple[str, str, str]], timeout: float, specs: tuple[Any, ...]) -> dict[str, Any]:
-    from conformance import fuzz
-
-    with tempfile.TemporaryDirectory() as folder, user.activated(specs):
-        outcome = fuzz.run(budget, seed, Path(folder), known, timeout)
-        outcome["files"] = {Path(p).name: Path(p).read_text(encoding="utf-8") for p in outcome.pop("written")}
-    return outcome

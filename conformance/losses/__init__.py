@@ -1,112 +1,13 @@
 """Loss families: one module each, found through the entry point group `conformance.losses`.
 
 The core (case loading, the reference model, explanations, the fuzzer, the adapters' shared helpers)
-never names a family: it reads the attributes below from `conformance.registry.loss(name)`, so a new
-family (focal loss, KL divergence) is one module, its entry point, its tests and its cases.
+never names a family: it reads the members a family declares, as the plug-in contract lists them
+(`conformance.contract.LossFamily`, each member's type, default and meaning; docs/extending.md), from
+`conformance.registry.loss(name)`, so a new family (focal loss, KL divergence) is one module, its entry
+point, its tests and its cases.
 
-The protocol: module attributes every family provides (`typing.Protocol` would only document them).
-
-    NAME: str                 the family's name: the value of `loss:` in a case file and its entry point name.
-    ORDER: int                optional; rank in the registry, schema and fuzzer (lower first; default 500).
-    DEFAULT: bool             optional; the family of a case that names no `loss` (one family sets it).
-    FIELDS: dict              its own case keys as pydantic field definitions, `{key: (annotation, None or
-                              Field(default=None, ...))}`; merged into the case schema after the shared
-                              keys, so a family adds keys (focal loss: `gamma`, `alpha`) without editing
-                              cases.py. The default is None (not given): a case of another family that
-                              gives one is an error naming the key. A key two families declare must be
-                              declared alike (the first, in ORDER, is used).
-    REDUCTIONS: tuple[str, ...]
-                              optional; reductions of its own beyond the shared ones (KL divergence:
-                              ("batchmean",)); `reduction` accepts them for its cases only.
-    INSTEAD: dict[str, str]   optional; for another family's key given to a case of this one, what to write
-                              instead (the second half of the error message).
-    ARRAYS: dict[str, str]    its FIELDS that are arrays handed to the variants, with the name the variants'
-                              code reads them by (binary: {"pos_weight": "pw"}).
-    CLASS_AXIS: int | None    the predictions' class axis (softmax: 1, as in torch and ONNX); None for an
-                              elementwise loss, whose last axis then counts as the classes (`Case.num_classes`)
-                              and whose predictions no channels-last API needs moved (`adapters.moved`).
-    INDEX_LABELS: bool        whether `labels` are integer class indices (handed over as int64 `y`), or
-                              targets of the predictions' shape (handed over in the case dtype).
-    build(spec, fail) -> dict
-                              the case's arrays from the validated spec (pydantic model of every key):
-                              `predictions`, `from_logits`, `labels`, `soft_labels`, `weight`, and a value
-                              for each of FIELDS (they become `Case.extra`, read as `case.<key>`). Every
-                              mistake is `raise fail(message, key)` (a CaseError with file, line and key).
-                              The shared keys (`sample_weight`, `reduction`, `dtype`, ...) are the core's.
-                              Optional: `trailing_label_axis: True` (class indices given as [N, ..., 1],
-                              returned without that axis); under `check_shapes: false`, `mismatched`: the
-                              keys whose shapes do not fit, kept instead of failed (none: an error).
-    textbook(case) -> Knobs   the family's textbook point of the knob model (the `reference` result).
-    evaluate(case, knobs) -> Outcome
-                              the float64 loss and its gradient w.r.t. the predictions at `knobs`; every knob
-                              it may read is read as an attribute of `knobs` (the caller records which).
-    KNOBS: dict[str, Any]     optional; the family's own knobs of the reference model and their
-                              defaults (`reference.Knobs.own`: focal loss's class balancing), for
-                              what the shared knobs do not cover. Read as `knobs.<name>` in evaluate;
-                              documented points set them with `Knobs.of(..., name=value)`.
-    PHRASES: dict             knob -> value -> what a framework with that value does ("divides the mean by the
-                              number of positions"), for the knobs and values the family reads.
-    KNOB_LABELS: dict[str, str]
-                              optional; knob -> its name in plain words ("what the mean divides by"), for the
-                              knobs the family adds (`KNOBS`); the shared knobs' are reference.SHARED_KNOB_LABELS.
-    ALTERNATIVES: dict        knob -> the values it can take for this family (the values a moved baseline
-                              value is attributed to, in the order they are tried).
-    port(case, own, target, model) -> dict | None
-                              optional; the smallest change to a framework's own call (documented at `own`)
-                              that gives `target`'s semantics: {"soft": pass NumPy's `t` as probabilities
-                              (no class weights, no smoothing), "lines": NumPy lines building `t` / `D`
-                              (and probability inputs `x`, renormalised or clipped as the target does),
-                              "divide": sum and divide by `D`, "note": in the explanations' words; optional
-                              "after": lines applied to the call's `loss`, e.g. a mean over its last axis}, or None
-                              (`adapters.smallest_change` writes the call; the general recipe stays).
-                              `model(knobs)` is the case's reference outcome at a knob point, memoized
-                              and shared with the explanation: evaluate through it, not directly.
-    generated_source(case) -> dict[str, list[str]]
-                              optional; for each array `build` generated (`random`, `labels: random`, ...),
-                              by the name variants read it by, NumPy lines that regenerate it (float64,
-                              before its dtype) as `build` drew it: snippets regenerate generated arrays from
-                              the seed instead of writing every element (`generated_predictions`,
-                              `probability_lines`, `weights_line` below). Without it they are literals.
-    recipe_source(case, knobs) -> list[str] | None
-                              optional; NumPy lines building the soft target `T` and denominator `D` that
-                              reproduce `knobs` through any framework's soft-label cross-entropy. With
-                              `probabilities=True` (asked only of a family that has `probability_steps`) also
-                              for probability inputs, whose log the caller forms as those steps say.
-    probability_steps(knobs) -> tuple[str, ...]
-                              optional; how `knobs` turn probability inputs into the probabilities whose log
-                              the loss takes, in order: "renormalise" (over the class axis), "clip" (to
-                              [clip_eps, 1 - clip_eps]).
-    probability_recipe(ops, case, knobs) -> list[str]
-                              optional, with `probability_steps`; a framework's lines, in its `OPS`, for
-                              the per-position sum_c T * -log r on probability inputs (r formed by those
-                              steps, 0 log 0 = 0): every framework's `recipe` uses the same lines.
-    RECIPES: str              optional; what the family's recipes cover, in words, for an explanation that
-                              has none ("no recipe: ... (RECIPES)").
-    native_recipe(framework, case, knobs) -> str | None
-                              optional; a family whose loss is no soft-label cross-entropy (KL divergence) writes
-                              its own recipes: `framework`'s code reproducing the semantics of `knobs`;
-                              `adapters.recipes` asks it instead of the framework's `recipe` (the parent
-                              writes the code, the framework's worker runs it). None where it has none.
-    PARAMETERS: dict[str, Parameter]
-                              optional; the case keys a loss function of the family takes as keyword arguments,
-                              shared ones included, each with how it is passed to a user's function
-                              (`conformance.user`, `--variant`/`--variants`): `ARRAY` (a tensor, where the
-                              case gives it), `OPTIONAL` (where the case sets it), `defaulted(default)` (a meaning
-                              by default: always passed, with the case's effective value; a case at `default`
-                              sets nothing). Without it: `COMMON_PARAMETERS` and FIELDS as values, ARRAYS as arrays.
-    variants(framework) -> list[Variant]
-                              optional; the family's native calls in a framework (`adapters.Variant`,
-                              the framework module's helpers may be used): a family that arrives after
-                              a framework brings that framework's APIs for it in its own module(s),
-                              instead of an edit of the framework module. [] for a framework it has none for.
-    strategy() -> SearchStrategy[dict]
-                              hypothesis strategy of case specs as written in YAML (`id` "fuzz"; `loss`
-                              unless the family is the default), simplest values first so shrinking ends at
-                              small cases. hypothesis is imported inside it, never at module level.
-
-A family module is imported by every process that loads cases (workers too): keep it to NumPy at
-module level. Below: the parsing helpers every family's `build` shares, and the merged views of all
-families the core reads (`fields`, `phrases`, `alternatives`).
+Below: the parsing helpers every family's `build` shares, and the merged views of all families the
+core reads (`fields`, `phrases`, `alternatives`, `reductions`, `knobs`).
 """
 
 from __future__ import annotations
@@ -114,18 +15,16 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
-from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from conformance import registry
+from conformance.contract import Fail as Fail
+from conformance.contract import LossFamily
 
 if TYPE_CHECKING:
     from hypothesis.strategies import SearchStrategy
-
-# What `build` receives to report a mistake: fail(message, key) -> the exception to raise.
-Fail = Callable[[str, str], Exception]
 
 
 # ---------------------------------------------------------------- parsing case values
@@ -314,9 +213,9 @@ COMMON_PARAMETERS: dict[str, Parameter] = {"from_logits": defaulted(True), "samp
 DERIVED = {"num_classes": "the size of the class axis (C)"}
 
 
-def parameters(family: ModuleType) -> dict[str, Parameter]:
+def parameters(family: LossFamily) -> dict[str, Parameter]:
     """The keyword arguments a case of `family` may pass to a user's loss function (`PARAMETERS`)."""
-    declared = getattr(family, "PARAMETERS", None)
+    declared = family.PARAMETERS
     if declared is not None:
         return dict(declared)
     own = {key: ARRAY if key in family.ARRAYS else defaulted(None) for key in family.FIELDS}
@@ -332,7 +231,7 @@ def parameter_names() -> list[str]:
 # ---------------------------------------------------------------- every family, merged
 
 
-def families() -> dict[str, ModuleType]:
+def families() -> dict[str, LossFamily]:
     """The registered families, in ORDER."""
     return registry.losses()
 
@@ -352,17 +251,6 @@ def phrases() -> dict[str, dict[Any, str]]:
     return _phrases(tuple(families().values()))
 
 
-def knob_labels() -> dict[str, str]:
-    """knob -> its plain name: the shared knobs', then every family's own (`KNOB_LABELS`), first declaration kept."""
-    from conformance.reference import SHARED_KNOB_LABELS
-
-    out = dict(SHARED_KNOB_LABELS)
-    for family in families().values():
-        for knob, label in getattr(family, "KNOB_LABELS", {}).items():
-            out.setdefault(knob, label)
-    return out
-
-
 def alternatives() -> dict[str, list[Any]]:
     """knob -> every value any family lets it take, in family order, each once."""
     return _alternatives(tuple(families().values()))
@@ -370,7 +258,7 @@ def alternatives() -> dict[str, list[Any]]:
 
 def reductions() -> tuple[str, ...]:
     """The reductions families add for their own cases (`REDUCTIONS`), in family order, each once."""
-    return tuple(dict.fromkeys(r for family in families().values() for r in getattr(family, "REDUCTIONS", ())))
+    return tuple(dict.fromkeys(r for family in families().values() for r in family.REDUCTIONS))
 
 
 def knobs() -> dict[str, Any]:
@@ -379,7 +267,7 @@ def knobs() -> dict[str, Any]:
 
 
 @functools.cache
-def _fields(modules: tuple[ModuleType, ...]) -> dict[str, tuple[Any, Any]]:
+def _fields(modules: tuple[LossFamily, ...]) -> dict[str, tuple[Any, Any]]:
     out: dict[str, tuple[Any, Any]] = {}
     for module in modules:
         for key, definition in module.FIELDS.items():
@@ -388,7 +276,7 @@ def _fields(modules: tuple[ModuleType, ...]) -> dict[str, tuple[Any, Any]]:
 
 
 @functools.cache
-def _phrases(modules: tuple[ModuleType, ...]) -> dict[str, dict[Any, str]]:
+def _phrases(modules: tuple[LossFamily, ...]) -> dict[str, dict[Any, str]]:
     out: dict[str, dict[Any, str]] = {}
     for module in modules:
         for knob, phrased in module.PHRASES.items():
@@ -399,7 +287,7 @@ def _phrases(modules: tuple[ModuleType, ...]) -> dict[str, dict[Any, str]]:
 
 
 @functools.cache
-def _alternatives(modules: tuple[ModuleType, ...]) -> dict[str, list[Any]]:
+def _alternatives(modules: tuple[LossFamily, ...]) -> dict[str, list[Any]]:
     out: dict[str, list[Any]] = {}
     for module in modules:
         for knob, values in module.ALTERNATIVES.items():
@@ -409,9 +297,9 @@ def _alternatives(modules: tuple[ModuleType, ...]) -> dict[str, list[Any]]:
 
 
 @functools.cache
-def _knobs(modules: tuple[ModuleType, ...]) -> dict[str, Any]:
+def _knobs(modules: tuple[LossFamily, ...]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for module in modules:
-        for knob, default in getattr(module, "KNOBS", {}).items():
+        for knob, default in module.KNOBS.items():
             out.setdefault(knob, default)
     return out

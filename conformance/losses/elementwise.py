@@ -50,7 +50,7 @@ class Ops:
 def ops(framework: str, case: Case) -> Ops | None:
     """The framework's ops for the case, or None where no recipe is written: a framework without an
     `OPS` table, or an empty batch (its value is a convention of the API, not a formula)."""
-    table = getattr(registry.framework(framework), "OPS", None)
+    table = registry.framework(framework).OPS
     if table is None or case.predictions.size == 0:
         return None
     return Ops(table, case)

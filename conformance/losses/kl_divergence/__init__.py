@@ -262,7 +262,7 @@ def native_recipe(framework: str, case: Case, knobs: Knobs) -> str | None:
     written as Keras computes it, t log(t / p): in float16 the ratio overflows (t / p > 65504 gives inf,
     `kl_divergence.yaml` `kl_float16_ratio`) where t (log t - log p) does not, and the recipe must give
     Keras's value. None for an empty batch, bfloat16 (no NumPy literal), or a framework without an ops table."""
-    op = getattr(registry.framework(framework), "OPS", None)
+    op = registry.framework(framework).OPS
     if op is None or case.dtype == "bfloat16" or case.predictions.shape[0] == 0:
         return None
     eps = repr(knobs.clip_eps)
