@@ -9,16 +9,16 @@ is out of date.
 from __future__ import annotations
 
 import json
-from types import ModuleType
 from typing import Any
 
 from conformance.cases import SHARED_REDUCTIONS
+from conformance.contract import LossFamily
 
 COMMAND = "conformance schema --markdown docs/case-keys.md"
 _REF = "#/$defs/"
 
 
-def markdown(schema: dict[str, Any], families: dict[str, ModuleType]) -> str:
+def markdown(schema: dict[str, Any], families: dict[str, LossFamily]) -> str:
     """The whole page: the case keys, then the keys of each nested mapping, then the keys each family adds."""
     case = schema["properties"]["cases"]["items"]
     defs = schema.get("$defs", {})
@@ -49,7 +49,7 @@ def markdown(schema: dict[str, Any], families: dict[str, ModuleType]) -> str:
     lines += ["", "## Keys each loss family adds", "", "| `loss:` | what it is | its own keys | its own reductions |", "|---|---|---|---|"]
     for name, family in families.items():
         own = ", ".join(f"`{key}`" for key in family.FIELDS) or "none"
-        extra = [r for r in getattr(family, "REDUCTIONS", ()) if r not in SHARED_REDUCTIONS]
+        extra = [r for r in family.REDUCTIONS if r not in SHARED_REDUCTIONS]
         reductions = ", ".join(f"`{r}`" for r in extra) or "none"
         lines.append(f"| `{name}` | {_cell(_title(family))} | {own} | {reductions} |")
     return "\n".join(lines) + "\n"
@@ -73,9 +73,9 @@ def _refs(node: Any) -> list[str]:
     return []
 
 
-def _title(family: ModuleType) -> str:
-    """The first phrase of the family's docstring, up to its colon ("Softmax cross-entropy")."""
-    first = (family.__doc__ or family.__name__).strip().splitlines()[0]
+def _title(family: LossFamily) -> str:
+    """The first phrase of the family module's docstring, up to its colon ("Softmax cross-entropy")."""
+    first = (family.module.__doc__ or family.module.__name__).strip().splitlines()[0]
     return first.split(":", 1)[0]
 
 

@@ -7,7 +7,8 @@ for nested models, additionalProperties for mappings); the expected rows are wor
 
 from __future__ import annotations
 
-from types import ModuleType
+from types import ModuleType, SimpleNamespace
+from typing import Any
 
 from conformance import casekeys
 
@@ -49,11 +50,10 @@ SCHEMA = {
 }
 
 
-def family() -> ModuleType:
+def family() -> Any:
+    """What the page reads of a loss family's record (`contract.LossFamily`): its module's docstring, FIELDS, REDUCTIONS."""
     module = ModuleType("fam", "Fam loss: what it computes.\n\nMore.")
-    module.FIELDS = {"smoothing": None}  # type: ignore[attr-defined]
-    module.REDUCTIONS = ("mean", "batchmean")  # type: ignore[attr-defined]
-    return module
+    return SimpleNamespace(module=module, FIELDS={"smoothing": None}, REDUCTIONS=("mean", "batchmean"))
 
 
 def test_rows_give_type_default_allowed_values_and_description():

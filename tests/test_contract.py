@@ -54,10 +54,11 @@ def test_the_variant_record_is_documented_field_by_field():
 
 
 def test_the_counts_the_issue_gives():
-    """25 family members (14 optional) and 10 framework members (6 optional), each read through the contract."""
+    """26 family members (15 optional: the 25 the issue counted and #25's PARAMETERS) and 10 framework
+    members (6 optional), each read through the contract."""
     family = list(contract.members(LossFamily))
     framework = list(contract.members(Framework))
-    assert (len(family), sum(d is not MISSING for *_, d in family)) == (25, 14)
+    assert (len(family), sum(d is not MISSING for *_, d in family)) == (26, 15)
     assert (len(framework), sum(d is not MISSING for *_, d in framework)) == (10, 6)
 
 
