@@ -17,9 +17,12 @@ import numpy as np
 
 from conformance.losses import (
     Fail,
+    Generated,
     array,
     deep_numbers,
+    generated,
     generated_predictions,
+    generated_sources,
     given_predictions,
     nested,
     probabilities,
@@ -102,8 +105,10 @@ def _targets(
     if spec.labels is not None:
         if spec.labels == "random":  # with C = 0 there is no class to draw: 0, outside [0, C) like any label
             return np.random.default_rng(seed + 1).integers(0, max(num_classes, 1), size=label_shape), None, False
-        raw = deep_numbers(spec.labels, fail, "labels")
-        arr = array(raw, "labels", fail, "labels")
+        if isinstance(spec.labels, Generated):  # any shape: [N, ..., 1] and mismatched ones too
+            arr = generated("y", "labels", spec.labels, fail, classes=num_classes)[0]
+        else:
+            arr = array(deep_numbers(spec.labels, fail, "labels"), "labels", fail, "labels")
         if arr.size and not np.all(np.isfinite(arr) & (arr == np.round(arr))):
             raise fail("labels must be integer class indices", "labels")
         if spec.labels_dtype == "int32" and arr.size and np.abs(arr).max() >= 2**31:
@@ -129,7 +134,10 @@ def _targets(
         return arr, None, trailing
     if spec.soft_labels == "random":
         return None, probabilities(np.random.default_rng(seed + 1).standard_normal(predictions.shape), 1), False
-    arr = array(deep_numbers(spec.soft_labels, fail, "soft_labels"), "soft_labels", fail, "soft_labels")
+    if isinstance(spec.soft_labels, Generated):
+        arr = generated("t", "soft_labels", spec.soft_labels, fail, normalise=1)[0]
+    else:
+        arr = array(deep_numbers(spec.soft_labels, fail, "soft_labels"), "soft_labels", fail, "soft_labels")
     if arr.shape != predictions.shape:
         misfit(f"soft_labels have shape {list(arr.shape)}, expected the predictions' {list(predictions.shape)}", "soft_labels")
     if np.any((arr < 0) | (arr > 1)) or not np.all(np.isfinite(arr)):
@@ -144,7 +152,10 @@ def _weight(spec: Any, predictions: np.ndarray, fail: Fail, misfit: Callable[[st
         return None
     if spec.weight == "random":
         return random_weights(spec, (num_classes,), 2)
-    arr = array(deep_numbers(spec.weight, fail, "weight"), "weight", fail, "weight")
+    if isinstance(spec.weight, Generated):
+        arr = generated("w", "weight", spec.weight, fail)[0]
+    else:
+        arr = array(deep_numbers(spec.weight, fail, "weight"), "weight", fail, "weight")
     if not np.all(np.isfinite(arr)):
         raise fail("weight must be finite", "weight")
     if arr.shape != (num_classes,):
@@ -157,7 +168,7 @@ def generated_source(case: Case) -> dict[str, list[str]]:
     the variants read them by, as `build` drew them: a snippet regenerates them from the seed instead of
     writing every element."""
     seed, shape = seed_of(case), case.predictions.shape
-    out: dict[str, list[str]] = {}
+    out = generated_sources(case, {"labels": ("y", {"classes": shape[1]}), "soft_labels": ("t", {"normalise": 1}), "weight": ("w", {})})
     if (x := generated_predictions(case)) is not None:
         out["x"] = x
     if case.params.get("labels") == "random":
