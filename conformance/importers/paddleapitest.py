@@ -328,6 +328,8 @@ def _cross_entropy(call: Call, case: dict[str, Any]) -> str:
         arrays.append(("soft_labels", label))
         if call["ignore_index"] >= 0:
             raise Unexpressible("soft labels with an ignore_index >= 0: paddle's documented semantics leave it undefined")
+    elif variant == "paddle:axis1" and label.shape != without and label.shape in (without + (1,), x.shape[:1] + (1,) + x.shape[2:]):
+        raise Unexpressible(f"labels {list(label.shape)} with axis=1: paddle:axis1 hands cross_entropy labels [N, d1, ...]")
     else:
         _hard_labels(case, label, without)
     weight = call["weight"]
@@ -534,7 +536,7 @@ def read(paths: Iterable[Path]) -> Import:
     for path, name in config_files(paths):
         result.files.append(name)
         for number, text in _lines(path):
-            if not text.strip():
+            if not text.strip() or text.lstrip().startswith("#"):
                 continue
             result.lines += 1
             source = Source(name, number)
