@@ -169,3 +169,16 @@ def test_values_agree_with_float64_formulas(run):
     p_t = prob * z + (1 - prob) * (1 - z)
     expected = np.sum((0.25 * z + 0.75 * (1 - z)) * (1 - p_t) ** 2 * bce) / 1.5
     assert paddle_loss(results, "api_config_CI_CE_Framework.txt", 7037, "paddle") == pytest.approx(expected, rel=1e-6)
+
+
+def test_shapes_that_do_not_fit_become_check_shapes_false_cases():
+    for text in [
+        'paddle.nn.functional.kl_div(Tensor([5, 20],"float32"), Tensor([5, 19],"float32"), )',
+        'paddle.nn.functional.sigmoid_focal_loss(Tensor([5, 2],"float32"), Tensor([5, 1],"float32"), )',
+        'paddle.nn.functional.nll_loss(Tensor([5, 2],"float64"), Tensor([5, 5],"int64"), )',
+    ]:
+        call = peer.parse(text)
+        assert call is not None
+        case, _ = peer.to_case(call, peer.Source("x.txt", 1))
+        assert case["check_shapes"] is False
+        cases.load_text("cases:\n  - " + peer._yaml(case) + "\n", "x.yaml")  # the loader keeps them

@@ -376,18 +376,24 @@ def test_generated_arrays_are_regenerated_by_the_snippet_from_their_seed():
 
 
 def test_generated_arrays_are_checked_before_they_are_drawn(monkeypatch):
-    assert error("""
+    assert (
+        error("""
         cases:
           - id: g
             logits: {shape: [4, 3]}
             labels: {shape: [4], low: 0, high: 2}
-        """).key == "labels"
-    assert error("""
+        """).key
+        == "labels"
+    )
+    assert (
+        error("""
         cases:
           - id: g
             logits: {shape: [4, 3]}
             labels: {shape: [5]}
-        """).key == "labels"  # a shape that does not fit, unless check_shapes: false
+        """).key
+        == "labels"
+    )  # a shape that does not fit, unless check_shapes: false
     monkeypatch.setattr(cases, "MAX_ELEMENTS", 100)
     too_big = error("""
         cases:

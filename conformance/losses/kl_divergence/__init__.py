@@ -101,7 +101,10 @@ def build(spec: Any, fail: Fail) -> dict[str, Any]:
     if spec.reduction not in TAKES:
         raise fail(f"kl_divergence takes the reductions {', '.join(TAKES)}; got '{spec.reduction}'", "reduction")
     soft = _targets(spec, predictions, fail)
-    return {"predictions": predictions, "from_logits": key != "probs", "labels": None, "soft_labels": soft, "weight": None}
+    built = {"predictions": predictions, "from_logits": key != "probs", "labels": None, "soft_labels": soft, "weight": None}
+    if spec.check_shapes is False:  # targets of another shape on purpose: kept, every framework expected to raise
+        built["mismatched"] = ["soft_labels"] if soft.shape != predictions.shape else []
+    return built
 
 
 def _targets(spec: Any, predictions: np.ndarray, fail: Fail) -> np.ndarray:
@@ -112,7 +115,7 @@ def _targets(spec: Any, predictions: np.ndarray, fail: Fail) -> np.ndarray:
         arr = generated("t", "soft_labels", spec.soft_labels, fail, normalise=CLASS_AXIS)[0]
     else:
         arr = array(deep_numbers(spec.soft_labels, fail, "soft_labels"), "soft_labels", fail, "soft_labels")
-    if arr.shape != predictions.shape:
+    if arr.shape != predictions.shape and spec.check_shapes is not False:
         raise fail(f"soft_labels have shape {list(arr.shape)}, expected the predictions' {list(predictions.shape)}", "soft_labels")
     if not np.all(np.isfinite(arr)) or np.any((arr < 0) | (arr > 1)):
         raise fail("soft_labels are per-class probabilities and must lie in [0, 1]", "soft_labels")
