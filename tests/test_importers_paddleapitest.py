@@ -106,12 +106,18 @@ def test_real_lines_become_one_case_per_configuration_with_the_form_they_have():
     assert not written[case_id("api_config_CE_PaddleNLP_gpt3.txt", 2058)].cpu_runnable  # float16
 
 
+# Written here in the peer's form (this snapshot of its lists has no label_smooth call with a prior).
+PRIOR = 'paddle.nn.functional.label_smooth(Tensor([4, 3],"float64"), prior_dist=Tensor([1, 3],"float64"), epsilon=0.25, )'
+
+
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    """The imported file run by paddle (the forms' variants) and the reference: (exit code, cases by id)."""
+    """The imported files (the real lines, and PRIOR) run by paddle (the forms' variants) and the
+    reference: (exit code, cases by id)."""
     folder = tmp_path_factory.mktemp("peer")
     out = folder / "peer.yaml"
-    assert cli.main(["import", "paddleapitest", str(DATA), "--out", str(out)]) == 0
+    (folder / "prior.txt").write_text(PRIOR + "\n")
+    assert cli.main(["import", "paddleapitest", str(DATA), str(folder / "prior.txt"), "--out", str(out)]) == 0
     assert out.read_text().startswith("# Imported from PaddleAPITest")
     report = folder / "r.json"
     code = cli.main(["run", str(out), "--only", FORM_KEYS, "--json", str(report), "--html", str(folder / "r.html")])
@@ -121,6 +127,7 @@ def run(tmp_path_factory):
 def test_every_expressible_line_runs_as_written(run):
     code, results = run
     imported = {w.case["id"]: w for w in peer.read([DATA]).written}
+    assert results["prior.L1"]["results"]["paddle:label_smooth"]["status"] == "ok"
     statuses = {i: results[i]["results"][w.variant]["status"] for i, w in imported.items()}
     float16 = case_id("api_config_CE_PaddleNLP_gpt3.txt", 2058)
     assert statuses.pop(float16) == "error"  # no float16 kernel on paddle's CPU
@@ -182,3 +189,16 @@ def test_shapes_that_do_not_fit_become_check_shapes_false_cases():
         case, _ = peer.to_case(call, peer.Source("x.txt", 1))
         assert case["check_shapes"] is False
         cases.load_text("cases:\n  - " + peer._yaml(case) + "\n", "x.yaml")  # the loader keeps them
+
+
+def test_label_smooth_towards_a_prior_follows_paddles_formula_and_parts_from_uniform_smoothing(run):
+    """label_smooth docs: (1 - eps) * label + eps * prior_dist; the case wraps it in cross_entropy(soft_label=True),
+    mean. Its label and prior are normalised uniform draws (streams 1 and 4 of seed 0)."""
+    _, results = run
+    x, t = uniform(0, -0.6, 0.6, (4, 3)), uniform(1, 0.0, 1.0, (4, 3))
+    prior = uniform(4, 0.0, 1.0, (1, 3))
+    t, prior = t / t.sum(axis=1, keepdims=True), prior / prior.sum(axis=1, keepdims=True)
+    expected = np.mean(-((0.75 * t + 0.25 * prior) * log_softmax(x, 1)).sum(axis=1))
+    case = results["prior.L1"]
+    assert float(case["results"]["paddle:label_smooth"]["loss"]) == pytest.approx(expected, rel=1e-12)
+    assert not any({"paddle:label_smooth", "reference"} <= set(group) for group in case["groups"])  # the others smooth towards 1/3

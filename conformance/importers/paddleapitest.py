@@ -19,7 +19,8 @@ suite, the case says what it takes instead: probabilities (`use_softmax=False`) 
 draws, binary targets of `binary_cross_entropy_with_logits` lie in [0, 1) and its weights in [0, 1)
 (the peer's default range would make them negative), a focal `normalizer` tensor is the number 1.5
 (the suite's must be > 0), `kl_div`'s input is log_softmax of uniform logits (the peer's raw [0.5, 1.5)
-values are no log-probabilities), and `label_smooth`'s label is a normalised soft label.
+values are no log-probabilities), and `label_smooth`'s label and `prior_dist` are normalised uniform
+draws (the case smooths soft labels, through paddle:label_smooth, towards that prior).
 
 A line the suite cannot express is kept with why (`Import.skipped`); a line that does not parse is a
 `BadLine` with its file and line; lines of other APIs are only counted.
@@ -243,7 +244,7 @@ def to_case(call: Call, source: Source) -> tuple[dict[str, Any], str]:
     case: dict[str, Any] = {"id": source.id}
     variant = MAPPERS[call.api](call, case)
     case["description"] = f"PaddleAPITest {source}, run by {variant}: {call.text}"
-    order = ["id", "description", "loss", "logits", "probs", "labels", "soft_labels", "weight", "pos_weight"]
+    order = ["id", "description", "loss", "logits", "probs", "labels", "soft_labels", "weight", "pos_weight", "prior_dist"]
     order += ["gamma", "alpha", "normalizer", "label_smoothing", "ignore_index", "reduction", "dtype", "labels_dtype", "check_shapes"]
     return {key: case[key] for key in order if key in case}, variant
 
@@ -471,15 +472,18 @@ def _label_smooth(call: Call, case: dict[str, Any]) -> str:
     label = _float(call["label"], "label")
     if len(label.shape) < 2:
         raise Unexpressible(f"label of shape {list(label.shape)}: the suite's smoothing runs on (N, ..., C) labels")
-    if call["prior_dist"] is not None:
-        raise Unexpressible("prior_dist given: paddle:label_smooth passes a uniform prior, the one the others' smoothing applies")
+    prior = call["prior_dist"]
+    if prior is not None:  # paddle:label_smooth smooths towards it, the others towards 1/C
+        case["prior_dist"] = _spec(_float(prior, "prior_dist").shape)
+        if prior.shape not in ((label.shape[-1],), (1, label.shape[-1])):
+            case["check_shapes"] = False
     epsilon = call["epsilon"]
     if not isinstance(epsilon, (int, float)) or not 0 < epsilon < 1:
         raise Unexpressible(f"epsilon={epsilon!r}: the suite smooths with 0 < label_smoothing < 1")
     case["logits"] = _spec(_class_last(label.shape), INPUTS)
     case["soft_labels"] = _spec(_class_last(label.shape))
     case["label_smoothing"] = float(epsilon)
-    case["dtype"] = label.dtype
+    _dtypes(case, "logits", [("logits", label), ("prior_dist", prior)])
     return "paddle:label_smooth"
 
 

@@ -238,8 +238,15 @@ class Generated(BaseModel):
 
 
 GENERATED = "{shape, seed, low, high}: generated at that shape (see Generated)"
-DEFAULT_RANGE = {"logits": (-1.0, 1.0), "probs": (0.0, 1.0), "soft_labels": (0.0, 1.0), "weight": (0.5, 2.0), "pos_weight": (0.5, 2.0)}
-STREAM = {"logits": 0, "probs": 0, "labels": 1, "soft_labels": 1, "weight": 2, "pos_weight": 3}
+DEFAULT_RANGE = {
+    "logits": (-1.0, 1.0),
+    "probs": (0.0, 1.0),
+    "soft_labels": (0.0, 1.0),
+    "weight": (0.5, 2.0),
+    "pos_weight": (0.5, 2.0),
+    "prior_dist": (0.0, 1.0),
+}
+STREAM = {"logits": 0, "probs": 0, "labels": 1, "soft_labels": 1, "weight": 2, "pos_weight": 3, "prior_dist": 4}
 
 
 def generated(name: str, key: str, value: Generated | dict[str, Any], fail: Fail | None = None, **how: Any) -> tuple[np.ndarray, list[str]]:
