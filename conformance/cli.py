@@ -79,7 +79,7 @@ def parser() -> argparse.ArgumentParser:
         "--out",
         type=Path,
         default=DEFAULT_CASES / "paddleapitest.yaml",
-        help="the case file (default cases/paddleapitest.yaml); configurations with arrays above --max-elements go to NAME-large.yaml",
+        help="the case file (default cases/paddleapitest.yaml); configurations with an array above 2^24 elements go to NAME-large.yaml",
     )
     return top
 

@@ -14,7 +14,8 @@ shapes and dtypes with the peer's value ranges, and whose paddle variant is that
 The peer's value ranges (tester/api_config/config_analyzer.py and input_generation's rules): inputs
 uniform in [-0.6, 0.6) (`(random - 0.5) * 1.2`), class indices in [0, C), soft labels uniform in [0, 1)
 normalised over the classes, 0/1 focal labels, `binary_cross_entropy` inputs, labels and weights
-uniform in [0, 1), class weights uniform in [0, 1). Where the peer's own draw is no valid input of the
+uniform in [0, 1), class weights uniform in [0, 1) (the peer divides them by their sum too, which only
+a 'sum' or 'none' reduction sees; `Generated` has no such step). Where the peer's own draw is no valid input of the
 suite, the case says what it takes instead: probabilities (`use_softmax=False`) are normalised uniform
 draws, binary targets of `binary_cross_entropy_with_logits` lie in [0, 1) and its weights in [0, 1)
 (the peer's default range would make them negative), a focal `normalizer` tensor is the number 1.5
