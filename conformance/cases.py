@@ -140,18 +140,18 @@ class _SharedKeys(BaseModel):
     id: str = Field(pattern=ID_PATTERN, description="unique in the file, [A-Za-z0-9_.-]+; a matrix adds [key=value,...]")
     description: str | None = Field(default=None, description="free text shown in the report; upstream references in it become links")
     loss: str | None = Field(default=None, description="the loss family: one of the registered families")
-    logits: list[Any] | losses.Generated | None = Field(
+    logits: Annotated[list[Any] | losses.Generated | None, BeforeValidator(losses.as_generated)] = Field(
         default=None,
         description=f"predictions as logits (nested lists, or {losses.GENERATED}, uniform); exactly one of logits, probs, random",
     )
-    probs: list[Any] | losses.Generated | None = Field(
+    probs: Annotated[list[Any] | losses.Generated | None, BeforeValidator(losses.as_generated)] = Field(
         default=None,
         description=f"predictions as probabilities (from_logits false); or {losses.GENERATED}, uniform, normalised over the class axis",
     )
     random: RandomSpec | None = Field(
         default=None, description="generated logits (or probabilities): `{shape, seed, scale, probabilities}`"
     )
-    labels: list[Any] | Literal["random"] | losses.Generated | None = Field(
+    labels: Annotated[list[Any] | Literal["random"] | losses.Generated | None, BeforeValidator(losses.as_generated)] = Field(
         default=None,
         description=(
             "targets as class indices (binary: 0/1 of the predictions' shape), or random; exactly one of labels, soft_labels. "
@@ -160,14 +160,14 @@ class _SharedKeys(BaseModel):
             "the squeeze shown in the snippet); or {shape, seed}: class indices in [0, C) (binary: 0/1) of that shape, [N, ..., 1] too"
         ),
     )
-    soft_labels: list[Any] | Literal["random"] | losses.Generated | None = Field(
+    soft_labels: Annotated[list[Any] | Literal["random"] | losses.Generated | None, BeforeValidator(losses.as_generated)] = Field(
         default=None,
         description=(
             "targets as per-class probabilities (binary: soft targets in [0, 1]), or random (drawn from default_rng(seed + 1)), "
             f"or {losses.GENERATED}, uniform (normalised over the class axis where there is one)"
         ),
     )
-    weight: list[Any] | Literal["random"] | losses.Generated | None = Field(
+    weight: Annotated[list[Any] | Literal["random"] | losses.Generated | None, BeforeValidator(losses.as_generated)] = Field(
         default=None,
         description=(
             "softmax: per-class weights, length C; binary: element weights broadcast to the predictions; random: positive, "

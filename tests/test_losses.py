@@ -403,3 +403,13 @@ def test_generated_arrays_are_checked_before_they_are_drawn(monkeypatch):
             weight: {shape: [1000]}
         """)
     assert too_big.key == "weight" and "1,000 numbers" in str(too_big)
+
+
+def test_a_mistake_inside_a_generated_array_is_named_as_one():
+    err = error("""
+        cases:
+          - id: g
+            logits: {shape: [4, 3]}
+            labels: {shap: [4]}
+        """)
+    assert err.key == "labels" and "unknown key 'shap' (a generated array takes shape, seed, low, high)" in err.message

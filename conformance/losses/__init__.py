@@ -110,7 +110,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Annotated, Any
 
 import numpy as np
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from conformance import registry
 
@@ -238,6 +238,24 @@ class Generated(BaseModel):
 
 
 GENERATED = "{shape, seed, low, high}: generated at that shape (see Generated)"
+
+
+def as_generated(value: Any) -> Any:
+    """A mapping given for an array key is a `Generated` spec: validated here so a mistake in it is
+    named as one (`unknown key 'shap'`), not as the list the key could also have been."""
+    if not isinstance(value, dict):
+        return value
+    try:
+        return Generated.model_validate(value)
+    except ValidationError as exc:
+        err = min(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")  # a misspelt key first: it explains the rest
+        where = ".".join(str(p) for p in err["loc"])
+        if err["type"] == "extra_forbidden":
+            raise ValueError(f"unknown key '{where}' (a generated array takes shape, seed, low, high)") from None
+        message = err["msg"].removeprefix("Value error, ")
+        raise ValueError(f"{where or 'the mapping'}: {message} (a generated array is {{shape, seed, low, high}})") from None
+
+
 DEFAULT_RANGE = {
     "logits": (-1.0, 1.0),
     "probs": (0.0, 1.0),

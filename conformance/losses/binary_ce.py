@@ -9,15 +9,16 @@ The textbook point is the plain BCE: no clamp of the logs, mean over all element
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import numpy as np
-from pydantic import Field
+from pydantic import BeforeValidator, Field
 
 from conformance.losses import (
     Fail,
     Generated,
     array,
+    as_generated,
     deep_numbers,
     elementwise,
     elementwise_inputs,
@@ -51,7 +52,7 @@ NAME = "binary_cross_entropy"
 ORDER = 20
 FIELDS: dict[str, tuple[Any, Any]] = {
     "pos_weight": (
-        list[Any] | Literal["random"] | Generated | None,
+        Annotated[list[Any] | Literal["random"] | Generated | None, BeforeValidator(as_generated)],
         Field(
             default=None,
             description=(

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import numpy as np
-from pydantic import Field
+from pydantic import BeforeValidator, Field
 
 from conformance import registry
 from conformance.losses import (
@@ -22,6 +22,7 @@ from conformance.losses import (
     Fail,
     Generated,
     array,
+    as_generated,
     deep_numbers,
     generated,
     generated_predictions,
@@ -58,7 +59,7 @@ ORDER = 10
 DEFAULT = True  # a case without `loss:` is softmax cross-entropy
 FIELDS: dict[str, tuple[Any, Any]] = {
     "prior_dist": (
-        list[Any] | Generated | None,
+        Annotated[list[Any] | Generated | None, BeforeValidator(as_generated)],
         Field(
             default=None,
             description=(
