@@ -140,29 +140,39 @@ class _SharedKeys(BaseModel):
     id: str = Field(pattern=ID_PATTERN, description="unique in the file, [A-Za-z0-9_.-]+; a matrix adds [key=value,...]")
     description: str | None = Field(default=None, description="free text shown in the report; upstream references in it become links")
     loss: str | None = Field(default=None, description="the loss family: one of the registered families")
-    logits: list[Any] | None = Field(default=None, description="predictions as logits (nested lists); exactly one of logits, probs, random")
-    probs: list[Any] | None = Field(default=None, description="predictions as probabilities (from_logits false)")
+    logits: Annotated[list[Any] | losses.Generated | None, BeforeValidator(losses.as_generated)] = Field(
+        default=None,
+        description=f"predictions as logits (nested lists, or {losses.GENERATED}, uniform); exactly one of logits, probs, random",
+    )
+    probs: Annotated[list[Any] | losses.Generated | None, BeforeValidator(losses.as_generated)] = Field(
+        default=None,
+        description=f"predictions as probabilities (from_logits false); or {losses.GENERATED}, uniform, normalised over the class axis",
+    )
     random: RandomSpec | None = Field(
         default=None, description="generated logits (or probabilities): `{shape, seed, scale, probabilities}`"
     )
-    labels: list[Any] | Literal["random"] | None = Field(
+    labels: Annotated[list[Any] | Literal["random"] | losses.Generated | None, BeforeValidator(losses.as_generated)] = Field(
         default=None,
         description=(
             "targets as class indices (binary: 0/1 of the predictions' shape), or random; exactly one of labels, soft_labels. "
             "Class indices may carry a trailing axis of 1, [N, d1, ..., 1] (paddle's form): each framework gets them as its users "
             "pass them (paddle's losses and Keras's SparseCategoricalCrossentropy as given; torch, tf.nn, one_hot and optax squeezed, "
-            "the squeeze shown in the snippet)"
+            "the squeeze shown in the snippet); or {shape, seed}: class indices in [0, C) (binary: 0/1) of that shape, [N, ..., 1] too"
         ),
     )
-    soft_labels: list[Any] | Literal["random"] | None = Field(
+    soft_labels: Annotated[list[Any] | Literal["random"] | losses.Generated | None, BeforeValidator(losses.as_generated)] = Field(
         default=None,
-        description="targets as per-class probabilities (binary: soft targets in [0, 1]), or random (drawn from default_rng(seed + 1))",
+        description=(
+            "targets as per-class probabilities (binary: soft targets in [0, 1]), or random (drawn from default_rng(seed + 1)), "
+            f"or {losses.GENERATED}, uniform (normalised over the class axis where there is one)"
+        ),
     )
-    weight: list[Any] | Literal["random"] | None = Field(
+    weight: Annotated[list[Any] | Literal["random"] | losses.Generated | None, BeforeValidator(losses.as_generated)] = Field(
         default=None,
         description=(
             "softmax: per-class weights, length C; binary: element weights broadcast to the predictions; random: positive, "
-            "uniform in [0.5, 2) from default_rng(seed + 2) (softmax: one per class; binary: one per element)"
+            "uniform in [0.5, 2) from default_rng(seed + 2) (softmax: one per class; binary: one per element); "
+            f"or {losses.GENERATED}, uniform"
         ),
     )
     sample_weight: list[Number] | None = Field(
@@ -571,6 +581,12 @@ def _check_sizes(spec: Any, fail: Any) -> None:
                 "random",
             )
     for key, value in spec:
+        if isinstance(value, losses.Generated) and math.prod(max(s, 0) for s in value.shape) > MAX_ELEMENTS:
+            raise fail(
+                f"{key}.shape {list(value.shape)} would generate {math.prod(value.shape):,} numbers; a case array holds at most "
+                f"{MAX_ELEMENTS:,} (raise it with --max-elements)",
+                key,
+            )
         if isinstance(value, list) and key not in ("expect", "matrix"):
             count = _numbers(value)
             if count > MAX_ELEMENTS:

@@ -70,6 +70,18 @@ def parser() -> argparse.ArgumentParser:
     schema.add_argument(
         "--markdown", type=Path, default=None, metavar="FILE", help="also write the case-key reference in Markdown (docs/case-keys.md)"
     )
+    imports = sub.add_parser("import", help="turn another tool's recorded calls into case files")
+    import_sub = imports.add_subparsers(dest="source", required=True, parser_class=_Parser)
+    peer = import_sub.add_parser(
+        "paddleapitest", help="PaddleAPITest's configuration lines (tester/api_config/*.txt) of the paddle loss APIs, run as written"
+    )
+    peer.add_argument("files", nargs="+", type=Path, metavar="FILE", help="configuration files, or folders of them (their .txt files)")
+    peer.add_argument(
+        "--out",
+        type=Path,
+        default=DEFAULT_CASES / "paddleapitest.yaml",
+        help="the case file (default cases/paddleapitest.yaml); configurations with an array above 2^24 elements go to NAME-large.yaml",
+    )
     return top
 
 
@@ -138,6 +150,8 @@ def main(argv: list[str] | None = None) -> int:
         args = parser().parse_args(argv)
         if args.command == "schema":
             return _schema(args.out, args.markdown)
+        if args.command == "import":
+            return _import(args.files, args.out)
         if args.command == "fuzz":
             return _fuzz(args)
         if args.command == "baseline" and args.action == "table":
@@ -163,6 +177,19 @@ def _schema(out: Path, markdown: Path | None) -> int:
         markdown.parent.mkdir(parents=True, exist_ok=True)
         markdown.write_text(casekeys.markdown(document, registry.losses()), encoding="utf-8")
         print(f"wrote {markdown}")
+    return EXIT_OK
+
+
+def _import(files: list[Path], out: Path) -> int:
+    """Reads the peer's lines, writes the case files, prints what it could not express (exit 0)."""
+    from conformance.importers import paddleapitest
+
+    imported = paddleapitest.read(files)
+    written = paddleapitest.write(imported, out)
+    for line in paddleapitest.summary(imported):
+        print(line)
+    for path in written:
+        print(f"wrote {path}")
     return EXIT_OK
 
 

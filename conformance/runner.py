@@ -312,9 +312,9 @@ class _Stream(Collector):
             f.end()
 
     def _advanced(self, handed_out: int) -> None:
+        for f in self.frameworks.values():  # every time: large cases narrow the window to one or two cases
+            f.wake()
         if handed_out % (AHEAD // 4) == 0:
-            for f in self.frameworks.values():
-                f.wake()
             self._balance()
 
     def _balance(self) -> None:

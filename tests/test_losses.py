@@ -318,3 +318,98 @@ def test_trailing_axis_labels_give_the_same_model_value_and_recipe_target():
     knobs = reference.Knobs(denominator="positions")
     source = reference.recipe_source(given, knobs)
     assert source[0].startswith("y = y.squeeze(-1)") and source[1:] == reference.recipe_source(plain, knobs)
+
+
+# ---------------------------------------------------------------- arrays generated at a given shape
+
+
+def test_generated_labels_of_a_given_shape_carry_paddles_trailing_axis():
+    (case,) = load("""
+        cases:
+          - id: g
+            logits: {shape: [6, 4], low: -0.6, high: 0.6}
+            labels: {shape: [6, 1], seed: 3}
+            weight: {shape: [4], low: 0, high: 1}
+        """)
+    assert case.trailing_label_axis and case.labels.shape == (6,)
+    # the documented draws: default_rng(seed + stream), uniform in [low, high), class indices in [0, C)
+    assert np.array_equal(case.labels, np.random.default_rng(3 + 1).integers(0, 4, size=(6, 1))[:, 0])
+    assert np.array_equal(case.predictions, np.random.default_rng(0).uniform(-0.6, 0.6, size=(6, 4)))
+    assert np.array_equal(case.weight, np.random.default_rng(2).uniform(0.0, 1.0, size=(4,)))
+
+
+def test_generated_probabilities_and_soft_labels_are_normalised_over_the_class_axis():
+    (case,) = load("""
+        cases:
+          - id: g
+            probs: {shape: [3, 5, 2]}
+            soft_labels: {shape: [3, 5, 2]}
+        """)
+    assert np.allclose(case.predictions.sum(axis=1), 1.0) and np.allclose(case.soft_labels.sum(axis=1), 1.0)
+    (binary,) = load("""
+        cases:
+          - id: b
+            loss: binary_cross_entropy
+            logits: {shape: [4, 3]}
+            soft_labels: {shape: [4, 3], low: 0.25, high: 0.5}
+            weight: {shape: [4, 1, 1]}
+            check_shapes: false
+        """)
+    assert binary.soft_labels.min() >= 0.25 and binary.soft_labels.max() < 0.5
+    assert binary.weight.shape == (4, 1, 1)
+
+
+def test_generated_arrays_are_regenerated_by_the_snippet_from_their_seed():
+    (case,) = load("""
+        cases:
+          - id: g
+            logits: {shape: [2, 3, 4], low: -2, high: 2, seed: 7}
+            labels: {shape: [2, 4, 1], seed: 7}
+            weight: {shape: [3], seed: 7}
+        """)
+    source = adapters.array_source(case)
+    assert "default_rng(7)" in source and "np.array([" not in source  # drawn again, not written out
+    names: dict = {"np": np}
+    exec(source, names)
+    for name, value in adapters.arrays(case).items():
+        assert np.array_equal(names[name], value), name
+
+
+def test_generated_arrays_are_checked_before_they_are_drawn(monkeypatch):
+    assert (
+        error("""
+        cases:
+          - id: g
+            logits: {shape: [4, 3]}
+            labels: {shape: [4], low: 0, high: 2}
+        """).key
+        == "labels"
+    )
+    assert (
+        error("""
+        cases:
+          - id: g
+            logits: {shape: [4, 3]}
+            labels: {shape: [5]}
+        """).key
+        == "labels"
+    )  # a shape that does not fit, unless check_shapes: false
+    monkeypatch.setattr(cases, "MAX_ELEMENTS", 100)
+    too_big = error("""
+        cases:
+          - id: g
+            logits: {shape: [4, 3]}
+            labels: {shape: [4]}
+            weight: {shape: [1000]}
+        """)
+    assert too_big.key == "weight" and "1,000 numbers" in str(too_big)
+
+
+def test_a_mistake_inside_a_generated_array_is_named_as_one():
+    err = error("""
+        cases:
+          - id: g
+            logits: {shape: [4, 3]}
+            labels: {shap: [4]}
+        """)
+    assert err.key == "labels" and "unknown key 'shap' (a generated array takes shape, seed, low, high)" in err.message

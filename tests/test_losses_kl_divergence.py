@@ -270,3 +270,16 @@ def test_a_clipped_zero_target_alone_is_kerass_value_away_from_the_prediction_cl
     out = reference.evaluate(case, Knobs.of(zero_target="clipped"))
     assert float(out.loss) == pytest.approx(keras_loop(np.array(LOGITS), np.array(SOFT), "sum"), rel=1e-12)
     assert float(out.loss) != pytest.approx(torch_loop(np.array(LOGITS), np.array(SOFT), "sum"), rel=1e-9)
+
+
+def test_targets_of_another_shape_are_kept_under_check_shapes_false():
+    """PaddleAPITest calls kl_div with labels that do not fit the input: with `check_shapes: false` such a
+    case loads (every framework is expected to raise), without it the loader refuses it, naming soft_labels."""
+    case = load(logits={"shape": [5, 20]}, soft_labels={"shape": [5, 19]}, check_shapes=False)
+    assert case.soft_labels.shape == (5, 19) and not case.check_shapes
+    assert case.expect is not None and case.expect.status == {"*": "error"}
+    with pytest.raises(CaseError) as info:
+        load(logits={"shape": [5, 20]}, soft_labels={"shape": [5, 19]})
+    assert info.value.key == "soft_labels"
+    with pytest.raises(CaseError, match="every shape of this case fits"):
+        load(logits={"shape": [5, 20]}, soft_labels={"shape": [5, 20]}, check_shapes=False)

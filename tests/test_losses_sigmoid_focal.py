@@ -464,3 +464,14 @@ def test_torch_code_says_which_torchvision_ran(runs):
     code = runs["w_plain[reduction=mean,alpha=null]"]["torch"]["code"]
     assert "from torchvision.ops import sigmoid_focal_loss" in code or "published formula" in code
     assert "alpha=-1" in code
+
+
+def test_labels_of_another_shape_are_kept_under_check_shapes_false():
+    """PaddleAPITest calls sigmoid_focal_loss with labels that do not fit the logits: with `check_shapes:
+    false` such a case loads (every framework is expected to raise), without it the loader refuses it."""
+    case = make(logits={"shape": [5, 2]}, labels={"shape": [5, 1]}, check_shapes=False)
+    assert case.labels.shape == (5, 1) and not case.check_shapes
+    assert case.expect is not None and case.expect.status == {"*": "error"}
+    with pytest.raises(CaseError) as info:
+        make(logits={"shape": [5, 2]}, labels={"shape": [5, 1]})
+    assert info.value.key == "labels"

@@ -751,3 +751,29 @@ def test_a_family_adds_its_own_knobs_read_as_attributes_with_their_default(monke
         Knobs.of(gamma=2.0)
     with pytest.raises(AttributeError):
         _ = knobs.gamma
+
+
+# ---------------------------------------------------------------- paddle's label_smooth prior
+
+
+def test_smoothing_towards_a_given_prior_follows_paddles_label_smooth_formula():
+    """paddle's label_smooth docs: (1 - eps) * label + eps * prior_dist. The model applies the case's
+    prior at the knob point smoothing_prior='given' (paddle:label_smooth's) and smooths towards 1/C
+    everywhere else (the textbook point, every other framework)."""
+    x, y, prior = [[0.5, -1.0, 2.0], [0.0, 1.0, -0.5]], [2, 0], [0.6, 0.3, 0.1]
+    case = make_case(logits=x, labels=y, label_smoothing=0.2, prior_dist=[prior])
+    lp = np.log(np.exp(x) / np.exp(x).sum(axis=1, keepdims=True))
+    onehot = np.eye(3)[y]
+    given = np.mean(-((0.8 * onehot + 0.2 * np.array(prior)) * lp).sum(axis=1))
+    uniform = np.mean(-((0.8 * onehot + 0.2 / 3) * lp).sum(axis=1))
+    textbook = reference.textbook(case)
+    assert float(reference.evaluate(case, textbook).loss) == pytest.approx(uniform, rel=1e-12)
+    assert float(reference.evaluate(case, textbook.switched("smoothing_prior", "given")).loss) == pytest.approx(given, rel=1e-12)
+
+
+def test_a_prior_needs_smoothing_and_c_numbers():
+    with pytest.raises(cases.CaseError, match="give label_smoothing"):
+        make_case(logits=[[0.0, 1.0]], labels=[1], prior_dist=[0.5, 0.5])
+    with pytest.raises(cases.CaseError) as info:
+        make_case(logits=[[0.0, 1.0]], labels=[1], label_smoothing=0.1, prior_dist=[0.5, 0.25, 0.25])
+    assert info.value.key == "prior_dist"

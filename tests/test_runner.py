@@ -292,3 +292,22 @@ def test_recipes_that_fail_to_be_asked_for_do_not_stall_the_stream(fake_framewor
     assert not stalled, "the stream stalled after the recipes callback raised"
     assert [case.id for case, _ in found] == ["a", "b"]
     assert all("recipes" not in results[fake_framework] for _, results in found)
+
+
+def test_a_window_narrowed_by_large_cases_moves_on_as_cases_are_handed_out(monkeypatch):
+    """Protects the window: cases whose predictions hold more than `ELEMENTS_AHEAD` numbers narrow it to
+    one or two cases, so the feeder waits at the limit with nothing in flight after every case. It was
+    woken only every `AHEAD // 4` handed-out cases, and a run of such cases (PaddleAPITest's
+    language-model heads) stopped for ever after the first few."""
+    monkeypatch.setattr(runner, "ELEMENTS_AHEAD", 2)  # each fake case (3 logits) is a large case
+    batch = fake_cases(*(f"c{i}" for i in range(6)))
+    found: list = []
+    with runner.Workers(runner.plan(["reference"], None), TIMEOUT) as workers:
+        consumer = threading.Thread(target=lambda: found.extend(workers.stream(batch)), daemon=True)
+        consumer.start()
+        consumer.join(TIMEOUT / 2)
+        stalled = consumer.is_alive()
+        if stalled:
+            workers.cancel()
+    assert not stalled, f"the stream stalled after {len(found)} of 6 cases"
+    assert [case.id for case, _ in found] == [f"c{i}" for i in range(6)]

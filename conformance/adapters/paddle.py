@@ -239,9 +239,10 @@ def nll_documented(case: Case) -> Knobs:
 
 
 def label_smooth_api(case: Case) -> str:
-    """Smoothed targets made by `label_smooth` with an explicit `prior_dist` (uniform, 1/C: its
-    `(1-eps) label + eps prior` path, not the eps/C one), fed to cross_entropy as soft labels: the targets
-    of paddle's standalone smoothing compared through the loss with every framework's own smoothing."""
+    """Smoothed targets made by `label_smooth` with an explicit `prior_dist` (the case's `prior_dist`, else
+    uniform, 1/C: its `(1-eps) label + eps prior` path, not the eps/C one), fed to cross_entropy as soft
+    labels: the targets of paddle's standalone smoothing compared through the loss with every framework's
+    own smoothing (towards 1/C, so a non-uniform prior parts paddle:label_smooth from them)."""
     if not case.label_smoothing:
         raise Unsupported("no label_smoothing: nothing for label_smooth to do")
     if case.labels is not None and case.ignore_index is not None:
@@ -253,7 +254,10 @@ def label_smooth_api(case: Case) -> str:
         lines.append(f"label = paddle.nn.functional.one_hot(paddle.to_tensor(y), {c}).astype('{dtype}')")
     else:
         lines.append(f"label = {_soft_target(case)}")
-    lines.append(f"prior = paddle.full([1, {c}], 1 / {c}, dtype='{dtype}')  # uniform: the smoothing the others apply")
+    if case.prior_dist is not None:
+        lines.append(f"prior = paddle.to_tensor(prior.reshape(1, {c})).astype('{dtype}')  # the case's prior_dist")
+    else:
+        lines.append(f"prior = paddle.full([1, {c}], 1 / {c}, dtype='{dtype}')  # uniform: the smoothing the others apply")
     lines.append(f"label = paddle.nn.functional.label_smooth(label, prior_dist=prior, epsilon={case.label_smoothing!r})")
     options = kwargs(
         ("weight", _tensor("w", case) if case.weight is not None else None),
@@ -269,13 +273,14 @@ def label_smooth_documented(case: Case) -> Knobs:
     """As paddle's soft labels: the weight w.q of the smoothed label; mean / the sum of w.q (weighted) or
     / positions; 0/0 -> 0; shifted logits clipped at -64; probabilities: log p as given."""
     own = "positions" if case.sample_weight is not None or case.weight is None else "label_weight"
-    return Knobs(
+    knobs = Knobs(
         weight_mode="from_label",
         denominator=mean_denominator(case, own),  # type: ignore[arg-type]
         empty_mean="zero" if native_reduction(case) != "none" else "nan",
         probabilities="none",
         logit_floor=64.0,
     )
+    return knobs.switched("smoothing_prior", "given") if case.prior_dist is not None else knobs
 
 
 def axis_api(case: Case) -> str:

@@ -15,9 +15,10 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import numpy as np
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from conformance import registry
 from conformance.contract import Fail as Fail
@@ -83,7 +84,14 @@ def given_predictions(spec: Any, fail: Fail, random_shape_ok: Callable[[tuple[in
             return probabilities(logits, registry.loss(spec.loss).CLASS_AXIS), "probs"
         return logits, None
     key = "logits" if spec.logits is not None else "probs"
-    arr = array(deep_numbers(getattr(spec, key), fail, key), key, fail, key)
+    value = getattr(spec, key)
+    if isinstance(value, Generated):
+        how: dict[str, Any] = {"normalise": registry.loss(spec.loss).CLASS_AXIS} if key == "probs" else {}
+        arr = generated("x", key, value, fail, **how)[0]
+        if key == "probs" and (value.low is not None and value.low < 0 or value.high is not None and value.high > 1):
+            raise fail("probs: low and high must lie in [0, 1]", key)
+        return arr, key
+    arr = array(deep_numbers(value, fail, key), key, fail, key)
     if key == "probs" and np.any((arr < 0) | (arr > 1)):
         raise fail("probs must lie in [0, 1]", key)
     return arr, key
@@ -108,6 +116,108 @@ def random_weights(spec: Any, shape: tuple[int, ...], stream: int) -> np.ndarray
     return np.random.default_rng(seed + stream).uniform(0.5, 2.0, size=shape)
 
 
+# ---------------------------------------------------------------- arrays of a given shape
+
+
+def _whole(value: Any) -> Any:
+    if isinstance(value, bool) or isinstance(value, float) and not value.is_integer():
+        raise ValueError(f"expected an integer, got {value!r}")
+    return value
+
+
+class Generated(BaseModel):
+    """An array generated at a shape the case names, for any array key (`logits: {shape: [8, 1024]}`,
+    `labels: {shape: [8, 1]}`, `weight: {shape: [3], low: 0, high: 1}`): recorded calls (PaddleAPITest's)
+    name shapes and dtypes, not values, and a shape the predictions do not imply (labels [N, 1], a
+    weight [N, 1, 1], mismatched shapes under `check_shapes: false`) cannot be `random`."""
+
+    model_config = ConfigDict(extra="forbid")
+    shape: list[Annotated[int, BeforeValidator(_whole)]] = Field(description="the array's shape")
+    seed: Annotated[int, BeforeValidator(_whole)] = Field(
+        default=0, description="seed of NumPy's default_rng, plus the key's stream (predictions 0, labels 1, weight 2, pos_weight 3)"
+    )
+    low: Annotated[float, BeforeValidator(number)] | None = Field(
+        default=None, description="uniform draws in [low, high) (default: logits -1, probabilities and soft targets 0, weights 0.5)"
+    )
+    high: Annotated[float, BeforeValidator(number)] | None = Field(
+        default=None, description="(default: logits 1, probabilities and soft targets 1, weights 2); class indices take none"
+    )
+
+
+GENERATED = "{shape, seed, low, high}: generated at that shape (see Generated)"
+
+
+def as_generated(value: Any) -> Any:
+    """A mapping given for an array key is a `Generated` spec: validated here so a mistake in it is
+    named as one (`unknown key 'shap'`), not as the list the key could also have been."""
+    if not isinstance(value, dict):
+        return value
+    try:
+        return Generated.model_validate(value)
+    except ValidationError as exc:
+        err = min(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")  # a misspelt key first: it explains the rest
+        where = ".".join(str(p) for p in err["loc"])
+        if err["type"] == "extra_forbidden":
+            raise ValueError(f"unknown key '{where}' (a generated array takes shape, seed, low, high)") from None
+        message = err["msg"].removeprefix("Value error, ")
+        raise ValueError(f"{where or 'the mapping'}: {message} (a generated array is {{shape, seed, low, high}})") from None
+
+
+DEFAULT_RANGE = {
+    "logits": (-1.0, 1.0),
+    "probs": (0.0, 1.0),
+    "soft_labels": (0.0, 1.0),
+    "weight": (0.5, 2.0),
+    "pos_weight": (0.5, 2.0),
+    "prior_dist": (0.0, 1.0),
+}
+STREAM = {"logits": 0, "probs": 0, "labels": 1, "soft_labels": 1, "weight": 2, "pos_weight": 3, "prior_dist": 4}
+
+
+def generated(name: str, key: str, value: Generated | dict[str, Any], fail: Fail | None = None, **how: Any) -> tuple[np.ndarray, list[str]]:
+    """The array a `Generated` spec of case key `key` stands for and the NumPy lines (array `name`, float64)
+    that draw the same numbers. `how`: `classes=C` draws class indices in [0, C) (binary: 0/1 with C=2);
+    `normalise=axis` divides uniform draws by their sum along that axis (probabilities, soft labels).
+    Uniform otherwise, in [low, high) (`DEFAULT_RANGE` for the key)."""
+    spec = value if isinstance(value, Generated) else Generated(**value)
+    shape, seed = tuple(spec.shape), spec.seed + STREAM[key]
+    if any(s < 0 for s in shape):
+        raise _failed(fail, f"{key}.shape {list(shape)} has a negative size", key)
+    rng = np.random.default_rng(seed)
+    if "classes" in how:
+        if spec.low is not None or spec.high is not None:
+            raise _failed(fail, f"{key}: class indices are drawn in [0, C); low and high are for float arrays", key)
+        top = max(int(how["classes"]), 1)
+        line = f"{name} = np.random.default_rng({seed}).integers(0, {top}, size={shape}).astype(np.float64)"
+        return rng.integers(0, top, size=shape).astype(np.float64), [line]
+    low, high = DEFAULT_RANGE[key]
+    low, high = (spec.low if spec.low is not None else low), (spec.high if spec.high is not None else high)
+    if not (np.isfinite(low) and np.isfinite(high) and low <= high):
+        raise _failed(fail, f"{key}: low and high must be finite with low <= high, got [{low!r}, {high!r})", key)
+    drawn = rng.uniform(low, high, size=shape)
+    lines = [f"{name} = np.random.default_rng({seed}).uniform({low!r}, {high!r}, size={shape})"]
+    axis = how.get("normalise")
+    if axis is not None and len(shape) > axis and shape[axis] > 0:
+        drawn = drawn / drawn.sum(axis=axis, keepdims=True)
+        lines.append(f"{name} = {name} / {name}.sum(axis={axis}, keepdims=True)")
+    return drawn, lines
+
+
+def _failed(fail: Fail | None, message: str, key: str) -> Exception:
+    return fail(message, key) if fail is not None else ValueError(message)
+
+
+def generated_sources(case: Any, names: dict[str, tuple[str, dict[str, Any]]]) -> dict[str, list[str]]:
+    """The NumPy lines of every array the case gives as `Generated` (a mapping in its parameters):
+    `names` maps a case key to the name the variants read it by and `generated`'s `how` for it."""
+    out: dict[str, list[str]] = {}
+    for key, (name, how) in names.items():
+        value = case.params.get(key)
+        if isinstance(value, dict):
+            out[name] = generated(name, key, value, **how)[1]
+    return out
+
+
 # ---------------------------------------------------------------- generated arrays in snippets
 
 
@@ -117,8 +227,13 @@ def seed_of(case: Any) -> int:
 
 
 def generated_predictions(case: Any) -> list[str] | None:
-    """NumPy lines that regenerate `x` from the case's `random` spec as `given_predictions` drew it
-    (float64, before its dtype), or None where the predictions were written out."""
+    """NumPy lines that regenerate `x` from the case's `random` spec (or `logits` / `probs` given as
+    `Generated`) as `given_predictions` drew it (float64, before its dtype), or None where the
+    predictions were written out."""
+    for key in ("logits", "probs"):
+        if isinstance(case.params.get(key), dict):
+            how: dict[str, Any] = {"normalise": registry.loss(case.loss).CLASS_AXIS} if key == "probs" else {}
+            return generated("x", key, case.params[key], **how)[1]
     spec = case.params.get("random")
     if not spec:
         return None

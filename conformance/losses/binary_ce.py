@@ -9,21 +9,25 @@ The textbook point is the plain BCE: no clamp of the logs, mean over all element
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import numpy as np
-from pydantic import Field
+from pydantic import BeforeValidator, Field
 
 from conformance.losses import (
     ARRAY,
     COMMON_PARAMETERS,
     Fail,
+    Generated,
     array,
+    as_generated,
     deep_numbers,
     defaulted,
     elementwise,
     elementwise_inputs,
+    generated,
     generated_predictions,
+    generated_sources,
     given_predictions,
     nested,
     random_weights,
@@ -51,7 +55,7 @@ NAME = "binary_cross_entropy"
 ORDER = 20
 FIELDS: dict[str, tuple[Any, Any]] = {
     "pos_weight": (
-        list[Any] | Literal["random"] | None,
+        Annotated[list[Any] | Literal["random"] | Generated | None, BeforeValidator(as_generated)],
         Field(
             default=None,
             description=(
@@ -113,7 +117,10 @@ def _targets(
         rng = np.random.default_rng(seed + 1)
         drawn = rng.integers(0, 2, predictions.shape).astype(np.float64) if key == "labels" else rng.random(predictions.shape)
         return (drawn, None) if key == "labels" else (None, drawn)
-    arr = array(deep_numbers(value, fail, key), key, fail, key)
+    if isinstance(value, Generated):
+        arr = generated("y" if key == "labels" else "t", key, value, fail, **({"classes": 2} if key == "labels" else {}))[0]
+    else:
+        arr = array(deep_numbers(value, fail, key), key, fail, key)
     if arr.shape != predictions.shape:
         misfit(f"{key} have shape {list(arr.shape)}, expected the predictions' {list(predictions.shape)}", key)
     if key == "labels" and not np.all((arr == 0) | (arr == 1)):
@@ -137,7 +144,7 @@ def _weights(
         if raw == "random":
             out.append(random_weights(spec, predictions.shape if key == "weight" else predictions.shape[-1:], stream))
             continue
-        arr = array(deep_numbers(raw, fail, key), key, fail, key)
+        arr = generated(key, key, raw, fail)[0] if isinstance(raw, Generated) else array(deep_numbers(raw, fail, key), key, fail, key)
         if not np.all(np.isfinite(arr)):
             raise fail(f"{key} must be finite", key)
         try:
@@ -154,7 +161,9 @@ def generated_source(case: Case) -> dict[str, list[str]]:
     """NumPy lines regenerating the case's generated arrays (float64, before their dtype) by the names
     the variants read them by, as `build` drew them (see softmax cross-entropy's)."""
     seed, shape = seed_of(case), case.predictions.shape
-    out: dict[str, list[str]] = {}
+    out = generated_sources(
+        case, {"labels": ("y", {"classes": 2}), "soft_labels": ("t", {}), "weight": ("w", {}), "pos_weight": (ARRAYS["pos_weight"], {})}
+    )
     if (x := generated_predictions(case)) is not None:
         out["x"] = x
     if case.params.get("labels") == "random":

@@ -11,19 +11,26 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import numpy as np
+from pydantic import BeforeValidator, Field
 
+from conformance import registry
 from conformance.losses import (
     ARRAY,
     COMMON_PARAMETERS,
+    GENERATED,
     OPTIONAL,
     Fail,
+    Generated,
     array,
+    as_generated,
     deep_numbers,
     defaulted,
+    generated,
     generated_predictions,
+    generated_sources,
     given_predictions,
     nested,
     probabilities,
@@ -54,9 +61,23 @@ if TYPE_CHECKING:
 NAME = "softmax_cross_entropy"
 ORDER = 10
 DEFAULT = True  # a case without `loss:` is softmax cross-entropy
-FIELDS: dict[str, tuple[Any, Any]] = {}
+FIELDS: dict[str, tuple[Any, Any]] = {
+    "prior_dist": (
+        Annotated[list[Any] | Generated | None, BeforeValidator(as_generated)],
+        Field(
+            default=None,
+            description=(
+                "softmax_cross_entropy only, with label_smoothing: the prior of paddle's label_smooth(prior_dist=...), C numbers "
+                "(or [1, C]), that paddle:label_smooth smooths towards; every other framework's smoothing goes towards 1/C. "
+                f"Or {GENERATED}: uniform, normalised to sum 1"
+            ),
+        ),
+    )
+}
 INSTEAD = {"pos_weight": "softmax cross-entropy takes class `weight`"}
-ARRAYS: dict[str, str] = {}
+ARRAYS: dict[str, str] = {"prior_dist": "prior"}
+KNOBS: dict[str, Any] = {"smoothing_prior": "uniform"}
+KNOB_LABELS = {"smoothing_prior": "what smoothing moves the labels towards"}
 CLASS_AXIS = 1
 INDEX_LABELS = True
 # What reaches a user's loss function (`--variant`): torch's keyword arguments, by their names.
@@ -82,6 +103,8 @@ def build(spec: Any, fail: Fail) -> dict[str, Any]:
     labels, soft, trailing = _targets(spec, predictions, fail, misfit)
     weight = _weight(spec, predictions, fail, misfit)
     built = {"predictions": predictions, "from_logits": from_logits, "labels": labels, "soft_labels": soft, "weight": weight}
+    if "prior_dist" in registry.loss(spec.loss).FIELDS:  # a family reusing this build without the key gets none
+        built["prior_dist"] = _prior(spec, predictions.shape[1], fail, misfit)
     if trailing:
         built["trailing_label_axis"] = True
     if spec.check_shapes is False:
@@ -108,8 +131,10 @@ def _targets(
     if spec.labels is not None:
         if spec.labels == "random":  # with C = 0 there is no class to draw: 0, outside [0, C) like any label
             return np.random.default_rng(seed + 1).integers(0, max(num_classes, 1), size=label_shape), None, False
-        raw = deep_numbers(spec.labels, fail, "labels")
-        arr = array(raw, "labels", fail, "labels")
+        if isinstance(spec.labels, Generated):  # any shape: [N, ..., 1] and mismatched ones too
+            arr = generated("y", "labels", spec.labels, fail, classes=num_classes)[0]
+        else:
+            arr = array(deep_numbers(spec.labels, fail, "labels"), "labels", fail, "labels")
         if arr.size and not np.all(np.isfinite(arr) & (arr == np.round(arr))):
             raise fail("labels must be integer class indices", "labels")
         if spec.labels_dtype == "int32" and arr.size and np.abs(arr).max() >= 2**31:
@@ -135,12 +160,33 @@ def _targets(
         return arr, None, trailing
     if spec.soft_labels == "random":
         return None, probabilities(np.random.default_rng(seed + 1).standard_normal(predictions.shape), 1), False
-    arr = array(deep_numbers(spec.soft_labels, fail, "soft_labels"), "soft_labels", fail, "soft_labels")
+    if isinstance(spec.soft_labels, Generated):
+        arr = generated("t", "soft_labels", spec.soft_labels, fail, normalise=1)[0]
+    else:
+        arr = array(deep_numbers(spec.soft_labels, fail, "soft_labels"), "soft_labels", fail, "soft_labels")
     if arr.shape != predictions.shape:
         misfit(f"soft_labels have shape {list(arr.shape)}, expected the predictions' {list(predictions.shape)}", "soft_labels")
     if np.any((arr < 0) | (arr > 1)) or not np.all(np.isfinite(arr)):
         raise fail("soft_labels are per-class probabilities and must lie in [0, 1]", "soft_labels")
     return None, arr, False
+
+
+def _prior(spec: Any, num_classes: int, fail: Fail, misfit: Callable[[str, str], None]) -> np.ndarray | None:
+    """paddle's label_smooth prior: C numbers ([C] or [1, C]), kept as (C,); only with smoothing."""
+    if spec.prior_dist is None:
+        return None
+    if not spec.label_smoothing:
+        raise fail("prior_dist is the distribution smoothing moves the labels towards: give label_smoothing > 0", "prior_dist")
+    if isinstance(spec.prior_dist, Generated):
+        arr = generated("prior", "prior_dist", spec.prior_dist, fail, normalise=len(spec.prior_dist.shape) - 1)[0]
+    else:
+        arr = array(deep_numbers(spec.prior_dist, fail, "prior_dist"), "prior_dist", fail, "prior_dist")
+    if not np.all(np.isfinite(arr)):
+        raise fail("prior_dist must be finite", "prior_dist")
+    if arr.shape not in ((num_classes,), (1, num_classes)):
+        misfit(f"prior_dist has shape {list(arr.shape)}; paddle's label_smooth takes [C] or [1, C], C={num_classes}", "prior_dist")
+        return arr
+    return arr.reshape(num_classes)
 
 
 def _weight(spec: Any, predictions: np.ndarray, fail: Fail, misfit: Callable[[str, str], None]) -> np.ndarray | None:
@@ -150,7 +196,10 @@ def _weight(spec: Any, predictions: np.ndarray, fail: Fail, misfit: Callable[[st
         return None
     if spec.weight == "random":
         return random_weights(spec, (num_classes,), 2)
-    arr = array(deep_numbers(spec.weight, fail, "weight"), "weight", fail, "weight")
+    if isinstance(spec.weight, Generated):
+        arr = generated("w", "weight", spec.weight, fail)[0]
+    else:
+        arr = array(deep_numbers(spec.weight, fail, "weight"), "weight", fail, "weight")
     if not np.all(np.isfinite(arr)):
         raise fail("weight must be finite", "weight")
     if arr.shape != (num_classes,):
@@ -163,7 +212,9 @@ def generated_source(case: Case) -> dict[str, list[str]]:
     the variants read them by, as `build` drew them: a snippet regenerates them from the seed instead of
     writing every element."""
     seed, shape = seed_of(case), case.predictions.shape
-    out: dict[str, list[str]] = {}
+    out = generated_sources(case, {"labels": ("y", {"classes": shape[1]}), "soft_labels": ("t", {"normalise": 1}), "weight": ("w", {})})
+    if isinstance(prior := case.params.get("prior_dist"), dict):
+        out["prior"] = generated("prior", "prior_dist", prior, normalise=len(prior["shape"]) - 1)[1]
     if (x := generated_predictions(case)) is not None:
         out["x"] = x
     if case.params.get("labels") == "random":
@@ -205,7 +256,10 @@ def evaluate(case: Case, knobs: Knobs) -> Outcome:
         onehot = _channels_last(rounded(case, case.targets, "soft_labels")).reshape(flat.shape)
         valid = np.ones(onehot.shape[0], bool)
         hard_weight = weight[onehot.argmax(axis=1)] if num_classes else np.zeros(len(flat))
-    q = onehot * (1.0 - eps) + (eps / num_classes if num_classes else 0.0)  # C = 0: no class to smooth towards
+    towards = eps / num_classes if num_classes else 0.0  # C = 0: no class to smooth towards
+    if knobs.smoothing_prior == "given" and case.prior_dist is not None:  # paddle's label_smooth(prior_dist=...)
+        towards = eps * rounded(case, case.prior_dist, "prior_dist")
+    q = onehot * (1.0 - eps) + towards
     mask = valid.astype(np.float64)
     if eps > 0 and knobs.ignore_smoothed:
         mask = np.ones_like(mask)
@@ -344,7 +398,9 @@ def recipe_source(case: Case, knobs: Knobs, probabilities: bool = False) -> list
     else:
         lines.append("q = np.moveaxis(t, 1, -1)  # classes last")
     lines.append("hard = q.argmax(-1)  # the class whose weight Keras-style sample weights use")
-    if case.label_smoothing:
+    if case.label_smoothing and knobs.smoothing_prior == "given" and case.prior_dist is not None:
+        lines.append(f"q = q * (1 - {case.label_smoothing!r}) + {case.label_smoothing!r} * prior.reshape(-1)  # towards prior_dist")
+    elif case.label_smoothing:
         lines.append(f"q = q * (1 - {case.label_smoothing!r}) + {case.label_smoothing!r} / {c}")
     weight = "w" if case.weight is not None else f"np.ones({c})"
     lines.append(f"mask = {'(y != ' + str(case.ignore_index) + ').astype(float)' if ignore else 'np.ones(q.shape[:-1])'}")
@@ -624,6 +680,10 @@ PHRASES: dict[str, dict[Any, str]] = {
         "clip_then_renormalise": "clips p to [eps, 1-eps], then renormalises",
     },
     "logit_floor": {None: "computes softmax exactly"},
+    "smoothing_prior": {
+        "uniform": "smooths towards the uniform distribution (eps / C)",
+        "given": "smooths towards the case's prior_dist (paddle's label_smooth prior)",
+    },
 }
 
 ALTERNATIVES: dict[str, list[Any]] = {
@@ -635,6 +695,7 @@ ALTERNATIVES: dict[str, list[Any]] = {
     "logit_floor": [None, 64.0],
     "ignore_smoothed": [False, True],
     "weights_as_sample_weights": [False, True],
+    "smoothing_prior": ["uniform", "given"],
 }
 
 

@@ -39,9 +39,12 @@ from conformance import registry
 from conformance.losses import (
     COMMON_PARAMETERS,
     Fail,
+    Generated,
     array,
     deep_numbers,
+    generated,
     generated_predictions,
+    generated_sources,
     given_predictions,
     nested,
     probabilities,
@@ -100,15 +103,21 @@ def build(spec: Any, fail: Fail) -> dict[str, Any]:
     if spec.reduction not in TAKES:
         raise fail(f"kl_divergence takes the reductions {', '.join(TAKES)}; got '{spec.reduction}'", "reduction")
     soft = _targets(spec, predictions, fail)
-    return {"predictions": predictions, "from_logits": key != "probs", "labels": None, "soft_labels": soft, "weight": None}
+    built = {"predictions": predictions, "from_logits": key != "probs", "labels": None, "soft_labels": soft, "weight": None}
+    if spec.check_shapes is False:  # targets of another shape on purpose: kept, every framework expected to raise
+        built["mismatched"] = ["soft_labels"] if soft.shape != predictions.shape else []
+    return built
 
 
 def _targets(spec: Any, predictions: np.ndarray, fail: Fail) -> np.ndarray:
     if spec.soft_labels == "random":  # as softmax cross-entropy draws them: a softmax over the classes
         seed = spec.random.seed if spec.random else 0
         return probabilities(np.random.default_rng(seed + 1).standard_normal(predictions.shape), CLASS_AXIS)
-    arr = array(deep_numbers(spec.soft_labels, fail, "soft_labels"), "soft_labels", fail, "soft_labels")
-    if arr.shape != predictions.shape:
+    if isinstance(spec.soft_labels, Generated):
+        arr = generated("t", "soft_labels", spec.soft_labels, fail, normalise=CLASS_AXIS)[0]
+    else:
+        arr = array(deep_numbers(spec.soft_labels, fail, "soft_labels"), "soft_labels", fail, "soft_labels")
+    if arr.shape != predictions.shape and spec.check_shapes is not False:
         raise fail(f"soft_labels have shape {list(arr.shape)}, expected the predictions' {list(predictions.shape)}", "soft_labels")
     if not np.all(np.isfinite(arr)) or np.any((arr < 0) | (arr > 1)):
         raise fail("soft_labels are per-class probabilities and must lie in [0, 1]", "soft_labels")
@@ -118,7 +127,7 @@ def _targets(spec: Any, predictions: np.ndarray, fail: Fail) -> np.ndarray:
 def generated_source(case: Case) -> dict[str, list[str]]:
     """NumPy lines regenerating the generated arrays (`random` logits, `soft_labels: random`) as
     `build` drew them, so snippets need not write every element."""
-    out: dict[str, list[str]] = {}
+    out = generated_sources(case, {"soft_labels": ("t", {"normalise": CLASS_AXIS})})
     if (x := generated_predictions(case)) is not None:
         out["x"] = x
     if case.params.get("soft_labels") == "random":

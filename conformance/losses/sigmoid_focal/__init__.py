@@ -34,12 +34,15 @@ from pydantic import BeforeValidator, Field
 from conformance.losses import (
     COMMON_PARAMETERS,
     Fail,
+    Generated,
     array,
     deep_numbers,
     defaulted,
     elementwise,
     elementwise_inputs,
+    generated,
     generated_predictions,
+    generated_sources,
     given_predictions,
     number,
     seed_of,
@@ -122,7 +125,11 @@ def build(spec: Any, fail: Fail) -> dict[str, Any]:
     if spec.reduction not in REDUCTIONS:
         raise fail(f"{NAME} takes reduction none, mean or sum, got {spec.reduction!r}", "reduction")
     labels, soft = _targets(spec, predictions, fail)
+    targets = labels if labels is not None else soft
+    fits = targets is None or targets.shape == predictions.shape
+    misfit = {"mismatched": [] if fits else ["labels" if labels is not None else "soft_labels"]}
     return {
+        **(misfit if spec.check_shapes is False else {}),  # targets of another shape on purpose: every framework should raise
         "predictions": predictions,
         "from_logits": key != "probs",
         "labels": labels,
@@ -150,8 +157,11 @@ def _targets(spec: Any, predictions: np.ndarray, fail: Fail) -> tuple[np.ndarray
         rng = np.random.default_rng((spec.random.seed if spec.random else 0) + 1)
         drawn = rng.integers(0, 2, predictions.shape).astype(np.float64) if key == "labels" else rng.random(predictions.shape)
         return (drawn, None) if key == "labels" else (None, drawn)
-    arr = array(deep_numbers(value, fail, key), key, fail, key)
-    if arr.shape != predictions.shape:
+    if isinstance(value, Generated):
+        arr = generated("y" if key == "labels" else "t", key, value, fail, **({"classes": 2} if key == "labels" else {}))[0]
+    else:
+        arr = array(deep_numbers(value, fail, key), key, fail, key)
+    if arr.shape != predictions.shape and spec.check_shapes is not False:
         raise fail(f"{key} have shape {list(arr.shape)}, expected the predictions' {list(predictions.shape)}", key)
     if key == "labels" and not np.all((arr == 0) | (arr == 1)):
         raise fail("binary labels must be 0 or 1 (give soft_labels for values in between)", key)
@@ -164,7 +174,7 @@ def generated_source(case: Case) -> dict[str, list[str]]:
     """NumPy lines regenerating the case's generated arrays (float64, before their dtype) by the names the
     variants read them by, as `build` drew them: a snippet of a `random` case stays short."""
     seed, shape = seed_of(case), case.predictions.shape
-    out: dict[str, list[str]] = {}
+    out = generated_sources(case, {"labels": ("y", {"classes": 2}), "soft_labels": ("t", {})})
     if (x := generated_predictions(case)) is not None:
         out["x"] = x
     if case.params.get("labels") == "random":
