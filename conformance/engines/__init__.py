@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from conformance import runner
+from conformance import runner, spool
 from conformance.cases import Case
 
 NAMES = ("local", "ray")
@@ -48,7 +48,7 @@ class Engine(Protocol):
 
     def versions(self) -> dict[str, str]: ...
 
-    def stream(self, cases: list[Case], recipes: runner.RecipeRequests | None = None) -> Iterator[tuple[Case, runner.Results]]: ...
+    def stream(self, cases: spool.Cases, recipes: runner.RecipeRequests | None = None) -> Iterator[tuple[Case, runner.Results]]: ...
 
     def cancel(self) -> None: ...
 
