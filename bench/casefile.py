@@ -36,13 +36,15 @@ from pathlib import Path
 from conformance import cases, cli
 start, cpu = time.perf_counter(), time.process_time()
 paths = [Path(p) for p in sys.argv[1:]]
-if hasattr(cases, "validated"):  # the streaming loader: one validating pass, then the cases read back one by one
-    loaded = cases.validated(paths, cli.check_keys_of)
-    count = sum(1 for _ in loaded)
-else:  # main 1ecca7c: every case in one list
+try:  # the streaming loader: every case validated into a spool on disk, then read back one by one
+    from conformance import spool
+except ImportError:  # main 1ecca7c: every case in one list
     loaded = cases.load_paths(paths)
     cli.check_keys(loaded)
     count = sum(1 for _ in loaded)
+else:
+    with spool.Spool(cases.read(paths), cli.check_case_keys) as loaded:
+        count = sum(1 for _ in loaded)
 print("LOAD", count, time.perf_counter() - start, time.process_time() - cpu, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 """
 RUN = """

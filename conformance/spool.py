@@ -32,35 +32,58 @@ class Cases(Protocol):
 
 
 class Spool:
-    """Cases written to a temporary file as they come (each `check`ed first), read back one at a time
-    by each iteration, in the order they came. The file goes when the spool is closed."""
+    """Cases written to a temporary file as they come (each `check`ed first, or one by one with `add`),
+    read back one at a time by each iteration in the order they came, or by the handle `add` gave
+    (`get`, `select`). The file goes when the spool is closed."""
 
-    def __init__(self, cases: Iterable[Case], check: Callable[[Case], object] = lambda case: None) -> None:
+    def __init__(self, cases: Iterable[Case] = (), check: Callable[[Case], object] = lambda case: None) -> None:
         self._file = tempfile.TemporaryFile(prefix="conformance-cases-")
         self._lock = threading.Lock()
         self._count = 0
+        self._end = 0
         try:
             for case in cases:
                 check(case)
-                data = pickle.dumps(case, protocol=pickle.HIGHEST_PROTOCOL)
-                self._file.write(len(data).to_bytes(_SIZE, "little") + data)
-                self._count += 1
-            self._file.flush()
+                self.add(case)
         except BaseException:
             self._file.close()
             raise
+
+    def add(self, case: Case) -> int:
+        """Write `case` at the end; its handle (where it lies in the file)."""
+        data = pickle.dumps(case, protocol=pickle.HIGHEST_PROTOCOL)
+        with self._lock:
+            handle = self._end
+            self._file.seek(handle)
+            self._file.write(len(data).to_bytes(_SIZE, "little") + data)
+            self._end += _SIZE + len(data)
+            self._count += 1
+        return handle
+
+    def get(self, handle: int) -> Case:
+        """The case `add` wrote at `handle`."""
+        case: Case = pickle.loads(self._data(handle)[0])
+        return case
+
+    def _data(self, handle: int) -> tuple[bytes, int]:
+        """The pickled case at `handle` and the handle of the next one."""
+        with self._lock:  # iterations (and threads) share the file's position: each seeks its own
+            self._file.seek(handle)
+            size = int.from_bytes(self._file.read(_SIZE), "little")
+            data = self._file.read(size)
+        return data, handle + _SIZE + size
+
+    def select(self, handles: list[int]) -> Cases:
+        """The cases at `handles`, in that order, read as they are iterated."""
+        return _Selected(self, handles)
 
     def __len__(self) -> int:
         return self._count
 
     def __iter__(self) -> Iterator[Case]:
-        offset = 0
+        handle = 0
         for _ in range(self._count):
-            with self._lock:  # iterations (and threads) share the file's position: each seeks its own
-                self._file.seek(offset)
-                size = int.from_bytes(self._file.read(_SIZE), "little")
-                data = self._file.read(size)
-            offset += _SIZE + size
+            data, handle = self._data(handle)
             yield pickle.loads(data)
 
     def close(self) -> None:
@@ -71,6 +94,17 @@ class Spool:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class _Selected:
+    def __init__(self, spool: Spool, handles: list[int]) -> None:
+        self.spool, self.handles = spool, handles
+
+    def __len__(self) -> int:
+        return len(self.handles)
+
+    def __iter__(self) -> Iterator[Case]:
+        return (self.spool.get(handle) for handle in self.handles)
 
 
 class Window:
