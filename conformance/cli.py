@@ -260,9 +260,9 @@ def _fuzz(args: argparse.Namespace) -> int:
     if args.ignore_cases:
         pass
     elif args.cases is not None:
-        known = fuzz.covered(cases.load_paths([args.cases]))  # named and missing: an error
+        known = fuzz.covered(cases.read([args.cases]))  # named and missing: an error
     elif DEFAULT_CASES.is_dir():
-        known = fuzz.covered(cases.load_paths([DEFAULT_CASES]))
+        known = fuzz.covered(cases.read([DEFAULT_CASES]))
     else:
         print(f"no {DEFAULT_CASES}/ folder here: fuzzing with no divergence counted as covered (--cases names case files)")
     specs = user.parse(args.variant)
