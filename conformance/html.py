@@ -576,6 +576,8 @@ class Sweeps:
         self.texts: dict[Any, Any] = {}  # repeated literals and label tuples stored once
 
     def add(self, case: dict[str, Any]) -> None:
+        if "[" not in case["id"]:  # no matrix: the only case of its base id in its file (ids are unique there)
+            return  # so never a sweep; a large file of such cases would otherwise fill `first` and `found`
         params, where = case["params"], (case["file"], _base_id(case))
         first = self.first.setdefault(where, {})
         numeric = [n for n, v in params.items() if _numeric(v) and n != "id"]
