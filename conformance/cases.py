@@ -324,7 +324,7 @@ def _read(source: Source, name: str) -> Iterator[Case]:
                 listed = True
                 if defaults is None:
                     defaults, default_lines = _later_defaults(source, name)
-                items = doc.items(("cases",), line)
+                items = doc.items(("cases",))
                 if items is None or not (yield from _cases(items, defaults, default_lines, name)):
                     raise CaseError(name, "'cases:' must be a non-empty list of cases", line, "cases")
             else:

@@ -186,7 +186,7 @@ class Document:
         with _errors(self.file):
             return self._build(self.loader.compose_node(None, None), path, line)
 
-    def items(self, path: Path, line: int) -> Iterator[tuple[Any, dict[Path, int]]] | None:
+    def items(self, path: Path) -> Iterator[tuple[Any, dict[Path, int]]] | None:
         """The items of the list under the key just read, one at a time, each with its lines (paths
         `path + (index,)`); None, with nothing read, if the value is no list. A list with an anchor or a
         tag is composed whole first (an alias may refer to it; the builder checks the tag)."""
@@ -202,7 +202,7 @@ class Document:
             node = loader.compose_node(None, None)
         if not isinstance(node, yaml.SequenceNode):
             return None
-        return self._composed(node, path, line)
+        return self._composed(node, path)
 
     def _streamed(self, path: Path) -> Iterator[tuple[Any, dict[Path, int]]]:
         loader = self.loader
@@ -213,7 +213,7 @@ class Document:
                 index += 1
             loader.get_event()
 
-    def _composed(self, node: yaml.SequenceNode, path: Path, line: int) -> Iterator[tuple[Any, dict[Path, int]]]:
+    def _composed(self, node: yaml.SequenceNode, path: Path) -> Iterator[tuple[Any, dict[Path, int]]]:
         with _errors(self.file):
             _Builder(self.loader, {}, self.file).check(node)
             for index, item in enumerate(node.value):

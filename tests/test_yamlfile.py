@@ -272,7 +272,7 @@ def streamed(text, file="y.yaml"):
     with yamlfile.Document(text, file) as reader:
         assert reader.mapping()
         for key, line in reader.keys():
-            items = reader.items((key,), line) if key == "cases" else None
+            items = reader.items((key,)) if key == "cases" else None
             if items is None:
                 doc[key], found = reader.value((key,), line)
                 lines.update(found)
@@ -313,10 +313,10 @@ def test_an_alias_bomb_inside_a_list_read_item_by_item_is_stopped_at_its_alias()
     """The limit holds for a document read one item at a time: the same bomb as `ALIAS_BOMB`, one item
     per line after `cases:`, stops at the same alias (line 6 there, line 7 here)."""
     bomb = "cases:\n" + "".join(f"- {line.split(': ', 1)[1]}\n" for line in ALIAS_BOMB.splitlines()[:-1])
-    started = time.monotonic()
+    started = time.process_time()  # CPU time: the machine may be shared
     with pytest.raises(CaseError) as info:
         streamed(bomb, "bomb.yaml")
-    assert time.monotonic() - started < 1.0
+    assert time.process_time() - started < 1.0
     assert (info.value.file, info.value.line) == ("bomb.yaml", 7)
     assert "more than 1,000,000 values" in info.value.message
 
