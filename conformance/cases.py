@@ -267,7 +267,7 @@ class Case:
 
 def read(paths: list[Path]) -> Iterator[Case]:
     """Every case of every YAML file under `paths`, in a stable order, each validated as it is read
-    (a bad one raises when it is reached; `validated` reads them all before any is used)."""
+    (a bad one raises when it is reached; `conformance run` spools them all before any runs)."""
     files: list[Path] = []
     for path in paths:
         if path.is_dir():

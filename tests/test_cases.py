@@ -1200,3 +1200,12 @@ def test_a_file_without_cases_or_with_a_second_cases_key_is_rejected():
     assert error("defaults: {labels: [0]}\n").key == "cases"
     err = error("cases:\n  - {id: a, logits: [[1, 2]], labels: [0]}\ncases: []\n")
     assert (err.line, err.key) == (3, "cases")
+
+
+def test_a_file_that_is_not_utf8_is_an_error_naming_it_even_read_as_a_stream(tmp_path):
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes(b'cases:\n  - id: a\n    description: "caf\xe9"\n')
+    with pytest.raises(CaseError) as info:
+        cases.load_paths([path])
+    assert info.value.file == str(path)
+    assert info.value.message.startswith("cannot read the file: 'utf-8' codec can't decode")
