@@ -17,14 +17,16 @@ It is a module-level setting, raised by `--max-elements` (`conformance run`, `ba
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import functools
 import itertools
 import json
 import math
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args
+from typing import IO, Annotated, Any, Literal, get_args
 
 import numpy as np
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, create_model, field_validator
@@ -339,8 +341,9 @@ class Case:
 # ---------------------------------------------------------------- loading
 
 
-def load_paths(paths: list[Path]) -> list[Case]:
-    """Every case of every YAML file under `paths`, in a stable order; the first bad file raises."""
+def read(paths: list[Path]) -> Iterator[Case]:
+    """Every case of every YAML file under `paths`, in a stable order, each validated as it is read
+    (a bad one raises when it is reached; `conformance run` spools them all before any runs)."""
     files: list[Path] = []
     for path in paths:
         if path.is_dir():
@@ -349,38 +352,108 @@ def load_paths(paths: list[Path]) -> list[Case]:
             files.append(path)
         else:
             raise CaseError(str(path), "no such file or directory")
-    cases: list[Case] = []
     for file in files:
-        cases.extend(load_file(file))
-    return cases
+        yield from read_file(file)
+
+
+def load_paths(paths: list[Path]) -> list[Case]:
+    """Every case of every YAML file under `paths`, in a stable order; the first bad file raises."""
+    return list(read(paths))
+
+
+def read_file(path: Path) -> Iterator[Case]:
+    """The expanded cases of one file, read and validated one at a time (memory follows one case, not
+    the file)."""
+    return _read(lambda: path.open(encoding="utf-8"), _display(path))
 
 
 def load_file(path: Path) -> list[Case]:
     """The expanded cases of one file."""
-    name = _display(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CaseError(name, f"cannot read the file: {exc}") from None
-    return load_text(text, name)
+    return list(read_file(path))
 
 
 def load_text(text: str, name: str) -> list[Case]:
     """The expanded cases of a case file's text; `name` is how errors and ids refer to the file."""
-    doc, lines = yamlfile.load(text, name)
-    if not isinstance(doc, dict):
-        raise CaseError(name, "a case file is a mapping with a 'cases:' list (and optional 'defaults:')", 1)
-    _unknown_keys(doc, {"cases", "defaults"}, (), lines, name)
-    raw_cases = doc.get("cases")
-    if not isinstance(raw_cases, list) or not raw_cases:
-        raise CaseError(name, "'cases:' must be a non-empty list of cases", lines.get(("cases",), 1), "cases")
-    defaults = doc.get("defaults") or {}
+    return list(_read(lambda: text, name))
+
+
+Source = Callable[[], "IO[str] | str"]
+"""Opens a case file's text (once for the cases, once more if `defaults:` comes after them)."""
+
+
+def _read(source: Source, name: str) -> Iterator[Case]:
+    """The cases of one file as its `cases:` list is read, item by item. `defaults:` may come before or
+    after `cases:`: after, a second reader finds it first, passing over the cases (events only). Ids
+    are checked for duplicates as they come (a set of ids is kept, not the cases)."""
+    with _opened(source, name) as stream, yamlfile.Document(stream, name) as doc:
+        if not doc.mapping():
+            raise CaseError(name, "a case file is a mapping with a 'cases:' list (and optional 'defaults:')", 1)
+        defaults: dict[str, Any] | None = None
+        default_lines: dict[tuple[Any, ...], int] = {}
+        listed = False
+        for key, line in doc.keys():
+            if key == "defaults" and listed:
+                doc.skip()  # read already, by `_later_defaults`
+            elif key == "defaults":
+                defaults, default_lines = _defaults(*doc.value(("defaults",), line), name)
+            elif key == "cases":
+                listed = True
+                if defaults is None:
+                    defaults, default_lines = _later_defaults(source, name)
+                items = doc.items(("cases",))
+                if items is None or not (yield from _cases(items, defaults, default_lines, name)):
+                    raise CaseError(name, "'cases:' must be a non-empty list of cases", line, "cases")
+            else:
+                raise CaseError(name, _unknown_message(str(key), ["cases", "defaults"]), line, str(key))
+        if not listed:
+            raise CaseError(name, "'cases:' must be a non-empty list of cases", 1, "cases")
+
+
+@contextlib.contextmanager
+def _opened(source: Source, name: str) -> Iterator[IO[str] | str]:
+    """The file's text as a stream; a file that cannot be opened or decoded is a CaseError."""
+    try:
+        stream = source()
+    except OSError as exc:
+        raise CaseError(name, f"cannot read the file: {exc}") from None
+    try:
+        yield stream
+    except (OSError, UnicodeDecodeError) as exc:  # the stream is read as it is parsed
+        raise CaseError(name, f"cannot read the file: {exc}") from None
+    finally:
+        if not isinstance(stream, str):
+            stream.close()
+
+
+def _defaults(value: Any, lines: dict[tuple[Any, ...], int], name: str) -> tuple[dict[str, Any], dict[tuple[Any, ...], int]]:
+    defaults = value or {}
     if not isinstance(defaults, dict):
         raise CaseError(name, "'defaults:' must be a mapping of case keys", lines.get(("defaults",)), "defaults")
+    return defaults, lines
+
+
+def _later_defaults(source: Source, name: str) -> tuple[dict[str, Any], dict[tuple[Any, ...], int]]:
+    """`defaults:` written after `cases:` (or {} if there is none), read before the first case needs it."""
+    with _opened(source, name) as stream, yamlfile.Document(stream, name) as doc:
+        doc.mapping()
+        for key, line in doc.keys():
+            if key == "defaults":
+                return _defaults(*doc.value(("defaults",), line), name)
+            doc.skip()
+    return {}, {}
+
+
+def _cases(
+    items: Iterator[tuple[Any, dict[tuple[Any, ...], int]]], defaults: dict[str, Any], default_lines: dict[tuple[Any, ...], int], name: str
+) -> Generator[Case, None, int]:
+    """The expanded cases of the `cases:` list's items; returns how many items there were."""
     seen_ids: dict[str, int] = {}
-    out: list[Case] = []
-    for index, raw in enumerate(raw_cases):
+    expanded: dict[str, int] = {}
+    count = 0
+    for index, (raw, lines) in enumerate(items):
+        count += 1
         where = ("cases", index)
+        lines.update(default_lines)
         if not isinstance(raw, dict):
             raise CaseError(name, "each case is a mapping (id, logits, labels, ...)", lines.get(where))
         origin = {key: ("defaults", key) for key in defaults}
@@ -397,22 +470,20 @@ def load_text(text: str, name: str) -> list[Case]:
         if isinstance(base_id, str):
             seen_ids[base_id] = lines.get(where + ("id",), 0)
         for case in _expand(merged, origin, where, lines, name):
-            out.append(case)
-    first: dict[str, Case] = {}
-    for case in out:
-        if case.id in first:
-            raise CaseError(
-                name,
-                f"two matrix entries expand to the same case id '{case.id}' (first from line {first[case.id].line}); "
-                "make the matrix values distinct",
-                case.line,
-                "matrix",
-            )
-        first[case.id] = case
-    return out
+            if case.id in expanded:
+                raise CaseError(
+                    name,
+                    f"two matrix entries expand to the same case id '{case.id}' (first from line {expanded[case.id]}); "
+                    "make the matrix values distinct",
+                    case.line,
+                    "matrix",
+                )
+            expanded[case.id] = case.line
+            yield case
+    return count
 
 
-def _expand(merged: dict[str, Any], origin: dict[str, tuple[Any, ...]], where: tuple[Any, ...], lines: dict, name: str) -> list[Case]:
+def _expand(merged: dict[str, Any], origin: dict[str, tuple[Any, ...]], where: tuple[Any, ...], lines: dict, name: str) -> Iterator[Case]:
     matrix = merged.get("matrix")
     if "id" not in merged:
         raise CaseError(name, "each case needs an 'id' (letters, digits, '_', '.', '-')", lines.get(where), "id")
@@ -421,7 +492,8 @@ def _expand(merged: dict[str, Any], origin: dict[str, tuple[Any, ...]], where: t
             name, f"'id' must be text, got {merged['id']!r} (quote it: id: \"{merged['id']}\")", _line(lines, origin, "id"), "id"
         )
     if matrix is None:
-        return [_build(merged, origin, where, lines, name, {})]
+        yield _build(merged, origin, where, lines, name, {})
+        return
     if not isinstance(matrix, dict) or not matrix:
         raise CaseError(name, "'matrix:' must map case keys to lists of values", _line(lines, origin, "matrix"), "matrix")
     for key, values in matrix.items():
@@ -433,7 +505,6 @@ def _expand(merged: dict[str, Any], origin: dict[str, tuple[Any, ...]], where: t
         if not isinstance(values, list) or not values:
             raise CaseError(name, f"matrix values for '{key}' must be a non-empty list", lines.get(mat_origin), f"matrix.{key}")
     keys = list(matrix)
-    cases = []
     for i, combo in enumerate(itertools.product(*(matrix[k] for k in keys))):
         entry = dict(merged)
         entry_origin = dict(origin)
@@ -441,8 +512,7 @@ def _expand(merged: dict[str, Any], origin: dict[str, tuple[Any, ...]], where: t
         for key, value, j in zip(keys, combo, _indices(matrix, keys, i), strict=True):
             entry[key] = value
             entry_origin[key] = origin["matrix"] + (key, j)
-        cases.append(_build(entry, entry_origin, where, lines, name, dict(zip(keys, combo, strict=True)), f"[{label}]"))
-    return cases
+        yield _build(entry, entry_origin, where, lines, name, dict(zip(keys, combo, strict=True)), f"[{label}]")
 
 
 def _indices(matrix: dict[str, list[Any]], keys: list[str], flat: int) -> list[int]:

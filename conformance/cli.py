@@ -6,6 +6,7 @@ Exit codes: 0 every expectation holds, 1 an expectation is violated, 2 bad case 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import difflib
 import os
 import shutil
@@ -16,7 +17,7 @@ from typing import Any, NoReturn
 
 from rich.console import Console
 
-from conformance import adapters, baseline, cases, console, engines, registry, results, runner, user
+from conformance import adapters, baseline, cases, console, engines, registry, results, runner, spool, user
 from conformance.errors import CaseError, ConformanceError, UsageError
 from conformance.pipeline import Outputs, Pipeline
 from conformance.records import BaselineReport
@@ -235,15 +236,21 @@ def check_keys(loaded: list[cases.Case]) -> None:
     """Expectations may only name result keys that exist (a typo would silently check nothing)."""
     known = user.known_keys()
     for case in loaded:
-        if case.expect is None:
-            continue
-        statuses = [k for k in case.expect.status or {} if k != cases.ANY_RESULT]  # '*': every result not named
-        named = [k for g in case.expect.groups or [] for k in g] + statuses + list(case.expect.values or {})
-        for key in named:
-            if key not in known:
-                raise CaseError(
-                    case.file, f"case '{case.id}': expect names unknown result key '{key}'{_suggest(key, known)}", case.line, "expect"
-                )
+        check_case_keys(case, known)
+
+
+def check_case_keys(case: cases.Case, known: set[str] | None = None) -> None:
+    """`check_keys` for one case, as the cases are read (`known`: the result keys, when the caller has them)."""
+    if case.expect is None:
+        return
+    known = user.known_keys() if known is None else known
+    statuses = [k for k in case.expect.status or {} if k != cases.ANY_RESULT]  # '*': every result not named
+    named = [k for g in case.expect.groups or [] for k in g] + statuses + list(case.expect.values or {})
+    for key in named:
+        if key not in known:
+            raise CaseError(
+                case.file, f"case '{case.id}': expect names unknown result key '{key}'{_suggest(key, known)}", case.line, "expect"
+            )
 
 
 def _suggest(name: str, known: Any) -> str:
@@ -270,18 +277,19 @@ def _evaluate(
     engine = engine_choice(args.engine, args.ray_address, actors=args.ray_actors)
     with Pipeline(keys, args.timeout, most=os.cpu_count() or 1, baseline_path=baseline_path, engine=engine) as pipeline:
         user.check(specs)
-        loaded = cases.load_paths(args.paths)
-        if not loaded:
-            raise UsageError(f"no case files (*.yaml) under {', '.join(map(str, args.paths))}")
-        check_keys(loaded)
-        extra: dict[str, Any] = {}
-        total, stream = len(loaded), pipeline.records(loaded)
-        del loaded  # each case is let go once its record is written: memory stays flat in the number of cases
-        try:
-            for _, record in console.progress(stream, total, out):
-                outputs.add(record)
-        except KeyboardInterrupt:
-            extra["interrupted"] = True
+        # every case is validated before any runs (a bad one: exit 2, nothing ran), and kept on disk until
+        # its turn: memory stays flat in the number and size of the case files
+        known = user.known_keys()
+        with spool.Spool(cases.read(args.paths), lambda case: check_case_keys(case, known)) as loaded:
+            if not len(loaded):
+                raise UsageError(f"no case files (*.yaml) under {', '.join(map(str, args.paths))}")
+            extra: dict[str, Any] = {}
+            with contextlib.closing(pipeline.records(loaded)) as stream:  # ends the run's threads before the spool goes
+                try:
+                    for _, record in console.progress(stream, len(loaded), out):
+                        outputs.add(record)
+                except KeyboardInterrupt:
+                    extra["interrupted"] = True
     head = outputs.finish(pipeline.head({**extra, "run": results.run_details(args.paths), "source": source}))
     if extra:
         return head, 130
@@ -304,9 +312,9 @@ def _fuzz(args: argparse.Namespace) -> int:
     if args.ignore_cases:
         pass
     elif args.cases is not None:
-        known = fuzz.covered(cases.load_paths([args.cases]))  # named and missing: an error
+        known = fuzz.covered(cases.read([args.cases]))  # named and missing: an error
     elif DEFAULT_CASES.is_dir():
-        known = fuzz.covered(cases.load_paths([DEFAULT_CASES]))
+        known = fuzz.covered(cases.read([DEFAULT_CASES]))
     else:
         print(f"no {DEFAULT_CASES}/ folder here: fuzzing with no divergence counted as covered (--cases names case files)")
     specs = user.specs(args.variant, args.variants)

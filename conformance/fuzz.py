@@ -13,6 +13,7 @@ import json
 import random
 import tempfile
 import time
+from collections.abc import Iterable
 from itertools import combinations
 from pathlib import Path
 from typing import Any
@@ -41,7 +42,7 @@ def to_case(spec: dict[str, Any]) -> cases.Case | None:
         return None
 
 
-def covered(loaded: list[cases.Case]) -> set[tuple[str, str, str]]:
+def covered(loaded: Iterable[cases.Case]) -> set[tuple[str, str, str]]:
     """Signatures the case files already show, predicted from each native framework's declared knobs
     (its default variant for the case's loss family; a framework without one shows nothing there)."""
     out: set[tuple[str, str, str]] = set()

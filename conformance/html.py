@@ -133,17 +133,26 @@ def _finite(value: Any) -> Any:
 
 class _Strings:
     """Each distinct text stored once (code lines, knobs, APIs, descriptions, inputs): the variants of
-    thousands of cases share most of them."""
+    thousands of cases share most of them. The texts wait in `spool`, a file, as the page's JSON, found
+    again by their digest: the array literals of a large file of literal cases are distinct in every
+    case (57 MB of text at 10,000 exported cases), so holding them would grow with the run."""
 
-    def __init__(self) -> None:
-        self.table: list[str] = []
-        self._index: dict[str, int] = {}
+    def __init__(self, spool: IO[bytes]) -> None:
+        self.spool = spool
+        self._index: dict[bytes, int] = {}
 
     def add(self, text: str) -> int:
-        if text not in self._index:
-            self._index[text] = len(self.table)
-            self.table.append(text)
-        return self._index[text]
+        key = _digest(text)
+        if key not in self._index:
+            self.spool.write((b"," if self._index else b"") + str(script_json(text)).encode())
+            self._index[key] = len(self._index)
+        return self._index[key]
+
+    def table(self) -> Iterator[Markup]:
+        """The texts as the elements of a JSON array, comma-separated, in chunks."""
+        self.spool.seek(0)
+        while chunk := self.spool.read(CHUNK_BYTES):
+            yield Markup(chunk.decode("utf-8"))
 
     def lines(self, code: str) -> list[int]:
         return [self.add(line) for line in code.split("\n")]
@@ -570,6 +579,8 @@ class Sweeps:
         self.texts: dict[Any, Any] = {}  # repeated literals and label tuples stored once
 
     def add(self, case: dict[str, Any]) -> None:
+        if "[" not in case["id"]:  # no matrix: the only case of its base id in its file (ids are unique there)
+            return  # so never a sweep; a large file of such cases would otherwise fill `first` and `found`
         params, where = case["params"], (case["file"], _base_id(case))
         first = self.first.setdefault(where, {})
         numeric = [n for n, v in params.items() if _numeric(v) and n != "id"]
@@ -696,10 +707,10 @@ class _Report:
     `spool`, a file, with only its sort key and place kept here. Memory grows with the distinct texts of
     the strings table and a short index entry per case, not with the cases' data."""
 
-    def __init__(self, spool: IO[bytes], detailed: bool) -> None:
+    def __init__(self, spool: IO[bytes], detailed: bool, texts: IO[bytes]) -> None:
         self.spool = spool
         self.detailed = detailed
-        self.strings = _Strings()
+        self.strings = _Strings(texts)
         self.agreement = summary.PairAgreement()
         self.filters = _Filters()
         self.sweeps = Sweeps()
@@ -813,8 +824,8 @@ def write(path: Path, results_path: Path, detailed: int | None = None) -> None:
     head = results.head(results_path)
     path.parent.mkdir(parents=True, exist_ok=True)
     # beside the report rather than in /tmp, which may be memory (tmpfs)
-    with tempfile.TemporaryFile(dir=path.parent) as spool:
-        report = _Report(spool, detailed=head["summary"]["cases"] <= detailed)
+    with tempfile.TemporaryFile(dir=path.parent) as spool, tempfile.TemporaryFile(dir=path.parent) as texts:
+        report = _Report(spool, head["summary"]["cases"] <= detailed, texts)
         for case in results.cases(results_path):
             report.add(case)
         keys = report.agreement.keys()
@@ -835,7 +846,7 @@ def write(path: Path, results_path: Path, detailed: int | None = None) -> None:
                 source=source,
                 links=links(report.files, path),
                 vocabulary=_vocabulary(),
-                strings=report.strings.table,
+                strings=report.strings.table(),
                 cases=report.cases(),
                 brief=report.brief,
                 detailed=detailed,

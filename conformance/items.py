@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from conformance import adapters, baseline, cases, registry, service, user
-from conformance.cli import check_keys, engine_choice, selection
+from conformance import adapters, baseline, cases, registry, service, spool, user
+from conformance.cli import check_case_keys, engine_choice, selection
 from conformance.digits import number
 from conformance.errors import ConformanceError
 from conformance.pipeline import Outputs, Pipeline
@@ -26,12 +26,15 @@ class CaseFile(pytest.File):
     """A YAML case file; a bad one is a single collection error naming the file and line."""
 
     def collect(self) -> Iterator[pytest.Item]:
-        self.config.stash[STATE].prepare()
+        """The file's cases, read one at a time; each item keeps its case in the session's spool (on
+        disk), so collecting a large file holds one case in memory, not the file."""
+        state = self.config.stash[STATE]
+        state.prepare()
         _markers(self.config)
-        loaded = cases.load_file(self.path)
-        check_keys(loaded)
-        for case in loaded:
-            item = CaseItem.from_parent(self, name=case.id, case=case)
+        known = user.known_keys()
+        for case in cases.read_file(self.path):
+            check_case_keys(case, known)
+            item = CaseItem.from_parent(self, name=case.id, case=case, handle=state.spool.add(case))
             for key in _named_keys(case):
                 item.add_marker(adapters.framework_of(key))
             item.add_marker(case.loss)
@@ -67,10 +70,17 @@ class ValuesMoved(Exception):
 
 
 class CaseItem(pytest.Item):
-    def __init__(self, *, case: cases.Case, **kwargs: Any) -> None:
+    """A case's item: its case stays in the session's spool (`handle`), read back when it is evaluated."""
+
+    def __init__(self, *, case: cases.Case, handle: int, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.case = case
+        self.handle = handle
+        self.case_id, self.case_line, self.case_nodeid = case.id, case.line, case.nodeid
         self.record: CaseRecord | None = None
+
+    @property
+    def case(self) -> cases.Case:
+        return self.config.stash[STATE].spool.get(self.handle)
 
     def runtest(self) -> None:
         record = self.config.stash[STATE].record_for(self)
@@ -88,7 +98,7 @@ class CaseItem(pytest.Item):
         return super().repr_failure(excinfo)
 
     def reportinfo(self) -> tuple[Path, int, str]:
-        return self.path, max(self.case.line - 1, 0), f"case: {self.case.id}"
+        return self.path, max(self.case_line - 1, 0), f"case: {self.case_id}"
 
 
 def failure_table(record: dict[str, Any]) -> str:
@@ -140,6 +150,7 @@ class State:
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
         self.workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
+        self.spool = spool.Spool()  # the collected cases, on disk until they are evaluated
         self.pipeline: Pipeline | None = None
         self.outputs: Outputs | None = None
         self.stream: Iterator[tuple[cases.Case, CaseRecord]] | None = None
@@ -180,12 +191,12 @@ class State:
                     "socket, and this xdist worker is not on this machine: run case files with -n (local workers) "
                     "or without xdist"
                 )
-            return self.remote.record(item.case.nodeid)
-        nodeid = item.case.nodeid
+            return self.remote.record(item.case_nodeid)
+        nodeid = item.case_nodeid
         if nodeid in self.served:  # a failed item runs again (a rerun plugin): a case is evaluated once per session
             return self.served[nodeid]
         if self.stream is None:
-            todo = [i.case for i in item.session.items if isinstance(i, CaseItem)]
+            todo = self.spool.select([i.handle for i in item.session.items if isinstance(i, CaseItem)])
             self.stream = self.pipeline_().records(todo)
         while nodeid not in self.ready:
             _, record = next(self.stream)
@@ -222,9 +233,9 @@ class State:
 
     def offer(self, items: list[pytest.Item]) -> None:
         """xdist worker: send the collected cases to the controller, which evaluates them."""
-        todo = [i.case for i in items if isinstance(i, CaseItem)]
-        if self.remote is not None and todo:
-            self.remote.offer(todo)
+        todo = self.spool.select([i.handle for i in items if isinstance(i, CaseItem)])
+        if self.remote is not None and len(todo):
+            self.remote.offer(list(todo))
 
     def finish(self) -> list[str]:
         """Stop what runs; the controller (or the only process) writes the documents. What no item can
@@ -236,6 +247,7 @@ class State:
         if self.pipeline is not None:
             self.pipeline.close()
         user.activate(())
+        self.spool.close()
         if self.pipeline is None or self.outputs is None:
             return []
         head = self.outputs.finish(self.pipeline.head({"runner": "pytest"}))

@@ -8,12 +8,12 @@ baseline they write the same results document (timings, worker statistics and th
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from conformance import against, baseline, engines, explain, html, matrices, results, summary
+from conformance import against, baseline, engines, explain, html, matrices, results, spool, summary
 from conformance.cases import Case
 from conformance.compare import compare
 from conformance.records import CaseRecord, Comparison, Result, result_of
@@ -38,9 +38,10 @@ class Pipeline:
         self.workers = engines.start(engine, keys, timeout, most)
         self.compared: dict[int, tuple[dict[str, Result], Comparison, explain.Model]] = {}
 
-    def records(self, cases: list[Case]) -> Iterator[tuple[Case, CaseRecord]]:
-        """Each case with its record, in case order, as soon as it is complete (the stream keeps no case
-        it has handed out: memory stays flat if the caller keeps none either)."""
+    def records(self, cases: spool.Cases) -> Generator[tuple[Case, CaseRecord], None, None]:
+        """Each case with its record, in case order, as soon as it is complete (the stream reads the cases
+        as it reaches them and keeps none it has handed out: memory stays flat if the caller keeps none
+        either, as a `spool.Spool` does)."""
         stream = self.workers.stream(cases, self._recipes)
         del cases
         for case, answers in stream:

@@ -35,9 +35,9 @@ import time
 from collections import deque
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
-from conformance import adapters, user
+from conformance import adapters, spool, user
 from conformance.adapters import Variant
 from conformance.cases import Case
 
@@ -112,15 +112,16 @@ class Streaming(abc.ABC):
     def versions(self) -> dict[str, str]:
         return {k: v for s in self.stats.values() for k, v in s.versions.items()}
 
-    def stream(self, cases: list[Case], recipes: RecipeRequests | None = None) -> Generator[tuple[Case, Results], None, None]:
+    def stream(self, cases: spool.Cases, recipes: RecipeRequests | None = None) -> Generator[tuple[Case, Results], None, None]:
         """Each case with its results by result key, in case order. `recipes` says, per case, which
-        framework should run which recipes; their outcome lands in that framework's result. The stream
-        keeps its own list of the cases and lets go of each once it is handed out: a caller that keeps
-        no reference of its own has only the cases in flight in memory."""
+        framework should run which recipes; their outcome lands in that framework's result. The cases
+        are read as the window reaches them (`spool.Window`) and each is let go once handed out: a caller
+        that keeps no reference of its own (a `spool.Spool`) has only the cases in flight in memory."""
         total = len(cases)
         if not total:
             return
-        run = self._current = self._open(list(cases), recipes)
+        # the runner indexes its cases as a list (len, [i], [i] = None), which the window provides
+        run = self._current = self._open(cast(list[Case], spool.Window(cases)), recipes)
         del cases
         taken = 0
         try:

@@ -54,6 +54,19 @@ def test_invalid_case_names_the_file_line_and_key(tmp_path, capsys):
     assert "label 7 is outside [0, 3)" in message
 
 
+def test_a_bad_case_in_the_middle_of_a_long_file_exits_2_before_any_case_runs(tmp_path, monkeypatch, capsys):
+    """Cases are read one at a time (issue 26), but every one is validated before the first runs: a bad
+    case halfway through a 600-case file is exit 2 naming its file, line and key, and no case was sent."""
+    good = "".join(f"  - id: c{i}\n    logits: [[0.5, 1.5, -1.0]]\n    labels: [1]\n" for i in range(300))
+    bad = write(tmp_path / "long.yaml", "cases:\n" + good + "  - id: bad\n    labels: [0]\n    wieght: [1, 2, 3]\n" + good)
+    sent = []
+    monkeypatch.setattr(cli.Pipeline, "records", lambda self, loaded: sent.append(len(loaded)) or iter(()))
+    message = fails(capsys, "run", bad, "--frameworks", "reference", "--json", tmp_path / "r.json", "--html", tmp_path / "r.html")
+    assert f"{bad}:{1 + 3 * 300 + 3} (key 'wieght')" in message
+    assert sent == []
+    assert not (tmp_path / "r.json").exists()
+
+
 def test_unknown_framework_is_a_usage_error_with_a_suggestion(tmp_path, capsys):
     good = write(tmp_path / "good.yaml", GOOD)
     message = fails(capsys, "run", good, "--frameworks", "reference,torhc")

@@ -204,6 +204,16 @@ def test_no_sweep_without_three_values_divergence_or_scalar_loss():
     assert sweeps(per_sample) == []
 
 
+def test_a_case_of_no_matrix_is_never_kept_for_a_sweep():
+    """Issue 26: a sweep takes three cases of one base id, which only a matrix gives (ids are unique in a
+    file), so a case of no matrix keeps nothing (10,000 exported cases of distinct ids held 29 MB here)."""
+    found = html.Sweeps()
+    for c in sweep_cases():
+        found.add({**c, "id": c["id"].replace("[", "_").replace("]", "").replace("=", "_"), "params": {**c["params"], "id": None}})
+    assert (found.first, found.found) == ({}, {})
+    assert sweeps(sweep_cases())  # the same cases from a matrix are a sweep
+
+
 def test_sweep_keeps_other_parameters_apart():
     mixed = sweep_cases()
     mixed[2]["params"]["reduction"] = "sum"  # now two sweeps of 2 and 1 values: neither has 3
@@ -559,3 +569,29 @@ def test_a_large_loss_is_text_in_full_and_brief_entries(tmp_path):
     (array,) = torch["arrays"]
     assert array["what"] == "loss" and array["shape"] == "80×64" and array["size"] == "5,120"
     assert array["stats"] == ["1", "1", "1", "0"] and array["nonfinite"] == "1 NaN"  # ones: min = max = mean 1, std 0
+
+
+def test_the_strings_of_a_run_of_literal_cases_wait_on_disk(tmp_path):
+    """Issue 26: each case of a file of literal arrays brings its own array lines to the page's strings
+    table (its snippets); held in memory, they made the report grow with the case file (322 MB for the
+    10,000-case export of bench/casefile.py). 500 cases with a distinct 3 KB line each: html.write
+    peaked at 9.7 MB on 1ecca7c, 3.2 MB with the texts in a file (tracemalloc). The page still holds
+    every text, once."""
+    import tracemalloc
+
+    def literal(i: int) -> dict[str, Any]:
+        row = ", ".join(f"{(i * 7919 + j) % 1000 / 997:.9f}" for j in range(300))
+        code = f"import torch\n\nlogits = torch.tensor([[{row}]])\nloss = torch.nn.functional.cross_entropy(logits, labels)\n"
+        return case(f"export_{i}", {k: result(code=code) for k in ("torch", "reference")}, {pair("torch", "reference")})
+
+    results.write(tmp_path / "results.json", sample_doc([literal(i) for i in range(500)]))
+    tracemalloc.start()
+    try:
+        html.write(tmp_path / "index.html", tmp_path / "results.json")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 6e6, f"html.write peaked at {peak / 1e6:.1f} MB"
+    strings = page_data((tmp_path / "index.html").read_text(encoding="utf-8"))["strings"]
+    lines = [s for s in strings if s.startswith("logits = torch.tensor")]
+    assert len(lines) == len(set(lines)) == 500

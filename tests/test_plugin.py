@@ -157,6 +157,30 @@ def test_each_expanded_case_is_one_item_named_file_id_and_parameters(pytester):
     assert collected(result) == NODE_IDS
 
 
+ALIVE = """\
+import gc
+from pathlib import Path
+
+
+def pytest_collection_finish(session):
+    from conformance.cases import Case
+
+    gc.collect()
+    alive = sum(isinstance(o, Case) for o in gc.get_objects())
+    Path(__file__).with_name("alive.txt").write_text(f"{len(session.items)} {alive}")
+"""
+
+
+def test_collected_items_hold_no_case_in_memory(pytester):
+    """Issue 26: the items of a case file keep their cases in the session's spool on disk, not in memory
+    (every collected case used to stay alive with its item, arrays and all, for the whole session)."""
+    pytester.makefile(".yaml", cases=CASES)
+    pytester.makeconftest(ALIVE)
+    result = run(pytester, "-p", "no:xdist", "--collect-only", "-q")
+    assert collected(result) == NODE_IDS
+    assert (pytester.path / "alive.txt").read_text() == "4 0"
+
+
 @pytest.mark.parametrize(
     "selection, selected",
     [

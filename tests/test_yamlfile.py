@@ -3,6 +3,7 @@
 import contextlib
 import textwrap
 import time
+from pathlib import Path
 
 import pytest
 import yaml
@@ -258,3 +259,70 @@ def test_boolean_inside_logits_is_rejected():
         cases.load_text("cases:\n  - id: a\n    logits: [[1, no, 3]]\n    labels: [0]\n", "x.yaml")
     assert (info.value.line, info.value.key) == (3, "logits")
     assert "boolean" in info.value.message
+
+
+# ---------------------------------------------------------------- one value at a time (issue 26)
+
+SHIPPED = sorted((Path(__file__).parent.parent / "cases").glob("*.yaml"))
+
+
+def streamed(text, file="y.yaml"):
+    """What `Document` reads of a file: {key: value} with the cases list item by item, and every line."""
+    doc, lines = {}, {}
+    with yamlfile.Document(text, file) as reader:
+        assert reader.mapping()
+        for key, line in reader.keys():
+            items = reader.items((key,)) if key == "cases" else None
+            if items is None:
+                doc[key], found = reader.value((key,), line)
+                lines.update(found)
+                continue
+            lines[(key,)] = line
+            doc[key] = []
+            for value, found in items:
+                doc[key].append(value)
+                lines.update(found)
+    return doc, lines
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=[p.stem for p in SHIPPED])
+def test_a_shipped_case_file_read_one_case_at_a_time_is_the_whole_document(path):
+    """Every value and every line of each shipped case file, read item by item, as the whole document gives
+    them (and as `yaml.safe_load` gives the values)."""
+    text = path.read_text(encoding="utf-8")
+    whole, whole_lines = yamlfile.load(text, "y.yaml")
+    doc, lines = streamed(text)
+    assert doc == whole == yaml.safe_load(text)
+    assert lines == {p: n for p, n in whole_lines.items() if p}  # the root's own line () aside
+
+
+def test_skip_passes_over_a_value_and_its_anchors_are_not_kept():
+    with yamlfile.Document("a: &x [1, {b: [2, 3]}]\nc: {d: 4}\ne: 5\n", "y.yaml") as reader:
+        assert reader.mapping()
+        keys = reader.keys()
+        assert next(keys) == ("a", 1)
+        reader.skip()
+        assert next(keys) == ("c", 2)
+        assert reader.value(("c",), 2) == ({"d": 4}, {("c",): 2, ("c", "d"): 2})
+        assert next(keys) == ("e", 3)
+        reader.skip()
+        assert list(keys) == []
+
+
+def test_an_alias_bomb_inside_a_list_read_item_by_item_is_stopped_at_its_alias():
+    """The limit holds for a document read one item at a time: the same bomb as `ALIAS_BOMB`, one item
+    per line after `cases:`, stops at the same alias (line 6 there, line 7 here)."""
+    bomb = "cases:\n" + "".join(f"- {line.split(': ', 1)[1]}\n" for line in ALIAS_BOMB.splitlines()[:-1])
+    started = time.process_time()  # CPU time: the machine may be shared
+    with pytest.raises(CaseError) as info:
+        streamed(bomb, "bomb.yaml")
+    assert time.process_time() - started < 1.0
+    assert (info.value.file, info.value.line) == ("bomb.yaml", 7)
+    assert "more than 1,000,000 values" in info.value.message
+
+
+def test_a_second_document_after_the_root_mapping_is_an_error_with_its_line():
+    with pytest.raises(CaseError) as info:
+        streamed("a: 1\n---\nb: 2\n")
+    assert info.value.line == 2
+    assert info.value.message.startswith("not valid YAML:")

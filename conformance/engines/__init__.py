@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
-from conformance import runner
+from conformance import runner, spool
 from conformance.cases import Case
 
 NAMES = ("local", "ray")
@@ -47,7 +47,7 @@ class Engine(Protocol):
 
     def versions(self) -> dict[str, str]: ...
 
-    def stream(self, cases: list[Case], recipes: runner.RecipeRequests | None = None) -> Iterator[tuple[Case, runner.Results]]: ...
+    def stream(self, cases: spool.Cases, recipes: runner.RecipeRequests | None = None) -> Iterator[tuple[Case, runner.Results]]: ...
 
     def cancel(self) -> None: ...
 
