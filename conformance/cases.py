@@ -28,7 +28,7 @@ from types import ModuleType
 from typing import Annotated, Any, Literal, get_args
 
 import numpy as np
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, create_model, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, create_model, field_validator
 
 from conformance import losses, registry, yamlfile
 from conformance.errors import CaseError
@@ -40,6 +40,12 @@ MAX_ELEMENTS = 2**24  # numbers in any one array of a case (see the module docst
 def _integer(value: Any) -> Any:
     if isinstance(value, bool) or isinstance(value, float) and not value.is_integer():
         raise ValueError(f"expected an integer, got {value!r}")
+    return value
+
+
+def _positive(value: float | None) -> float | None:
+    if value is not None and not 0 < value < math.inf:  # an endless budget would let a hung case wait for ever
+        raise ValueError("expected a finite number of seconds above 0")
     return value
 
 
@@ -150,6 +156,11 @@ class _SharedKeys(BaseModel):
         default=None, description="false: the shapes are mismatched on purpose, and every framework is expected to raise"
     )
     tolerance: Tolerance | None = None
+    timeout: Annotated[Number | None, AfterValidator(_positive)] = Field(
+        default=None,
+        description="seconds of CPU time this case may take in each framework's worker (replaces --timeout and its allowance for size)",
+        json_schema_extra={"exclusiveMinimum": 0},
+    )
     matrix: dict[str, list[Any]] | None = None
     expect: Annotated[
         list[Expectation] | None,
@@ -223,6 +234,8 @@ class Case:
     labels_dtype: str = "int64"
     trailing_label_axis: bool = False
     check_shapes: bool = True
+    timeout: float | None = None
+    """Its own budget of CPU seconds in a worker (`conformance.budget`); None: `--timeout` and its size's share."""
 
     def dtype_of(self, key: str | None) -> str:
         """The dtype the array of case key `key` is handed over in (`predictions`, `labels`,
@@ -457,6 +470,7 @@ def _build(
         labels_dtype=spec.labels_dtype or "int64",
         check_shapes=spec.check_shapes is not False,
         tolerance=spec.tolerance.model_dump(exclude_none=True) if spec.tolerance else {},
+        timeout=spec.timeout,
         expect=expect,
         description=spec.description,
         extra=extra,

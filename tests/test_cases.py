@@ -1113,3 +1113,19 @@ def test_the_status_wildcard_is_not_an_unknown_result_key():
 
     loaded = load(f"cases:\n  - {{id: a, logits: {ARTICLE}, labels: [1, 2, 0], check_shapes: false, expect: {{status: {{'*': error}}}}}}\n")
     cli.check_keys(loaded)
+
+
+# ---------------------------------------------------------------- timeout
+
+
+def test_a_case_s_own_timeout_is_kept_as_seconds():
+    (case,) = load("cases:\n  - {id: big, logits: [[1, 2]], labels: [0], timeout: 1e3}\n")
+    assert case.timeout == 1000.0
+
+
+@pytest.mark.parametrize("value", ["0", "-1", ".inf", ".nan", "soon", "no"])
+def test_a_timeout_that_is_no_finite_number_of_seconds_names_the_key(value):
+    """Protects the bound on every wait: `timeout: .inf` would let a hung case hold the run for ever."""
+    bad = error(f"cases:\n  - id: a\n    logits: [[1, 2]]\n    labels: [0]\n    timeout: {value}\n")
+    assert (bad.line, bad.key) == (5, "timeout")
+    assert "expected a" in str(bad)
