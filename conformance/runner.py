@@ -45,10 +45,10 @@ START_TIMEOUT = 300.0
 """Wall seconds a worker may take to import its framework on a quiet machine; more on a loaded one
 (`budget.wall_bound`), or until it has spent a quarter of them in CPU time."""
 POLL = 0.5
-EXIT_WAIT = 10.0
-"""Seconds a worker asked to end (or whose output ended) has to exit before it is killed."""
 """How often a thread waiting on another looks again: a feeder at its worker's clocks (`budget.Clock`)
 and at the window, the collector at the feeders, the consumer at the collector. No wait lasts for ever."""
+EXIT_WAIT = 10.0
+"""Seconds a worker asked to end (or whose output ended) has to exit before it is killed."""
 WINDOW = 4
 AHEAD = 256
 # Nor more cases than hold this many prediction elements (large cases: their answers carry arrays of that
@@ -568,7 +568,7 @@ class _Shard:
         """The clocks of the oldest task in flight, which the worker runs now or starts next: from now."""
         if not self.inflight or self.worker is None:
             return None
-        (kind, index, case, detail), _ = self.inflight[0]
+        case = self.inflight[0][0][2]  # ("case" or "recipes", index, case, detail)
         return budget.Clock.start(self.worker.process.pid, budget.seconds(case, self.framework.timeout), time.monotonic())
 
     def drive(self, stream: _Stream) -> None:
@@ -621,8 +621,8 @@ class _Shard:
             if kind == "answer" and event[1] == self.generation and inflight:
                 inflight.popleft()
                 self.idle_deaths = 0
-                if inflight:  # what the next task writes to stderr comes from here on
-                    inflight[0] = (inflight[0][0], self.worker.stderr_size()) if self.worker is not None else inflight[0]
+                if inflight and self.worker is not None:  # what the next task writes to stderr comes from here on
+                    inflight[0] = (inflight[0][0], self.worker.stderr_size())
                 clock = self._clock()
                 _, _, (answer_kind, index, payload) = event
                 emit(("result" if answer_kind == "result" else "recipes", f.name, index, payload))
