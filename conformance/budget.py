@@ -19,9 +19,9 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-# Measured on 2 cores: paddle runs every one of its variants on a [256, 50000] case (12.8e6 elements) in
-# about 150 s of CPU time, its nll_loss over log_softmax about 141 s of that; 10 us an element gives
-# that case 128 s over the default 120 s.
+# Measured with paddle 3.3.1 (every variant, one thread): [8, 50000] takes 2.6 s of CPU time, [32, 50000]
+# 10.6 s (its nll_loss over log_softmax 10.4 s of it, and 207 s of wall time at a load of 28 on 2 cores),
+# growing with N: about 85 s at [256, 50000]. 10 us an element gives that case 128 s over the 120 s default.
 SECONDS_PER_ELEMENT = 1e-5
 # How far wall time may run past the CPU budget before a case that spends no CPU time is called hung;
 # more when the machine is loaded (`wall_bound`): on a quiet machine a hung case is named after
