@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import IO, Annotated, Any, Literal, get_args
 
 import numpy as np
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, create_model, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, create_model, field_validator
 
 from conformance import losses, registry, yamlfile
 from conformance.contract import LossFamily
@@ -42,6 +42,12 @@ MAX_ELEMENTS = 2**24  # numbers in any one array of a case (see the module docst
 def _integer(value: Any) -> Any:
     if isinstance(value, bool) or isinstance(value, float) and not value.is_integer():
         raise ValueError(f"expected an integer, got {value!r}")
+    return value
+
+
+def _positive(value: float | None) -> float | None:
+    if value is not None and not 0 < value < math.inf:  # an endless budget would let a hung case wait for ever
+        raise ValueError("expected a finite number of seconds above 0")
     return value
 
 
@@ -223,6 +229,11 @@ class _SharedKeys(BaseModel):
     matrix: dict[str, list[Any]] | None = Field(
         default=None, description="`{key: [values]}`: one case per combination (the cartesian product), ids ID[key=value,...]"
     )
+    timeout: Annotated[Number | None, AfterValidator(_positive)] = Field(
+        default=None,
+        description="seconds of CPU time this case may take in each framework's worker (replaces --timeout and its allowance for size)",
+        json_schema_extra={"exclusiveMinimum": 0},
+    )
     expect: Annotated[
         list[Expectation] | None,
         BeforeValidator(_as_list, json_schema_input_type=Expectation | list[Expectation] | None),
@@ -301,6 +312,8 @@ class Case:
     labels_dtype: str = "int64"
     trailing_label_axis: bool = False
     check_shapes: bool = True
+    timeout: float | None = None
+    """Its own budget of CPU seconds in a worker (`conformance.budget`); None: `--timeout` and its size's share."""
 
     def dtype_of(self, key: str | None) -> str:
         """The dtype the array of case key `key` is handed over in (`predictions`, `labels`,
@@ -603,6 +616,7 @@ def _build(
         labels_dtype=spec.labels_dtype or "int64",
         check_shapes=spec.check_shapes is not False,
         tolerance=spec.tolerance.model_dump(exclude_none=True) if spec.tolerance else {},
+        timeout=spec.timeout,
         expect=expect,
         description=spec.description,
         extra=extra,

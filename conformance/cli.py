@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import difflib
+import math
 import os
 import shutil
 import sys
@@ -90,7 +91,13 @@ def _selection_options(command: argparse.ArgumentParser) -> None:
     command.add_argument("paths", nargs="*", type=Path, default=[DEFAULT_CASES], help="case files or folders (default: cases/)")
     command.add_argument("--frameworks", default=None, help="comma-separated (default: every registered framework)")
     command.add_argument("--only", default=None, help="run exactly these result keys, e.g. torch,paddle,tensorflow")
-    command.add_argument("--timeout", type=float, default=120.0, help="seconds one case may take in a worker (default 120)")
+    command.add_argument(
+        "--timeout",
+        type=_seconds,
+        default=120.0,
+        help="seconds of CPU time one case may take in a worker, plus 1 s per 100,000 prediction elements (default 120; "
+        "a case's own timeout: key replaces both); a case making no progress is stopped after several times that in wall time",
+    )
     _variant_option(command)
     _engine_options(command)
     command.add_argument(
@@ -99,6 +106,17 @@ def _selection_options(command: argparse.ArgumentParser) -> None:
         default=cases.MAX_ELEMENTS,
         help=f"numbers any one array of a case may hold (default {cases.MAX_ELEMENTS:,}); a larger case is a usage error",
     )
+
+
+def _seconds(text: str) -> float:
+    """A finite number of seconds above 0: an endless budget would let a hung case hold the run for ever."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not 0 < value < math.inf:
+        raise argparse.ArgumentTypeError(f"expected a finite number of seconds above 0, got {text!r}")
+    return value
 
 
 def _engine_options(command: argparse.ArgumentParser, actors: bool = True) -> None:

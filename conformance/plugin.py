@@ -26,7 +26,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--conformance-only", default=None, help="run exactly these result keys")
     group.addoption("--conformance-json", default="reports/results.json", help="results.json to write ('' for none)")
     group.addoption("--conformance-html", default="reports/index.html", help="HTML report to write ('' for none)")
-    group.addoption("--conformance-timeout", type=float, default=120.0, help="seconds one case may take in a worker")
+    group.addoption("--conformance-timeout", type=float, default=120.0, help="CPU seconds one case may take in a worker")
     group.addoption("--conformance-baseline", default=None, help="fail items whose values moved since this baseline file")
     group.addoption(
         "--conformance-variant",

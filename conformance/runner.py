@@ -37,11 +37,18 @@ from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from conformance import adapters, spool, user
+from conformance import adapters, budget, spool, user
 from conformance.adapters import Variant
 from conformance.cases import Case
 
 START_TIMEOUT = 300.0
+"""Wall seconds a worker may take to import its framework on a quiet machine; more on a loaded one
+(`budget.wall_bound`), or until it has spent a quarter of them in CPU time."""
+POLL = 0.5
+"""How often a thread waiting on another looks again: a feeder at its worker's clocks (`budget.Clock`)
+and at the window, the collector at the feeders, the consumer at the collector. No wait lasts for ever."""
+EXIT_WAIT = 10.0
+"""Seconds a worker asked to end (or whose output ended) has to exit before it is killed."""
 WINDOW = 4
 AHEAD = 256
 # Nor more cases than hold this many prediction elements (large cases: their answers carry arrays of that
@@ -126,7 +133,7 @@ class Streaming(abc.ABC):
         taken = 0
         try:
             while taken < total:
-                answer = run.outbox.get()
+                answer = run.next_answer()
                 if run.cancelled:
                     break
                 taken += 1
@@ -187,6 +194,23 @@ def with_code(case: Case, results: Results) -> Results:
     return results
 
 
+class TracedThread(threading.Thread):
+    """A daemon thread that keeps the exception it ended with: a thread waiting on it (in `POLL` steps)
+    raises it instead of waiting for ever for work the dead thread was to do (it is not printed here:
+    the waiting thread's error says it)."""
+
+    error: BaseException | None = None
+
+    def __init__(self, target: Callable[..., object], args: tuple[Any, ...], name: str) -> None:
+        super().__init__(target=target, args=args, daemon=True, name=name)
+
+    def run(self) -> None:
+        try:
+            super().run()
+        except BaseException as exc:
+            self.error = exc
+
+
 def _ahead(cases: list[Case], start: int) -> int:
     """How far past the first unfinished case (`start`) the frameworks may run: `AHEAD` cases, fewer where
     their predictions hold more than `ELEMENTS_AHEAD` numbers."""
@@ -202,7 +226,11 @@ class Collector(abc.ABC):
     """What both engines' runs share: the answers joined case by case, the recipes asked for as soon as
     a case's last answer is in (not when the consumer comes back for the next case), and the finished
     cases queued in case order on `outbox`, each let go of once handed out (flat memory). An engine's
-    run says how work reaches its workers (`_ask`, `_all_dispatched`, `_advanced`)."""
+    run says how work reaches its workers (`_ask`, `_all_dispatched`, `_advanced`) and starts `threads`
+    (its feeders) and `collector` (running `_collect`)."""
+
+    threads: list[TracedThread]
+    collector: TracedThread
 
     def __init__(self, names: list[str], cases: list[Case], recipes: RecipeRequests | None) -> None:
         self.names = names
@@ -230,6 +258,22 @@ class Collector(abc.ABC):
     def _advanced(self, handed_out: int) -> None:
         """`handed_out` cases are out and `limit` moved: feeders waiting at the window may go on."""
 
+    def next_answer(self) -> Any:
+        """The next finished case for the consumer (None once cancelled). A collector that ended with an
+        error raises it here: the consumer is never left waiting for a thread that is gone."""
+        while True:
+            try:
+                return self.outbox.get(timeout=POLL)
+            except queue.Empty:
+                if not self.collector.is_alive() and self.outbox.empty():
+                    raise RuntimeError(f"the collector ended before every case was answered: {self.collector.error!r}") from None
+
+    def _check_feeders(self) -> None:
+        """Raise the error a feeder thread ended with (its framework's answers would never come)."""
+        for thread in list(self.threads):
+            if thread.error is not None:
+                raise RuntimeError(f"{thread.name} ended with an error: {thread.error!r}") from thread.error
+
     def _collect(self) -> None:
         found: dict[int, Results] = {}
         answered: dict[int, int] = {}
@@ -237,7 +281,11 @@ class Collector(abc.ABC):
         complete: set[int] = set()
         dispatched = next_index = 0
         while next_index < len(self.cases):
-            kind, framework, index, payload = self.inbox.get()
+            try:
+                kind, framework, index, payload = self.inbox.get(timeout=POLL)
+            except queue.Empty:
+                self._check_feeders()
+                continue
             if kind == "stop":
                 return
             if kind == "result":
@@ -286,18 +334,18 @@ class _Stream(Collector):
     def __init__(self, frameworks: list[_Framework], cases: list[Case], recipes: RecipeRequests | None) -> None:
         super().__init__([f.name for f in frameworks], cases, recipes)
         self.frameworks = {f.name: f for f in frameworks}
-        self.threads: list[threading.Thread] = []
+        self.threads = []
         self.lock = threading.Lock()
         for f in frameworks:
             f.begin(cases)
             for shard in list(f.shards):
                 self.drive(shard)
-        self.collector = threading.Thread(target=self._collect, daemon=True, name="conformance-collector")
+        self.collector = TracedThread(self._collect, (), "conformance-collector")
         self.collector.start()
 
     def drive(self, shard: _Shard) -> None:
         """Start the thread that feeds `shard` for this stream."""
-        thread = threading.Thread(target=shard.drive, args=(self,), daemon=True, name=f"conformance-{shard.framework.name}")
+        thread = TracedThread(shard.drive, (self,), f"conformance-{shard.framework.name}")
         with self.lock:
             self.threads.append(thread)
         thread.start()
@@ -313,8 +361,10 @@ class _Stream(Collector):
             f.end()
 
     def _advanced(self, handed_out: int) -> None:
-        for f in self.frameworks.values():  # every time: large cases narrow the window to one or two cases
-            f.wake()
+        """Wake every framework held at the window that may now take a case (large cases move the window
+        a case at a time, or from one case to `AHEAD`); every `AHEAD // 4` cases, balance the workers."""
+        for f in self.frameworks.values():
+            f.wake_if_held(self.limit)
         if handed_out % (AHEAD // 4) == 0:
             self._balance()
 
@@ -379,6 +429,7 @@ class _Framework:
             self.next_case = 0
             self.todo: deque[tuple[Any, ...]] = deque()
             self.ended = False
+            self.held = False
             self.answered = 0
             self.first_answer = 0.0
 
@@ -388,14 +439,28 @@ class _Framework:
             self.first_answer = time.monotonic()
         self.answered += 1
 
-    def take(self, limit: int) -> tuple[Any, ...] | None:
+    def take(self, stream: _Stream | None) -> tuple[Any, ...] | None:
+        """The next task: one queued, else the next case within `stream`'s window (None: any case left).
+        Held at the window, the framework is marked `held`, and woken when the window moves past it: the
+        window is read under the same lock that `wake_if_held` takes, so no move is missed."""
         with self.lock:
             if self.todo:
                 return self.todo.popleft()
+            limit = len(self.cases) if stream is None else stream.limit
             if self.next_case < min(len(self.cases), limit):
                 self.next_case += 1
                 return ("case", self.next_case - 1, self.cases[self.next_case - 1], self.wanted)
+            self.held = self.next_case < len(self.cases)
             return None
+
+    def wake_if_held(self, limit: int) -> None:
+        """The window now ends at `limit`: a framework held before it may take the next case."""
+        with self.lock:
+            woken = self.held and self.next_case < limit
+            if woken:
+                self.held = False
+        if woken:
+            self.wake()
 
     def has_work(self) -> bool:
         return bool(self.todo) or self.next_case < len(self.cases)
@@ -493,23 +558,32 @@ class _Shard:
         as there is work, without blaming any case. After `IDLE_DEATHS` such deaths in a row the
         framework is failed (its remaining work `crashed`, saying so)."""
         assert self.worker is not None
-        how = self.worker.failure(timed_out=False, timeout=self.framework.timeout, since=self.worker.stderr_size())
+        how = self.worker.failure(since=self.worker.stderr_size())
         self.framework.stats.restarts += 1
         self.idle_deaths += 1
         self.stop()
         if self.idle_deaths >= IDLE_DEATHS:
             self.framework.failed = f"died {self.idle_deaths} times in a row waiting for work (the last time: {how})"
 
+    def _clock(self) -> budget.Clock | None:
+        """The clocks of the oldest task in flight, which the worker runs now or starts next: from now."""
+        if not self.inflight or self.worker is None:
+            return None
+        case = self.inflight[0][0][2]  # ("case" or "recipes", index, case, detail)
+        return budget.Clock.start(self.worker.process.pid, budget.seconds(case, self.framework.timeout), time.monotonic())
+
     def drive(self, stream: _Stream) -> None:
-        """Feed the worker from the framework's queue until the stream ends; emit every answer or crash."""
+        """Feed the worker from the framework's queue until the stream ends; emit every answer or crash.
+        The oldest task in flight is on its clocks (`budget.Clock`), from the answer before it (or its
+        send to an idle worker): the tasks queued behind it are not charged for its work."""
         f, emit, inflight = self.framework, stream.inbox.put, self.inflight
-        since = time.monotonic()
+        clock: budget.Clock | None = None
         while True:
             if f.failed is not None:
                 for sent, _ in inflight:
                     emit(f.crash(sent, f"the {f.name} worker {f.failed}"))
                 inflight.clear()
-                while (left := f.take(len(f.cases))) is not None:
+                while (left := f.take(None)) is not None:
                     emit(f.crash(left, f"the {f.name} worker {f.failed}"))
             elif self.worker is None and f.has_work():
                 self._start()
@@ -525,19 +599,22 @@ class _Shard:
             if self._replace_if_dead():
                 continue
             while self.worker is not None and self.ready and len(inflight) < WINDOW:
-                task = f.take(stream.limit)
+                task = f.take(stream)
                 if task is None:
                     break
-                if not inflight:
-                    since = time.monotonic()
                 inflight.append((task, self.worker.stderr_size()))
                 self.worker.send(task)
+                if len(inflight) == 1:
+                    clock = self._clock()
             if not inflight and f.finished():
                 return
             try:
-                event = self.events.get(timeout=max(since + f.timeout - time.monotonic(), 0.0) if inflight else None)
+                event = self.events.get(timeout=POLL)
             except queue.Empty:
-                event = ("hung", self.generation)
+                verdict = clock.verdict(time.monotonic()) if inflight and clock is not None else None
+                if verdict is None:
+                    continue  # idle: look again at the window and the worker; busy: at its clocks
+                event = ("hung", self.generation, verdict)
             kind = event[0]
             if kind == "stop" and event[1] is stream:
                 self.stop()
@@ -545,14 +622,16 @@ class _Shard:
             if kind == "answer" and event[1] == self.generation and inflight:
                 inflight.popleft()
                 self.idle_deaths = 0
-                since = time.monotonic()
+                if inflight and self.worker is not None:  # what the next task writes to stderr comes from here on
+                    inflight[0] = (inflight[0][0], self.worker.stderr_size())
+                clock = self._clock()
                 _, _, (answer_kind, index, payload) = event
                 emit(("result" if answer_kind == "result" else "recipes", f.name, index, payload))
             elif kind == "eof" and event[1] == self.generation and not inflight and self.worker is not None:
                 self._lost()
             elif kind in ("eof", "hung") and event[1] == self.generation and inflight and self.worker is not None:
                 (task, mark), *rest = inflight
-                why = self.worker.failure(timed_out=kind == "hung", timeout=f.timeout, since=mark)
+                why = self.worker.failure(timed_out=event[2] if kind == "hung" else None, since=mark)
                 emit(f.crash(task, f"the {f.name} worker {why} while running this case"))
                 f.stats.restarts += 1
                 f.give_back([sent for sent, _ in rest])
@@ -562,19 +641,22 @@ class _Shard:
         """Wait for the worker's `ready`. "stop" if the stream stops meanwhile; "retired" if it cannot
         start while another worker of the framework runs (that one carries on); if it is the only one,
         the framework is marked failed."""
-        deadline = time.monotonic() + START_TIMEOUT
         assert self.worker is not None
+        clock = budget.Clock.start(self.worker.process.pid, START_TIMEOUT / budget.WALL_FACTOR, time.monotonic())
         while not self.ready:
             try:
-                event = self.events.get(timeout=max(deadline - time.monotonic(), 0.0))
+                event = self.events.get(timeout=POLL)
             except queue.Empty:
-                event = ("hung", self.generation)
+                verdict = clock.verdict(time.monotonic())
+                if verdict is None:
+                    continue
+                event = ("hung", self.generation, verdict)
             if event[0] == "answer" and event[1] == self.generation and event[2][0] == "ready":
                 self.ready = True
                 self.framework.stats.versions.update(event[2][1])
                 self.framework.stats.startup_seconds.append(event[2][2])
             elif event[0] in ("eof", "hung") and event[1] == self.generation:
-                reason = self.worker.failure(timed_out=event[0] == "hung", timeout=START_TIMEOUT)
+                reason = self.worker.failure(timed_out=event[2] if event[0] == "hung" else None)
                 self.stop()
                 if any(s.ready for s in self.framework.shards if s is not self):
                     self.framework.shards.remove(self)
@@ -591,7 +673,10 @@ def _crashed(api: str, message: str) -> dict[str, Any]:
 
 
 class _Worker:
-    """One `python -m conformance.worker FRAMEWORK` process and a thread posting its answers."""
+    """One `python -m conformance.worker FRAMEWORK` process, a thread posting its answers and a thread
+    writing what it is sent. A message goes out from the writer thread: writing a large case to a
+    worker busy with another blocks until the worker reads it, and the thread that feeds the worker must
+    meanwhile watch the running case's clocks."""
 
     def __init__(self, framework: str, events: queue.Queue[tuple[Any, ...]], generation: int) -> None:
         self.stderr = tempfile.TemporaryFile()
@@ -603,7 +688,10 @@ class _Worker:
             stderr=self.stderr,
             env=env,
         )
+        self.outgoing: queue.Queue[object] = queue.Queue()
         threading.Thread(target=self._read, args=(events, generation), daemon=True).start()
+        self.writer = threading.Thread(target=self._write, daemon=True)
+        self.writer.start()
 
     def _read(self, events: queue.Queue[tuple[Any, ...]], generation: int) -> None:
         assert self.process.stdout is not None
@@ -613,48 +701,76 @@ class _Worker:
         except Exception:
             events.put(("eof", generation))
 
+    def _write(self) -> None:
+        """Write each message sent, in order, until `release`; a worker that is gone takes nothing more
+        (its death is seen on its output)."""
+        stdin = self.process.stdin
+        assert stdin is not None
+        while True:
+            try:
+                message = self.outgoing.get(timeout=POLL)
+            except queue.Empty:
+                if self.process.poll() is None:
+                    continue
+                message = _CLOSE
+            if message is _CLOSE:
+                with contextlib.suppress(OSError):
+                    stdin.close()
+                return
+            with contextlib.suppress(OSError, ValueError):
+                pickle.dump(message, stdin, protocol=pickle.HIGHEST_PROTOCOL)
+                stdin.flush()
+
     def stderr_size(self) -> int:
         """How much the worker has written to stderr so far (read without moving the file's offset,
         which the worker shares)."""
         return os.fstat(self.stderr.fileno()).st_size
 
     def send(self, message: object) -> None:
-        assert self.process.stdin is not None
-        try:
-            pickle.dump(message, self.process.stdin, protocol=pickle.HIGHEST_PROTOCOL)
-            self.process.stdin.flush()
-        except (BrokenPipeError, OSError):
-            pass
+        self.outgoing.put(message)
 
-    def failure(self, timed_out: bool, timeout: float, since: int = 0) -> str:
-        """Why the worker stopped answering, for the `crashed` message, with the last lines it wrote to
-        stderr after offset `since` (where the task it failed on was sent: not its import warnings)."""
+    def failure(self, timed_out: str | None = None, since: int = 0) -> str:
+        """Why the worker stopped answering, for the `crashed` message (`timed_out`: the clocks' verdict,
+        and the worker is killed), with the last lines it wrote to stderr after offset `since` (where the
+        task it failed on was started: not its import warnings)."""
         if timed_out:
             self.process.kill()
-            what = f"timed out after {timeout:g} s"
+            what = timed_out
         else:
-            code = self.process.wait()
-            what = f"died with signal {signal.Signals(-code).name}" if code < 0 else f"exited with code {code}"
+            try:
+                code = self.process.wait(timeout=EXIT_WAIT)
+            except subprocess.TimeoutExpired:  # its output ended, yet it runs on: it can answer nothing more
+                self.process.kill()
+                code = None
+            what = (
+                "closed its output and was stopped"
+                if code is None
+                else f"died with signal {signal.Signals(-code).name}"
+                if code < 0
+                else f"exited with code {code}"
+            )
         self.process.wait()
         self.stderr.seek(since)
         tail = [line for line in self.stderr.read().decode(errors="replace").splitlines() if line.strip()][-3:]
         return what + (f" ({' | '.join(tail)})" if tail else "")
 
     def release(self, kill: bool = False) -> None:
-        """Ask the process to end: close its input (it exits after what it is running), or kill it if
-        nothing of it is wanted."""
-        if self.process.poll() is None:
+        """Ask the process to end: its input closed after what it was sent (it exits after running that),
+        or killed if nothing of it is wanted."""
+        if kill and self.process.poll() is None:
             with contextlib.suppress(OSError):
-                if kill:
-                    self.process.kill()
-                assert self.process.stdin is not None
-                self.process.stdin.close()
+                self.process.kill()
+        self.outgoing.put(_CLOSE)
 
     def reap(self) -> None:
-        """Wait for the released process (killed after 10 s)."""
+        """Wait for the released process (killed after `EXIT_WAIT` seconds)."""
         try:
-            self.process.wait(timeout=10)
+            self.process.wait(timeout=EXIT_WAIT)
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+        self.writer.join(timeout=EXIT_WAIT)
         self.stderr.close()
+
+
+_CLOSE = object()

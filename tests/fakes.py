@@ -1,5 +1,5 @@
 """A numpy-only fake framework for the tests of the runner and the xdist service: it dies, hangs,
-raises, prints or sleeps on chosen case ids (in a case or only in a recipe), which no real framework can
+raises, prints, sleeps or spins on chosen case ids (in a case or only in a recipe), which no real framework can
 be made to do on purpose. Like paddle, it warns on stderr when imported, so a crash message can be
 checked for showing what the worker printed on the case, not at import."""
 
@@ -53,6 +53,11 @@ def build(case):
         raise Unsupported("fake has no way to express this case")
     if case.id.startswith("slow"):
         return "time.sleep(0.02)\\nloss = np.float64(x.sum())"
+    if case.id.startswith(("spin", "nap")):  # spin_700: 0.7 s of CPU time; nap_700: 0.7 s asleep (no CPU time)
+        seconds = int(case.id.split("_")[1]) / 1000
+        if case.id.startswith("nap"):
+            return f"time.sleep({seconds})\\nloss = np.float64(x.sum())"
+        return f"start = time.process_time()\\nwhile time.process_time() - start < {seconds}:\\n    pass\\nloss = np.float64(x.sum())"
     return BODIES.get(case.id, "loss = np.float64(x.sum())\\ngrad = np.ones_like(x)")
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -20,7 +21,7 @@ import numpy as np
 import pytest
 from fakes import fake_cases, register_fake
 
-from conformance import adapters, cases, registry, runner
+from conformance import adapters, budget, cases, registry, runner
 
 FRAMEWORKS = ("torch", "paddle", "tensorflow")
 ARTICLE = "[[0.05, 0.95, 0], [0.1, 0.8, 0.1]]"
@@ -395,13 +396,26 @@ def test_worker_crash_is_recorded_and_the_run_continues(fake_framework):
     assert stats[fake_framework].versions == {"fake": "0"}
 
 
-def test_hanging_case_times_out_as_crashed_and_the_run_continues(fake_framework):
-    """Protects the per-case timeout: a case that runs longer than `timeout` is `crashed` with 'timed out',
-    its worker is killed, and the next case still runs."""
+def test_hanging_case_times_out_as_crashed_and_the_run_continues(fake_framework, monkeypatch):
+    """Protects the per-case timeout of a case that makes no progress (it sleeps, spending no CPU time,
+    as a deadlock or a C call that never returns does): past the wall-clock bound of its budget it is
+    `crashed`, saying so, its worker is killed, and the next case still runs. The bound is lowered
+    here to 3 times the budget, whatever the load, so the test takes seconds."""
+    monkeypatch.setattr(budget, "WALL_FACTOR", 3.0)
+    monkeypatch.setattr(budget, "LOAD_MARGIN", 0.0)
     batch = fake_cases("hang", "after_hang")
-    found, _ = run_fake(batch, [fake_framework], timeout=2.0)
+    started = time.monotonic()
+    found, _ = run_fake(batch, [fake_framework], timeout=0.5)
+    assert time.monotonic() - started < 60  # the hang sleeps 120 s
     assert found["hang"][fake_framework]["status"] == "crashed"
-    assert "timed out after 2 s" in found["hang"][fake_framework]["message"]
+    message = found["hang"][fake_framework]["message"]
+    named = re.fullmatch(
+        rf"the {fake_framework} worker timed out after (\d+) s of wall time with ([\d.]+) s of CPU time "
+        r"\(no progress; its budget: 0.5 s of CPU time\) while running this case",
+        message,
+    )
+    assert named, message
+    assert int(named[1]) >= 1 and float(named[2]) < 0.5
     assert found["after_hang"][fake_framework]["status"] == "ok"
     assert float(found["after_hang"][fake_framework]["loss"]) == pytest.approx(float(batch[1].predictions.sum()))
 

@@ -300,6 +300,37 @@ def test_an_empty_class_axis(records):
     assert "Must have at least one class" in result(records, "empty_classes", "tensorflow")["message"]
     paddle = result(records, "empty_classes", "paddle")  # its values would be memory it never wrote: not run, saying so
     assert paddle["status"] == "unsupported" and "memory it never wrote" in paddle["message"]
+    nll = result(records, "empty_classes", "paddle:nll")  # nll_loss refuses the call: its own error is the finding
+    assert nll["status"] == "error" and nll["message"].startswith("ValueError: Expected 1 or more classes"), nll["message"]
+
+
+MEMORY_READERS = {"paddle", "paddle:axis1", "paddle:softmax_with_ce", "paddle:return_softmax"}
+
+
+@pytest.mark.parametrize(
+    ("text", "guarded"),
+    [
+        ("labels: [0, 0]", MEMORY_READERS),
+        ("labels: [0, 0], label_smoothing: 0.1", set()),
+        ("soft_labels: [[], []]", MEMORY_READERS),
+    ],
+    ids=["class-indices", "smoothed", "soft-labels"],
+)
+def test_at_no_class_paddle_runs_the_calls_that_refuse_it_and_not_those_that_read_memory(text, guarded):
+    """Protects the C = 0 guard's reach (measured on paddle 3.3.1, every reduction, 3 runs each): nll_loss
+    raises "Expected 1 or more classes" and one_hot refuses a depth of 0 (the one_hot recipe; label
+    smoothing on class indices starts with it), so those run and their errors are the finding;
+    CrossEntropyLoss, cross_entropy(axis=1) and softmax_with_cross_entropy on class indices return memory
+    they never wrote (other values each run): those, and soft labels as before, say so and do not run."""
+    [case] = cases.load_text(f"cases:\n  - {{id: c0, logits: [[], []], {text}, reduction: none}}\n", "c0.yaml")
+    not_run: set[str] = set()
+    for variant in adapters.for_case(adapters.variants("paddle"), case):
+        try:
+            variant.build(case)
+        except adapters.Unsupported as exc:
+            if "memory it never wrote" in str(exc):
+                not_run.add(variant.key)
+    assert not_run == guarded
 
 
 def test_an_empty_batch_of_no_classes_is_nan_in_torch_as_an_empty_mean(records):

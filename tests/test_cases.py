@@ -1209,3 +1209,19 @@ def test_a_file_that_is_not_utf8_is_an_error_naming_it_even_read_as_a_stream(tmp
         cases.load_paths([path])
     assert info.value.file == str(path)
     assert info.value.message.startswith("cannot read the file: 'utf-8' codec can't decode")
+
+
+# ---------------------------------------------------------------- timeout
+
+
+def test_a_case_s_own_timeout_is_kept_as_seconds():
+    (case,) = load("cases:\n  - {id: big, logits: [[1, 2]], labels: [0], timeout: 1e3}\n")
+    assert case.timeout == 1000.0
+
+
+@pytest.mark.parametrize("value", ["0", "-1", ".inf", ".nan", "soon", "no"])
+def test_a_timeout_that_is_no_finite_number_of_seconds_names_the_key(value):
+    """Protects the bound on every wait: `timeout: .inf` would let a hung case hold the run for ever."""
+    bad = error(f"cases:\n  - id: a\n    logits: [[1, 2]]\n    labels: [0]\n    timeout: {value}\n")
+    assert (bad.line, bad.key) == (5, "timeout")
+    assert "expected a" in str(bad)

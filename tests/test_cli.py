@@ -79,6 +79,14 @@ def test_unknown_only_key_is_a_usage_error_with_a_suggestion(tmp_path, capsys):
     assert "--only: unknown result key 'torch:nlll'; did you mean 'torch:nll'?" in message
 
 
+@pytest.mark.parametrize("value", ["inf", "0", "-5", "nan", "soon"])
+def test_a_timeout_that_is_no_finite_budget_is_a_usage_error(tmp_path, capsys, value):
+    """Protects the run's bound: `--timeout inf` (or nan) would let a hung case hold the run for ever."""
+    good = write(tmp_path / "good.yaml", GOOD)
+    message = fails(capsys, "run", good, "--frameworks", "reference", f"--timeout={value}")
+    assert "argument --timeout: expected a" in message and repr(value) in message
+
+
 def test_bad_option_is_a_usage_error_not_a_system_exit(capsys):
     message = fails(capsys, "run", "--no-such-option")
     assert "--no-such-option" in message

@@ -19,7 +19,7 @@ from collections.abc import Callable
 import pytest
 from fakes import fake_cases
 
-from conformance import adapters, explain, runner
+from conformance import adapters, budget, cases, explain, runner
 from conformance.reference import TEXTBOOK
 
 TIMEOUT = 15.0
@@ -294,20 +294,124 @@ def test_recipes_that_fail_to_be_asked_for_do_not_stall_the_stream(fake_framewor
     assert all("recipes" not in results[fake_framework] for _, results in found)
 
 
-def test_a_window_narrowed_by_large_cases_moves_on_as_cases_are_handed_out(monkeypatch):
-    """Protects the window: cases whose predictions hold more than `ELEMENTS_AHEAD` numbers narrow it to
-    one or two cases, so the feeder waits at the limit with nothing in flight after every case. It was
-    woken only every `AHEAD // 4` handed-out cases, and a run of such cases (PaddleAPITest's
-    language-model heads) stopped for ever after the first few."""
-    monkeypatch.setattr(runner, "ELEMENTS_AHEAD", 2)  # each fake case (3 logits) is a large case
-    batch = fake_cases(*(f"c{i}" for i in range(6)))
+# ---------------------------------------------------------------- no wait for ever; the budget counts a case's own work
+
+
+def sized_cases(*specs: tuple[str, int]) -> list:
+    """Cases (id, number of classes) of one row of random logits: a case's message to its worker holds
+    8 bytes a class, so 20,000 classes (160 kB) are more than a pipe holds (64 kB)."""
+    text = "cases:\n" + "".join(f"  - {{id: {i}, random: {{shape: [1, {c}]}}, labels: random}}\n" for i, c in specs)
+    return cases.load_text(text, "sized.yaml")
+
+
+def stream_within(workers: runner.Workers, batch: list, seconds: float = 120.0) -> list:
+    """The stream's (case, results), or a failed test naming the stall if it does not end within `seconds`
+    (far more than these cases need: at a load of 30 on 2 cores, 0.7 s of CPU time took 17 s)."""
     found: list = []
-    with runner.Workers(runner.plan(["reference"], None), TIMEOUT) as workers:
-        consumer = threading.Thread(target=lambda: found.extend(workers.stream(batch)), daemon=True)
+    consumer = threading.Thread(target=lambda: found.extend(workers.stream(batch)), daemon=True)
+    consumer.start()
+    consumer.join(seconds)
+    stalled = consumer.is_alive()
+    if stalled:
+        workers.cancel()
+    assert not stalled, f"the stream stalled after {len(found)} of {len(batch)} cases"
+    return found
+
+
+@pytest.mark.parametrize("window", [4, 2], ids=["together-past-the-window", "each-past-the-window"])
+def test_cases_past_the_element_window_run_one_after_another(fake_framework, monkeypatch, window):
+    """Protects the window of `ELEMENTS_AHEAD` prediction elements: two cases of 3 elements each pass a
+    window of 4 together (a case past a window of 2 alone): the frameworks take one case, then wait
+    for the window to move on. It moves when that case is handed out, and the frameworks are woken then.
+    Before: they were woken only every `AHEAD // 4` cases, so the second case was never sent and the run
+    waited for ever (two [1000, 9000] cases with the real window, 2^24)."""
+    monkeypatch.setattr(runner, "ELEMENTS_AHEAD", window)
+    batch = fake_cases("a", "b", "c")
+    with runner.Workers(runner.plan([fake_framework, "reference"], None), TIMEOUT) as workers:
+        found = stream_within(workers, batch)
+    assert [case.id for case, _ in found] == ["a", "b", "c"]
+    for case, results in found:
+        assert loss(results, fake_framework) == float(case.predictions.sum())
+
+
+def test_a_case_past_its_budget_is_stopped_while_the_next_waits_to_be_sent(fake_framework, monkeypatch):
+    """Protects the per-case budget while the next case's message is larger than the pipe to the worker:
+    the worker reads it only after the case it runs, and writing it used to block the thread that
+    watches the running case, so no timeout was applied (`--timeout 20` let a paddle case run 44 s).
+    Now the first case is stopped once it has spent its budget of CPU time (1 s and 3 elements' share),
+    and the next case, which needs 0.3 s, runs on a fresh worker."""
+    monkeypatch.setattr(budget, "WALL_FACTOR", 100.0)  # CPU time decides here, however loaded the machine
+    batch = sized_cases(("spin_10000", 3), ("spin_300", 20_000))
+    with runner.Workers(runner.plan([fake_framework], None), 1.0) as workers:
+        found = {case.id: results[fake_framework] for case, results in stream_within(workers, batch)}
+    assert found["spin_10000"]["status"] == "crashed"
+    assert found["spin_10000"]["message"] == f"the {fake_framework} worker timed out after 1 s of CPU time while running this case"
+    assert found["spin_300"]["status"] == "ok", found["spin_300"]["message"]
+
+
+def test_a_case_is_charged_its_cpu_time_not_the_wall_clock_of_a_loaded_machine(fake_framework):
+    """Protects the budget's unit: a case that waits without working (here it sleeps 1.5 s, as a case
+    does that gets no CPU on a machine loaded by other jobs) is not timed out by a 1 s budget of CPU
+    time; the wall-clock bound is several times the budget. Before: 'timed out after 1 s'."""
+    batch = sized_cases(("nap_1500", 3), ("spin_100", 3))
+    with runner.Workers(runner.plan([fake_framework], None), 1.0) as workers:
+        found = {case.id: results[fake_framework] for case, results in stream_within(workers, batch)}
+    assert found["nap_1500"]["status"] == "ok", found["nap_1500"]["message"]
+    assert found["spin_100"]["status"] == "ok", found["spin_100"]["message"]
+
+
+def test_a_case_queued_behind_a_slow_one_is_not_charged_for_its_work(fake_framework, monkeypatch):
+    """Protects whose work is charged: each of these cases spends 0.7 s of CPU time, under its budget
+    (1 s and its size's share, at most 0.2 s); the second's message waits in the pipe while the first
+    runs, and together they spend more than either budget. Its clocks start when the first is answered."""
+    monkeypatch.setattr(budget, "WALL_FACTOR", 100.0)
+    batch = sized_cases(("spin_700", 3), ("spin_701", 20_000), ("spin_702", 3))
+    with runner.Workers(runner.plan([fake_framework], None), 1.0) as workers:
+        found = {case.id: results[fake_framework] for case, results in stream_within(workers, batch)}
+    for case in batch:
+        assert found[case.id]["status"] == "ok", found[case.id]["message"]
+
+
+def test_a_case_timeout_key_replaces_the_run_s_budget(fake_framework, monkeypatch):
+    """Protects the case file's `timeout:`: a case that needs 0.6 s of CPU time runs under a run-wide
+    budget of 0.2 s when its own `timeout: 5` says so; the same case without the key is stopped."""
+    monkeypatch.setattr(budget, "WALL_FACTOR", 100.0)
+    text = "cases:\n  - {id: spin_600, logits: [[1, 2]], labels: [0], timeout: 5}\n  - {id: spin_601, logits: [[1, 2]], labels: [0]}\n"
+    batch = cases.load_text(text, "own.yaml")
+    with runner.Workers(runner.plan([fake_framework], None), 0.2) as workers:
+        found = {case.id: results[fake_framework] for case, results in stream_within(workers, batch)}
+    assert found["spin_600"]["status"] == "ok", found["spin_600"]["message"]
+    assert found["spin_601"]["status"] == "crashed" and "timed out after 0.2 s of CPU time" in found["spin_601"]["message"]
+
+
+def test_a_feeder_that_fails_ends_the_stream_with_its_error_instead_of_a_wait_for_ever(fake_framework, monkeypatch):
+    """Protects the collector's wait on the feeders: a bug that ends a feeder thread (here its framework's
+    queue raises on the second case) raises in the consumer, naming it. Before: the collector waited for
+    that framework's answers for ever."""
+    take = runner._Framework.take
+
+    def failing(self, *args):
+        task = take(self, *args)
+        if task is not None and task[1] == 1:
+            raise ValueError("a bug in the feeder")
+        return task
+
+    monkeypatch.setattr(runner._Framework, "take", failing)
+    errors: list[BaseException] = []
+
+    def consume(workers: runner.Workers) -> None:
+        try:
+            list(workers.stream(fake_cases("a", "b", "c")))
+        except RuntimeError as exc:
+            errors.append(exc)
+
+    with runner.Workers(runner.plan([fake_framework], None), TIMEOUT) as workers:
+        consumer = threading.Thread(target=consume, args=(workers,), daemon=True)
         consumer.start()
-        consumer.join(TIMEOUT / 2)
+        consumer.join(120.0)
         stalled = consumer.is_alive()
         if stalled:
             workers.cancel()
-    assert not stalled, f"the stream stalled after {len(found)} of 6 cases"
-    assert [case.id for case, _ in found] == [f"c{i}" for i in range(6)]
+    assert not stalled, "the stream waited for ever on a feeder that had failed"
+    [error] = errors
+    assert "ended with an error: ValueError('a bug in the feeder')" in str(error)

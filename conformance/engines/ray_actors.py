@@ -11,7 +11,9 @@ fewer large ones): backpressure, so memory stays flat as with the local engine. 
 batch as a stream (a Ray generator), message by message, so when it dies the driver knows exactly
 which message it was running: that one is answered `crashed` with Ray's reason (`runner.crash`), the
 rest of the batch is sent again, and the actor, restarted by Ray (`max_restarts`), carries on. A
-message unanswered for `timeout` seconds is a hang: the actor is killed and restarted the same way.
+message unanswered for the wall-clock bound of its budget (`budget.wall_bound` of `budget.seconds`: the
+actor's CPU time is not read, it may run on another machine) is a hang: the actor is killed and
+restarted the same way.
 The driver side is a `runner.Collector`, as the local engine's run is: a thread per actor feeds it,
 and the collector joins the answers case by case, asks for recipes, and hands out cases in order.
 """
@@ -30,7 +32,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
-from conformance import adapters, runner, user
+from conformance import adapters, budget, runner, user
 from conformance.cases import Case
 from conformance.errors import UsageError
 from conformance.worker import Worker
@@ -288,12 +290,13 @@ class _Actor:
         while pending:
             if run.stopped:
                 return  # the rest of the batch runs out on the actor; nobody reads it
-            left = since + self.engine.timeout - time.monotonic()
+            bound = budget.wall_bound(budget.seconds(pending[0][2], self.engine.timeout))
+            left = since + bound - time.monotonic()
             done, _ = ray.wait([stream], timeout=max(min(left, POLL), 0.0))
             if not done:
                 if left <= POLL:
                     ray.kill(self.handle, no_restart=False)
-                    self._lost(run, pending, f"timed out after {self.engine.timeout:g} s", died=True)
+                    self._lost(run, pending, f"timed out after {bound:.0f} s of wall time", died=True)
                     return
                 continue
             try:
@@ -354,10 +357,8 @@ class _Run(runner.Collector):
         self.next_case = {name: 0 for name in self.names}
         self.todo: dict[str, deque[Task]] = {name: deque() for name in self.names}
         self.ended = self.stopped = False
-        self.threads = [
-            threading.Thread(target=actor.feed, args=(self,), daemon=True, name=f"conformance-ray-{actor.name}") for actor in engine.actors
-        ]
-        self.collector = threading.Thread(target=self._collect, daemon=True, name="conformance-ray-collector")
+        self.threads = [runner.TracedThread(actor.feed, (self,), f"conformance-ray-{actor.name}") for actor in engine.actors]
+        self.collector = runner.TracedThread(self._collect, (), "conformance-ray-collector")
         for thread in [*self.threads, self.collector]:
             thread.start()
 
@@ -376,7 +377,7 @@ class _Run(runner.Collector):
                     return batch
                 if self.ended and self.next_case[name] >= len(self.cases):
                     return None
-                self.cond.wait()
+                self.cond.wait(runner.POLL)  # woken when work comes; looks again anyway, so no wake-up is missed for ever
             return None
 
     def give_back(self, name: str, tasks: list[Task]) -> None:
