@@ -46,6 +46,8 @@ class Framework(Protocol):
     recipe(case, knobs): optional; native code reproducing another framework's documented semantics
         (`knobs`), or None where it has none.
     REPOSITORIES: optional; names written before an issue number (`Paddle #20994`) -> GitHub repository.
+    Runner(namespace): optional; made once per worker, its `run(code, scope)` executes the variants' and
+        recipes' code instead of a plain `exec` (JAX's keeps what `jax.jit` compiled across cases).
     """
 
     SETUP: str
