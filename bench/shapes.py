@@ -10,8 +10,9 @@ C in [2, 10]: 32 - 2 + 1 = 31 values of N x 9 of C give 279 shapes; beyond that 
 logits and labels, class weights or not, label smoothing and the reduction drawn from a seed. Then for each
 framework it runs `conformance run FILE --frameworks FW,reference --only KEYS` (default: the framework's
 default key and the reference) while polling the worker's /proc entries (CPU seconds, user + system, and
-VmHWM, the peak resident memory), and prints one row per framework: worker start-up (results.json), worker
-CPU, CPU per case after start-up, peak RSS. CPU rather than wall time: the machine may be shared.
+VmHWM, the peak resident memory), once on the first case alone and once on all K, and prints one row per
+framework: worker CPU, the CPU of each further case ((all - first alone) / (K - 1): start-up excluded),
+peak RSS. CPU rather than wall time: the machine may be shared.
 """
 
 from __future__ import annotations
@@ -61,12 +62,13 @@ def case_file(count: int, seed: int = 0) -> str:
 
 def run(framework: str, only: str, path: Path, folder: Path, interval: float) -> dict[str, Any]:
     """One `conformance run` of the file for one framework (and the reference); its worker's numbers."""
-    out = folder / f"{framework}.json"
+    out = folder / f"{framework}-{path.stem}.json"
     command = [*conformance_command(), "run", str(path), "--frameworks", f"{framework},reference", "--only", only, "--json", str(out)]
-    command += ["--html", str(folder / f"{framework}.html")]
-    measured: Measured = measure(command, folder, folder / f"{framework}.log", interval)
+    command += ["--html", str(folder / f"{framework}-{path.stem}.html")]
+    log = folder / f"{framework}-{path.stem}.log"
+    measured: Measured = measure(command, folder, log, interval)
     if measured.code not in (0, 1):
-        raise RuntimeError(f"{' '.join(command)} exited {measured.code}: see {folder / (framework + '.log')}")
+        raise RuntimeError(f"{' '.join(command)} exited {measured.code}: see {log}")
     doc = json.loads(out.read_text())
     cases = len(doc["cases"])
     workers = measured.role(f"worker:{framework}")
@@ -80,7 +82,6 @@ def run(framework: str, only: str, path: Path, folder: Path, interval: float) ->
         "workers": len(workers),
         "startup": startup,
         "worker_cpu": cpu,
-        "cpu_per_case_ms": 1000 * (cpu - startup) / max(cases, 1),
         "peak_mb": max((w.hwm_kb for w in workers), default=0) / 1024,
         "other_load": measured.other_cpu / measured.wall,
     }
@@ -107,14 +108,20 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{args.cases} cases of distinct shapes: {path}")
     if args.write_only:
         return 0
+    first = folder / "shapes1.yaml"
+    first.write_text(case_file(1, args.seed), encoding="utf-8")
     rows = []
     for framework in args.frameworks.split(","):
         started = time.strftime("%H:%M:%S")
-        row = run(framework, args.only or f"{framework},reference", path, folder, args.interval)
+        only = args.only or f"{framework},reference"
+        alone = run(framework, only, first, folder, args.interval)
+        row = run(framework, only, path, folder, args.interval)
+        row["cpu_per_case_ms"] = 1000 * (row["worker_cpu"] - alone["worker_cpu"]) / max(row["cases"] - 1, 1)
+        row["first_case_cpu"] = alone["worker_cpu"]
         rows.append(row)
         print(
-            f"{started} {framework:<10} cases {row['cases']}  wall {row['wall']:.1f} s  start-up {row['startup']:.2f} s  "
-            f"worker CPU {row['worker_cpu']:.1f} s  ({row['cpu_per_case_ms']:.1f} ms/case after start-up)  "
+            f"{started} {framework:<10} cases {row['cases']}  wall {row['wall']:.1f} s  worker CPU {row['worker_cpu']:.1f} s "
+            f"(start-up and the first case alone: {alone['worker_cpu']:.1f} s; {row['cpu_per_case_ms']:.1f} ms per further case)  "
             f"peak RSS {row['peak_mb']:.0f} MB  other load {row['other_load']:.1f} cores",
             flush=True,
         )
