@@ -356,9 +356,10 @@ class Runner:
     no closure, every global it reads a module) jitted again, as every case's snippet does, is the
     function jitted the first time, so JAX's own cache (one compiled program per input shapes and dtypes)
     serves every later case and knob point with that code. What a snippet shows is what runs; only a new
-    `jax.jit` per case, which would compile its program anew each time, is avoided. After `LIMIT`
-    compiled programs JAX's caches are emptied (`jax.clear_caches`), so memory stays bounded on a file of
-    ever new shapes (about 2 MB per program)."""
+    `jax.jit` per case, which would compile its program anew each time, is avoided. Every program XLA
+    compiles in the worker is counted (JAX's compile events: the variants' and the op-by-op recipes'); past
+    `LIMIT` JAX's caches are emptied (`jax.clear_caches`), so memory stays bounded on a file of ever new
+    shapes (a loss-and-gradient program holds about 2 MB)."""
 
     LIMIT = 256
 
@@ -368,20 +369,23 @@ class Runner:
         self.jax = jax
         self.functions: dict[Any, Any] = {}
         self.programs = 0
-        """Programs compiled by the remembered functions since the caches were last emptied."""
+        """Programs compiled since the caches were last emptied."""
         self.compiled = 0
-        """Programs compiled by the remembered functions in all (what tests read)."""
+        """Programs compiled in all."""
+        jax.monitoring.register_event_duration_secs_listener(self._compiled)
         namespace["jax"] = _Remembering(jax, self)
+
+    def _compiled(self, event: str, *args: Any, **kwargs: Any) -> None:
+        if event == "/jax/core/compile/backend_compile_duration":
+            self.programs += 1
+            self.compiled += 1
 
     def run(self, code: Any, scope: dict[str, Any]) -> None:
         """`exec(code, scope)`, then the caches emptied if they hold more than `LIMIT` programs."""
         try:
             exec(code, scope)
         finally:
-            total = sum(function._cache_size() for function in self.functions.values())
-            self.compiled += total - self.programs
-            self.programs = total
-            if total > self.LIMIT:
+            if self.programs > self.LIMIT:
                 self.functions.clear()
                 self.jax.clear_caches()
                 self.programs = 0
@@ -389,12 +393,11 @@ class Runner:
     def jit(self, function: Any, **options: Any) -> Any:
         """`jax.jit(function, **options)`, the same object for the same code where that is safe."""
         code = getattr(function, "__code__", None)
-        if code is None or code.co_freevars or not _reads_only_modules(code, function.__globals__):
+        if code is None or code.co_freevars or options or not _reads_only_modules(code, function.__globals__):
             return self.jax.jit(function, **options)
-        key = (code, tuple(sorted(options.items())))
-        if key not in self.functions:
-            self.functions[key] = self.jax.jit(function, **options)
-        return self.functions[key]
+        if code not in self.functions:
+            self.functions[code] = self.jax.jit(function)
+        return self.functions[code]
 
 
 class _Remembering:
