@@ -88,7 +88,40 @@ def tensorflow_call() -> Call:
     return call
 
 
-CALLS = {"torch": torch_call, "paddle": paddle_call, "tensorflow": tensorflow_call}
+def jax_call() -> Call:
+    """optax's cross-entropy over the class axis 1, smoothing by `optax.smooth_labels` on one-hot labels,
+    class weights `w[y]` and the reduction by hand, `jax.grad` of the sum, all in one `jax.jit` function
+    (conformance.adapters.jax.optax_api): compiled once per shape and knob setting, as a JAX user runs it."""
+    import functools
+
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
+    import jax.numpy as jnp
+    import optax
+
+    @functools.partial(jax.jit, static_argnames=("eps", "reduction"))
+    def loss_and_grad(x: Any, y: Any, w: Any, eps: float, reduction: str) -> Any:
+        def loss_fn(logits: Any) -> Any:
+            if eps:
+                labels = optax.smooth_labels(jax.nn.one_hot(y, x.shape[1], dtype=logits.dtype, axis=1), eps, axis=1)
+                per = optax.losses.softmax_cross_entropy(logits, labels, axis=1)
+            else:
+                per = optax.losses.softmax_cross_entropy_with_integer_labels(logits, y, axis=1)
+            if w is not None:
+                per = per * jnp.asarray(w)[y]
+            return {"none": per, "sum": jnp.sum(per), "mean": jnp.mean(per)}[reduction]
+
+        return loss_fn(x), jax.grad(lambda v: jnp.sum(loss_fn(v)))(x)
+
+    def call(x: np.ndarray, y: np.ndarray, w: np.ndarray | None, eps: float, reduction: str) -> tuple[np.ndarray, np.ndarray]:
+        loss, grad = loss_and_grad(x, y, w, eps, reduction)
+        return np.asarray(loss, dtype=np.float64), np.asarray(grad, dtype=np.float64)
+
+    return call
+
+
+CALLS = {"torch": torch_call, "paddle": paddle_call, "tensorflow": tensorflow_call, "jax": jax_call}
 
 
 def run(call: Call, data: Any) -> tuple[list[np.ndarray], list[np.ndarray]]:

@@ -7,8 +7,8 @@ For each size N it writes one small YAML file that expands to N softmax cross-en
 
 - bare: for each framework, a fresh `python bench/bare.py FRAMEWORK` that imports it and calls the
   default variant's native loss and gradient on the same arrays, frameworks one after another (what a
-  hand-written comparison script does). Its wall time is the sum of the three processes.
-- suite: `conformance run DIR --only torch,paddle,tensorflow --json --html`, the whole command.
+  hand-written comparison script does). Its wall time is the sum of the four processes.
+- suite: `conformance run DIR --only torch,paddle,tensorflow,jax --json --html`, the whole command.
 - pytest: `pytest DIR --conformance-only ...` with `-n 0` and `-n auto`.
 
 Every process tree is polled through /proc (peak RSS = VmHWM and CPU time of the parent and of every
@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-FRAMEWORKS = ("torch", "paddle", "tensorflow")
+FRAMEWORKS = ("torch", "paddle", "tensorflow", "jax")
 KEYS = ",".join(FRAMEWORKS)
 SHAPE = (8, 10)
 WEIGHT = [1.0, 2.0, 0.5, 1.5, 1.0, 3.0, 0.25, 1.0, 2.0, 1.0]
@@ -269,7 +269,7 @@ def measure(command: list[str], cwd: Path, log: Path, interval: float, env: dict
 
 
 def run_bare(folder: Path, settings: Settings) -> dict[str, Any]:
-    """The three bare scripts one after another; their own timings from the JSON line each prints."""
+    """The four bare scripts one after another; their own timings from the JSON line each prints."""
     settle(settings.settle)
     out: dict[str, Any] = {"frameworks": {}}
     for framework in FRAMEWORKS:
@@ -379,7 +379,7 @@ def start_ray_cluster(nodes: int) -> Any:
 
 def engine_table(sizes: list[dict[str, Any]]) -> str:
     lines = [
-        "| cases | local engine s | Ray engine s | Ray / local | Ray - local s (ms/case) | actor start-up s (torch / paddle / tf) "
+        "| cases | local engine s | Ray engine s | Ray / local | Ray - local s (ms/case) | actor start-up s (torch / paddle / tf / jax) "
         "| nodes used | parent CPU s (local / Ray) | machine CPU s (local / Ray) | results identical |",
         "|" + "---:|" * 10,
     ]
@@ -584,7 +584,8 @@ def _sum_median(runs: list[dict[str, Any]], run: str, key: str) -> float | None:
 def main_table(sizes: list[dict[str, Any]]) -> str:
     lines = [
         "| cases | bare s | suite s | suite/bare | pytest -n0 s | pytest -n auto s | harness overhead s (% of native; ms/case) "
-        "| worker start-up s (torch / paddle / tf) | peak MB per worker (torch / paddle / tf) | parent peak MB | report MB (html; json) |",
+        "| worker start-up s (torch / paddle / tf / jax) | peak MB per worker (torch / paddle / tf / jax) "
+        "| parent peak MB | report MB (html; json) |",
         "|" + "---:|" * 11,
     ]
     for size in sizes:
@@ -603,7 +604,7 @@ def main_table(sizes: list[dict[str, Any]]) -> str:
 
 def time_table(sizes: list[dict[str, Any]]) -> str:
     lines = [
-        "| cases | native s, suite (torch / paddle / tf) | native s, bare | bare import s | bare wall s per framework "
+        "| cases | native s, suite (torch / paddle / tf / jax) | native s, bare | bare import s | bare wall s per framework "
         "| suite head s | suite tail s | parent CPU s | worker non-native ms/case | CPU s (bare / suite / -n0 / -n auto) "
         "| other load, cores (bare / suite / -n0 / -n auto) |",
         "|" + "---:|" * 11,
@@ -623,8 +624,8 @@ def time_table(sizes: list[dict[str, Any]]) -> str:
 
 def process_table(sizes: list[dict[str, Any]]) -> str:
     lines = [
-        "| cases | run | wall s | parent CPU s | parent MB | xdist worker MB | worker MB (torch / paddle / tf) "
-        "| worker CPU s (torch / paddle / tf) | workers started (torch / paddle / tf) |",
+        "| cases | run | wall s | parent CPU s | parent MB | xdist worker MB | worker MB (torch / paddle / tf / jax) "
+        "| worker CPU s (torch / paddle / tf / jax) | workers started (torch / paddle / tf / jax) |",
         "|---:|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for size in sizes:
@@ -688,7 +689,7 @@ def report(bench: dict[str, Any]) -> str:
         [
             f"machine: {bench['machine']}; {bench['source']}; bare environment: {bench['bare_env']}",
             "versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()),
-            "medians over the repeats; bare = the three bare processes one after another.",
+            "medians over the repeats; bare = the four bare processes one after another.",
             main_table(sizes),
             OVERHEAD_DEFINITION,
             *(

@@ -107,6 +107,9 @@ class Framework:
     REPOSITORIES: Mapping[str, str] = member(
         "names written before an issue number in case descriptions -> GitHub repository", (dict,), EMPTY
     )
+    Runner: type | None = member(
+        "made once in the worker; its `run(code, scope)` executes variants' and recipes' code instead of `exec`", (type, type(None)), None
+    )
     user_body: Callable[[Case, Callable[..., str]], str] | None = member(
         "the code that runs a user's function or class (`--variant`, `--variants`); None: it runs none", OPTIONAL_CALLABLE, None
     )

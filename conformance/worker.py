@@ -20,6 +20,7 @@ import pickle
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from typing import Any, BinaryIO
 
 import numpy as np
@@ -59,6 +60,8 @@ class Worker:
         exec(self.module.SETUP, self.namespace)
         self.ready = ("ready", self.module.version(), time.perf_counter() - started)
         self.compiled: dict[str, Any] = {}
+        runner = self.module.Runner(self.namespace) if self.module.Runner is not None else None
+        self.run = runner.run if runner is not None else _run
         self.own = adapters.variants(framework) + user.from_environment()  # the user's functions (`--variant`) after the native ones
 
     def answer(self, message: tuple[str, int, Case, Any]) -> tuple[str, int, Any]:
@@ -67,9 +70,9 @@ class Worker:
         kind, index, case, detail = message
         per_case = _PerCase(case)
         if kind == "recipes":
-            return ("recipes", index, run_recipes(self.framework, self.module, self.namespace, self.compiled, per_case, detail))
+            return ("recipes", index, run_recipes(self.framework, self.module, self.namespace, self.compiled, per_case, detail, self.run))
         results = {
-            v.key: run_variant(v, case, self.module, self.namespace, self.compiled, per_case)
+            v.key: run_variant(v, case, self.module, self.namespace, self.compiled, per_case, self.run)
             for v in adapters.for_case(self.own, case)
             if detail is None or v.key in detail
         }
@@ -102,6 +105,10 @@ class _PerCase:
         return self._documented[("float32", knobs)]
 
 
+def _run(code: Any, scope: dict[str, Any]) -> None:
+    exec(code, scope)
+
+
 def _compiled(compiled: dict[str, Any], body: str, name: str) -> Any:
     code = compiled.get(body)
     if code is None:
@@ -115,10 +122,17 @@ def send(out: BinaryIO, message: object) -> None:
 
 
 def run_variant(
-    variant: Variant, case: Case, module: Any, namespace: dict[str, Any], compiled: dict[str, Any], per_case: _PerCase | None = None
+    variant: Variant,
+    case: Case,
+    module: Any,
+    namespace: dict[str, Any],
+    compiled: dict[str, Any],
+    per_case: _PerCase | None = None,
+    run: Callable[[Any, dict[str, Any]], None] = _run,
 ) -> dict[str, Any]:
     """One native call; its outcome as plain data (status ok / unsupported / error). `body` is the code
-    run; the parent makes it the runnable snippet (`code`) by adding the imports and the arrays."""
+    run; the parent makes it the runnable snippet (`code`) by adding the imports and the arrays. `run`
+    executes it: `exec`, or the framework's `Runner.run` (JAX's reuses what it compiled)."""
     per_case = per_case or _PerCase(case)
     result: dict[str, Any] = {"api": variant.api, "status": "ok", "body": None, "message": None, "loss": None, "grad": None}
     try:
@@ -135,7 +149,7 @@ def run_variant(
     scope = dict(namespace, case=case, **per_case.arrays)
     started = time.perf_counter()
     try:
-        exec(code, scope)
+        run(code, scope)
         loss, dtype = module.to_numpy(scope["loss"])
         grad = scope.get("grad")
         result["grad"] = None if grad is None else carried(module.to_numpy(grad)[0])
@@ -167,7 +181,13 @@ def carried(values: Any) -> np.ndarray:
 
 
 def run_recipes(
-    framework: str, module: Any, namespace: dict[str, Any], compiled: dict[str, Any], per_case: _PerCase, bodies: dict[str, str]
+    framework: str,
+    module: Any,
+    namespace: dict[str, Any],
+    compiled: dict[str, Any],
+    per_case: _PerCase,
+    bodies: dict[str, str],
+    run: Callable[[Any, dict[str, Any]], None] = _run,
 ) -> dict[str, Any]:
     """This framework's code reproducing other frameworks' documented semantics (`bodies`: name -> code,
     `adapters.recipes`), run on the case's arrays: the code and the loss it gives (compared with the
@@ -177,7 +197,7 @@ def run_recipes(
         scope = dict(namespace, **per_case.arrays)
         entry: dict[str, Any] = {"body": body, "loss": None}
         try:
-            exec(_compiled(compiled, body, f"<recipe {framework} as {name}>"), scope)
+            run(_compiled(compiled, body, f"<recipe {framework} as {name}>"), scope)
             entry["loss"] = np.asarray(module.to_numpy(scope["loss"])[0], dtype=np.float64)
         except Exception as exc:  # a recipe that fails is shown as failing, not hidden
             entry["message"] = _error_message(exc)

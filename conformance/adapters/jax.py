@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import functools
 import re
+import textwrap
 from collections.abc import Callable
 from importlib import metadata
+from typing import Any
 
 from conformance.adapters import Unsupported, Variant, is_bfloat16, moved, squeezed_labels
 from conformance.adapters import tensorflow as keras_docs  # pure Python: Keras's documented knobs, shared
@@ -178,11 +180,11 @@ def _optax(case: Case, generic: bool) -> str:
 
 
 def optax_api(case: Case) -> str:
-    return _optax(case, generic=False)
+    return jitted(_optax(case, generic=False))
 
 
 def optax_generic_api(case: Case) -> str:
-    return _optax(case, generic=True)
+    return jitted(_optax(case, generic=True))
 
 
 def _own_denominator(case: Case, generic: bool) -> str:
@@ -229,7 +231,7 @@ def optax_binary(case: Case) -> str:
     if case.sample_weight is not None:
         factors.append(_array(_positions_shape(case), case))
     weights = " * ".join(["jnp.ones_like(per)", *factors]) if factors else None
-    return "\n".join(lines + _reduce(case, weights, None) + _grad(case))
+    return jitted("\n".join(lines + _reduce(case, weights, None) + _grad(case)))
 
 
 def binary_documented(case: Case) -> Knobs:
@@ -286,7 +288,7 @@ def keras_api(case: Case) -> str:
     if sparse:
         options = keras_docs.keras_options(case, "SparseCategoricalCrossentropy")
         call = _keras_call(case, "SparseCategoricalCrossentropy", options, target, _keras_weights(case, False), _keras_weights(case, True))
-        return "\n".join(head + call + _grad(case))
+        return jitted("\n".join(head + call + _grad(case)))
     options = keras_docs.keras_options(case, "CategoricalCrossentropy")
     if case.labels is None:
         head.append(f"t_ = {_array('np.moveaxis(t, 1, -1)' if moved(case) else 't', case)}")
@@ -294,7 +296,7 @@ def keras_api(case: Case) -> str:
     else:
         target = f"jax.nn.one_hot(y, {case.num_classes}, dtype=jnp.{case.dtype})"
     weights = _keras_weights(case, True)
-    return "\n".join(head + _keras_call(case, "CategoricalCrossentropy", options, target, weights, weights) + _grad(case))
+    return jitted("\n".join(head + _keras_call(case, "CategoricalCrossentropy", options, target, weights, weights) + _grad(case)))
 
 
 def keras_documented(case: Case) -> Knobs | None:
@@ -320,7 +322,108 @@ def keras_binary(case: Case) -> str:
         nonzero = f"jnp.count_nonzero(jnp.ones_like(loss) * {weights})" if weights else "loss.size"
         lines.append(f"    loss = jnp.where({nonzero} > 0, jnp.sum(loss) / jnp.maximum({nonzero}, 1), 0.0)  # divide_no_nan")
     lines.append("    return loss")
-    return "\n".join(head + lines + _grad(case))
+    return jitted("\n".join(head + lines + _grad(case)))
+
+
+# ---------------------------------------------------------------- compiled once per shape
+
+
+def jitted(body: str) -> str:
+    """A variant's code as a JAX user runs it at scale: everything that touches the arrays inside one
+    `@jax.jit` function of them, so XLA compiles the loss and its gradient as one program per input shape
+    and dtype and every later call with those shapes reuses it. Run line by line instead, JAX compiles
+    each primitive anew for every new shape (about 30 small programs per case, its forward pass and
+    gradient) and keeps them all: a second per case and gigabytes at a few hundred shapes. The Keras
+    imports stay outside the function. The values are those of the compiled program (XLA fuses the
+    loss and its reduction: on some float32 losses the last bit differs from op-by-op dispatch), and the
+    snippet shows and reproduces exactly that."""
+    head = ""
+    if KERAS_HEAD in body:
+        body, head = body.replace(KERAS_HEAD + "\n", ""), KERAS_HEAD + "\n"
+    read = set(re.findall(r"[A-Za-z_]\w*", body))
+    names = ", ".join(name for name in ARGUMENTS if name in read)
+    inner = textwrap.indent(body, "    ")
+    decorator = "@jax.jit  # one program per input shape and dtype, compiled at its first call"
+    return f"{head}{decorator}\ndef loss_and_grad({names}):\n{inner}\n    return loss, grad\nloss, grad = loss_and_grad({names})"
+
+
+ARGUMENTS = ("x", "y", "t", "w", "pw", "sw")
+"""The arrays a variant reads (`adapters.arrays`), in the order `jitted` passes them."""
+
+
+class Runner:
+    """Runs the code in the worker (`exec`), with `jax.jit` remembered: the same function (same code,
+    no closure, every global it reads a module) jitted again, as every case's snippet does, is the
+    function jitted the first time, so JAX's own cache (one compiled program per input shapes and dtypes)
+    serves every later case and knob point with that code. What a snippet shows is what runs; only a new
+    `jax.jit` per case, which would compile its program anew each time, is avoided. Every program XLA
+    compiles in the worker is counted (JAX's compile events: the variants' and the op-by-op recipes'); past
+    `LIMIT` JAX's caches are emptied (`jax.clear_caches`), so memory stays bounded on a file of ever new
+    shapes (a loss-and-gradient program holds about 2 MB)."""
+
+    LIMIT = 256
+
+    def __init__(self, namespace: dict[str, Any]) -> None:
+        import jax
+
+        self.jax = jax
+        self.functions: dict[Any, Any] = {}
+        self.programs = 0
+        """Programs compiled since the caches were last emptied."""
+        self.compiled = 0
+        """Programs compiled in all."""
+        jax.monitoring.register_event_duration_secs_listener(self._compiled)
+        namespace["jax"] = _Remembering(jax, self)
+
+    def _compiled(self, event: str, *args: Any, **kwargs: Any) -> None:
+        if event == "/jax/core/compile/backend_compile_duration":
+            self.programs += 1
+            self.compiled += 1
+
+    def run(self, code: Any, scope: dict[str, Any]) -> None:
+        """`exec(code, scope)`, then the caches emptied if they hold more than `LIMIT` programs."""
+        try:
+            exec(code, scope)
+        finally:
+            if self.programs > self.LIMIT:
+                self.functions.clear()
+                self.jax.clear_caches()
+                self.programs = 0
+
+    def jit(self, function: Any, **options: Any) -> Any:
+        """`jax.jit(function, **options)`, the same object for the same code where that is safe."""
+        code = getattr(function, "__code__", None)
+        if code is None or code.co_freevars or options or not _reads_only_modules(code, function.__globals__):
+            return self.jax.jit(function, **options)
+        if code not in self.functions:
+            self.functions[code] = self.jax.jit(function)
+        return self.functions[code]
+
+
+class _Remembering:
+    """`jax` as the worker's code sees it: the module, with `jit` going through `Runner.jit`."""
+
+    def __init__(self, module: Any, runner: Runner) -> None:
+        self._module, self._runner = module, runner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._module, name)
+
+    def jit(self, function: Any = None, **options: Any) -> Any:
+        if function is None:
+            return lambda f: self._runner.jit(f, **options)
+        return self._runner.jit(function, **options)
+
+
+def _reads_only_modules(code: Any, scope: dict[str, Any]) -> bool:
+    """Whether every global a function's code (nested functions included) reads is a module: then the
+    arrays and everything else that differs between cases reach it as arguments."""
+    from types import CodeType, ModuleType
+
+    for name in code.co_names:
+        if name in scope and not isinstance(scope[name], (ModuleType, _Remembering)):
+            return False
+    return all(_reads_only_modules(const, scope) for const in code.co_consts if isinstance(const, CodeType))
 
 
 # ---------------------------------------------------------------- recipes

@@ -12,7 +12,7 @@ by `jax.grad`.
 from __future__ import annotations
 
 from conformance.adapters import Variant, moved
-from conformance.adapters.jax import KERAS_HEAD
+from conformance.adapters.jax import KERAS_HEAD, jitted
 from conformance.cases import Case
 from conformance.losses.kl_divergence import NAME, documented, sample_axes
 from conformance.losses.kl_divergence.tensorflow import keras_documented, keras_options
@@ -51,7 +51,7 @@ def _optax(case: Case, log_targets: bool) -> str:
     lines += [f"    log_probs = {log_probs}", f"    per = {call}  # one value per position"]
     if case.sample_weight is not None:
         lines.append(f"    per = per * {_array(sample_axes(case, per_position=True), case)}  # per-sample weights, by hand")
-    return "\n".join([*lines, BY_HAND[case.reduction], *_grad(case)])
+    return jitted("\n".join([*lines, BY_HAND[case.reduction], *_grad(case)]))
 
 
 def optax_api(case: Case) -> str:
@@ -76,7 +76,7 @@ def keras_api(case: Case) -> str:
         positions = (case.predictions.shape[0],) + case.predictions.shape[2:]
         weights = f"jnp.broadcast_to({_array(sample_axes(case, per_position=True), case)}, {positions})"
     lines.append("    return loss_obj(target, y_pred" + (f", sample_weight={weights})" if weights else ")"))
-    return "\n".join(lines + _grad(case))
+    return jitted("\n".join(lines + _grad(case)))
 
 
 def optax_documented(case: Case) -> Knobs:

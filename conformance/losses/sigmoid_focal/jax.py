@@ -13,7 +13,7 @@ its loss stops growing and its gradient is 0 (`sigmoid_clip`).
 from __future__ import annotations
 
 from conformance.adapters import Unsupported, Variant, batch_shape
-from conformance.adapters.jax import KERAS_HEAD
+from conformance.adapters.jax import KERAS_HEAD, jitted
 from conformance.cases import Case
 from conformance.losses import sigmoid_focal as family
 from conformance.losses.sigmoid_focal import tensorflow as keras_focal
@@ -44,7 +44,7 @@ def optax_focal(case: Case) -> str:
     if case.normalizer is not None:
         lines.append(f"    per = per / {case.normalizer!r}  # the normalizer, by hand")
     lines.append({"none": "    return per", "sum": "    return jnp.sum(per)"}.get(case.reduction, "    return jnp.mean(per)"))
-    return "\n".join(lines + _grad("logits"))
+    return jitted("\n".join(lines + _grad("logits")))
 
 
 def optax_documented(case: Case) -> Knobs:
@@ -64,7 +64,7 @@ def keras_jax_focal(case: Case) -> str:
     if case.normalizer is not None:
         lines.append(f"    loss = loss / {case.normalizer!r}  # the normalizer, by hand")
     lines.append("    return loss")
-    return "\n".join(lines + _grad(leaf))
+    return jitted("\n".join(lines + _grad(leaf)))
 
 
 def keras_jax_documented(case: Case) -> Knobs:
