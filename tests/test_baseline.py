@@ -14,9 +14,10 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from conformance import cli
+from conformance import baseline, cli
 
 CASES = """\
 defaults:
@@ -93,6 +94,25 @@ def rename_and_drop(data: dict) -> None:
     del data["values"][LARGE]
 
 
+def gap_before_a_move(data: dict) -> None:
+    """A result key gone, listed before a key whose loss moved: both are reported (the gone key does not
+    end the case's check)."""
+    results = data["values"][MEAN]["results"]
+    moved = results.pop("reference")
+    moved["loss"] += 0.5
+    results.update({"reference:dropped": dict(moved), "reference": moved})
+
+
+def mean_over_positions(data: dict) -> None:
+    """The weighted mean's old loss divided by the 2 positions instead of the sum of their target weights
+    (weight [1, 2, 3], labels [1, 2]: 2 + 3 = 5): the weighted sum, which the `sum` case holds, over 2."""
+    reference_of(data, MEAN)["loss"] = reference_of(data, SUM)["loss"] / 2
+
+
+def results_loss(data: dict, case: str) -> float:
+    return data["values"][case]["results"]["reference"]["loss"]
+
+
 SCENARIOS: dict[str, Edit] = {
     "unchanged": lambda data: None,
     "moved": move_mean,
@@ -100,6 +120,8 @@ SCENARIOS: dict[str, Edit] = {
     "within": move_within_tolerance,
     "large": move_large_within_rtol,
     "gaps": rename_and_drop,
+    "gap_first": gap_before_a_move,
+    "denominator": mean_over_positions,
 }
 
 
@@ -237,6 +259,52 @@ def test_a_renamed_case_or_dropped_result_fails_the_run_and_a_new_case_is_listed
     assert f"  new: {LARGE}" in lines
 
 
+def test_a_gone_key_does_not_end_the_check_of_the_keys_after_it(replay):
+    code, printed, doc = replay("gap_first")
+    assert code == 1, printed
+    report = doc["baseline"]
+    assert report["gone_keys"] == [{"case": MEAN, "key": "reference:dropped"}]
+    assert [(m["case"], m["key"], m["what"]) for m in report["moved"]] == [(MEAN, "reference", "loss")]
+
+
+def test_a_moved_loss_names_the_knob_setting_that_gives_the_old_value(replay):
+    """README (Baselines): "denominator: the baseline's mean divided by the number of non-ignored positions
+    = N; this run's by the sum of target weights = W". Here N = 2 positions, W = 2 + 3 = 5."""
+    code, printed, doc = replay("denominator")
+    assert code == 1, printed
+    [moved] = doc["baseline"]["moved"]
+    [knob] = moved["knobs"]
+    assert knob.startswith("denominator: the baseline's mean divided by ") and knob.endswith(" = 2; this run's by the sum of target weights = 5")
+
+
+def test_a_status_change_records_the_dtype_of_the_result_now(replay):
+    code, printed, doc = replay("status")
+    change = next(c for c in doc["baseline"]["status_changes"] if c["what"] == "status")
+    assert change == {"case": SUM, "key": "reference", "what": "status", "old": "error", "new": "ok", "dtype": "float64", "message": None}
+
+
+def test_each_case_carries_its_loss_under_every_baseline_saved_next_to_the_replayed_one(saved, tmp_path):
+    """The timeline: every baseline in the replayed one's folder, oldest versions first, then this run."""
+    root, data = saved
+    folder = tmp_path / "baselines"
+    folder.mkdir()
+    old = copy.deepcopy(data)
+    move_mean(old)  # OLD_VERSIONS, numpy 1.26.0: older than the saved run's numpy 2.x
+    (folder / "now.json").write_text(json.dumps(data), encoding="utf-8")
+    (folder / "old.json").write_text(json.dumps(old), encoding="utf-8")
+    (folder / "notes.json").write_text("{}", encoding="utf-8")  # not a baseline: skipped
+    code, printed = main(root, "run", "cases.yaml", "--frameworks", "reference", "--baseline", str(folder / "old.json"), "--json", "t.json")
+    assert code == 1, printed
+    doc = json.loads((root / "t.json").read_text(encoding="utf-8"))
+    mean = next(c for c in doc["cases"] if c["id"] == "weighted[reduction=mean]")
+    loss = results_loss(data, MEAN)
+    assert mean["timeline"] == [
+        {"versions": OLD_VERSIONS, "results": {"reference": loss + 0.5}},
+        {"versions": data["versions"], "results": {"reference": loss}},
+        {"versions": doc["versions"], "results": {"reference": mean["results"]["reference"]["loss"]}, "current": True},
+    ]
+
+
 def test_the_report_lists_what_is_gone_and_what_is_new(replay, saved):
     root, _ = saved
     replay("gaps")
@@ -346,3 +414,93 @@ def test_a_compact_value_changed_only_in_its_digest_counts_within_tolerance_unse
     code, report = replay_compact(*compact_saved, touch)
     assert code == 0 and report["moved"] == []
     assert (report["within_tolerance"], report["within_tolerance_compact"]) == (1, 1)
+
+
+def test_the_default_baseline_is_named_after_every_version_but_numpys(tmp_path):
+    path = baseline.default_path({"torch": "2.13.0+cpu", "numpy": "2.4.6", "keras": "3.15.1", "jax": "0.10.2 rc/1"})
+    assert path == Path("cases/baselines/jax-0.10.2-rc-1_keras-3.15.1_torch-2.13.0+cpu.json")
+
+
+def test_a_baseline_is_one_case_per_line_at_shortest_digits_without_what_can_be_recomputed(tmp_path):
+    """The format the README promises (Baselines), written by hand: one case per line, a float32 loss at
+    its own digits (float32 0.1 travels as 0.10000000149011612), a value equal to an earlier result's of
+    the case as "=KEY", a compact value without its differences from the oracle, no code or message; the
+    folder is made, and nothing but the baseline is left in it."""
+    tenth = float(np.float32(0.1))
+    big = {"form": "compact", "shape": [5000], "digest": "ab", "largest_differences": [{"at": [0]}]}
+    ok = {"status": "ok", "dtype": "float32", "code": "loss = f(x)", "message": None}
+    doc = {
+        "versions": {"torch": "2.13.0+cpu"},
+        "cases": [
+            {
+                "file": "a.yaml",
+                "id": "one",
+                "tolerance": {"rtol": 1e-05, "atol": 1e-06},
+                "results": {
+                    "torch": {**ok, "loss": tenth, "grad": [[0.5, -0.5]]},
+                    "torch:nll": {**ok, "loss": tenth, "grad": [[0.25, -0.5]]},
+                    "paddle": {"status": "error", "message": "ValueError: no", "loss": None, "grad": None},
+                },
+            },
+            {"file": "a.yaml", "id": "two", "tolerance": {"rtol": 0.001, "atol": 0.0}, "results": {"torch": {**ok, "loss": 2.0, "grad": big}}},
+        ],
+    }
+    path = tmp_path / "new" / "folder" / "b.json"
+    baseline.save(doc, path)
+    assert path.read_text(encoding="utf-8").splitlines() == [
+        '{"schema_version":2,"versions":{"torch":"2.13.0+cpu"},"values":{',
+        '"a.yaml::one":{"tolerance":{"rtol":1e-05,"atol":1e-06},"results":{'
+        '"torch":{"status":"ok","dtype":"float32","loss":0.1,"grad":[[0.5,-0.5]]},'
+        '"torch:nll":{"status":"ok","dtype":"float32","loss":"=torch","grad":[[0.25,-0.5]]},'
+        '"paddle":{"status":"error"}}},',
+        '"a.yaml::two":{"tolerance":{"rtol":0.001,"atol":0.0},"results":{'
+        '"torch":{"status":"ok","dtype":"float32","loss":2.0,"grad":{"form":"compact","shape":[5000],"digest":"ab"}}}}',
+        "}}",
+    ]
+    assert [p.name for p in path.parent.iterdir()] == ["b.json"]
+    loaded = baseline.load(path)
+    assert loaded["versions"] == {"torch": "2.13.0+cpu"}
+    assert loaded["values"]["a.yaml::one"]["results"]["torch:nll"]["loss"] == 0.1  # "=torch" read back whole
+
+
+def test_table_shows_six_cases_of_a_change_then_how_many_and_says_when_nothing_moved():
+    """`baseline table` text written by hand: one row per step (the new versions of what the step
+    changed only, never numpy), then one line per (key, what, change) with at most six cases."""
+    header = [
+        "| step | old versions | new versions | values compared | moved beyond tolerance | moved within tolerance | status changes |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    moved = [{"case": f"c.yaml::c{i}", "key": "torch", "what": "loss"} for i in range(7)]
+    six = [{"case": f"c.yaml::c{i}", "key": "torch:nll", "what": "grad"} for i in range(6)]
+    status = [{"case": "c.yaml::c0", "key": "torch", "what": "status", "old": "ok", "new": "error"}]
+    stepped = {
+        "old_versions": {"torch": "2.12.0", "numpy": "1.26.0"},
+        "new_versions": {"torch": "2.13.0", "paddlepaddle": "3.3.1", "numpy": "2.4.6"},
+        "compared": 14,
+        "moved": moved + six,
+        "within_tolerance": 3,
+        "status_changes": status,
+    }
+    quiet = {
+        "old_versions": {"paddlepaddle": "3.2.2"},
+        "new_versions": {"torch": "2.13.0", "paddlepaddle": "3.3.1"},
+        "compared": 2,
+        "moved": [],
+        "within_tolerance": 0,
+        "status_changes": [],
+    }
+    first6 = ", ".join(f"c.yaml::c{i}" for i in range(6))
+    assert baseline.table([("torch-2.12", stepped), ("paddle-3.2", quiet)]) == "\n".join(
+        header
+        + [
+            "| torch-2.12 | torch 2.12.0 | torch 2.13.0 | 14 | 13 | 3 | 1 |",
+            "| paddle-3.2 | paddlepaddle 3.2.2 | paddlepaddle 3.3.1 | 2 | 0 | 0 | 0 |",
+            "",
+            "- torch-2.12: `torch` status ok -> error: c.yaml::c0",
+            f"- torch-2.12: `torch` loss moved: {first6}, ... (7 cases)",
+            f"- torch-2.12: `torch:nll` grad moved: {first6}",
+        ]
+    )
+    assert baseline.table([("paddle-3.2", quiet)]) == "\n".join(
+        header + ["| paddle-3.2 | paddlepaddle 3.2.2 | paddlepaddle 3.3.1 | 2 | 0 | 0 | 0 |", "", "- nothing moved in any step"]
+    )
