@@ -274,7 +274,8 @@ def test_a_moved_loss_names_the_knob_setting_that_gives_the_old_value(replay):
     assert code == 1, printed
     [moved] = doc["baseline"]["moved"]
     [knob] = moved["knobs"]
-    assert knob.startswith("denominator: the baseline's mean divided by ") and knob.endswith(" = 2; this run's by the sum of target weights = 5")
+    assert knob.startswith("denominator: the baseline's mean divided by ")
+    assert knob.endswith(" = 2; this run's by the sum of target weights = 5")
 
 
 def test_a_status_change_records_the_dtype_of_the_result_now(replay):
@@ -442,7 +443,12 @@ def test_a_baseline_is_one_case_per_line_at_shortest_digits_without_what_can_be_
                     "paddle": {"status": "error", "message": "ValueError: no", "loss": None, "grad": None},
                 },
             },
-            {"file": "a.yaml", "id": "two", "tolerance": {"rtol": 0.001, "atol": 0.0}, "results": {"torch": {**ok, "loss": 2.0, "grad": big}}},
+            {
+                "file": "a.yaml",
+                "id": "two",
+                "tolerance": {"rtol": 0.001, "atol": 0.0},
+                "results": {"torch": {**ok, "loss": 2.0, "grad": big}},
+            },
         ],
     }
     path = tmp_path / "new" / "folder" / "b.json"
