@@ -62,10 +62,13 @@ def scores(patterns: dict[str, list[str]]) -> list[tuple[str, int, int, list[str
 
 
 def main(argv: list[str]) -> int:
-    patterns = {"selected": argv} if argv else TARGETS
+    patterns: dict[str, list[str]] = {}
+    for glob in argv:  # other patterns: scored per module they name
+        patterns.setdefault(glob.split(".")[1], []).append(glob)
+    patterns = patterns or TARGETS
     shutil.rmtree("mutants", ignore_errors=True)  # mutmut never refreshes its copy of a file it does not mutate
     code = subprocess.call(["mutmut", "run", *[g for globs in patterns.values() for g in globs]])
-    if code or argv:
+    if code:
         return code
     rows = scores(patterns)
     print("| module | killed / total | score |\n|---|---|---|")
