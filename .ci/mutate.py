@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import fnmatch
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -68,16 +67,7 @@ def main(argv: list[str]) -> int:
         patterns.setdefault(glob.split(".")[1], []).append(glob)
     patterns = patterns or TARGETS
     shutil.rmtree("mutants", ignore_errors=True)  # mutmut never refreshes its copy of a file it does not mutate
-    Path("mutants").mkdir()  # before any process starts with it on its path (a missing entry is skipped for good)
-    env = {
-        **os.environ,
-        # the framework workers the tests start import the mutated package too, not an installed copy:
-        # a mutant runs on both sides of the pipe
-        "PYTHONPATH": str(Path("mutants").resolve()),
-        # the mutated modules are large (every mutant is in the file): let each worker keep their bytecode
-        "PYTHONDONTWRITEBYTECODE": "",
-    }
-    code = subprocess.call(["mutmut", "run", *[g for globs in patterns.values() for g in globs]], env=env)
+    code = subprocess.call(["mutmut", "run", *[g for globs in patterns.values() for g in globs]])
     if code:
         return code
     rows = scores(patterns)
