@@ -515,9 +515,10 @@ def test_table_shows_six_cases_of_a_change_then_how_many_and_says_when_nothing_m
 
 
 def test_replay_checks_every_key_of_a_case_after_a_status_change_or_a_failed_result():
-    """Replay.check on a hand-made record of three results (no worker runs): `a` newly fails (a status
+    """Replay.check on a hand-made record of four results (no worker runs): `a` newly fails (a status
     change carrying the new message and dtype), `b` failed both times (nothing to compare), `c` moved by
-    0.5 (beyond rtol 1e-5 of ~1): the first two must not stop the check of the third."""
+    0.5 (beyond rtol 1e-5 of ~1), `d` changed its output dtype: the first two must not stop the check of
+    the others."""
     from conformance.records import CaseRecord, Comparison, Result
 
     then = {"status": "ok", "dtype": "float64", "loss": 1.0, "grad": None}
@@ -526,7 +527,7 @@ def test_replay_checks_every_key_of_a_case_after_a_status_change_or_a_failed_res
         "values": {
             "f.yaml::c": {
                 "tolerance": {},
-                "results": {"a": dict(then), "b": {"status": "error"}, "c": dict(then)},
+                "results": {"a": dict(then), "b": {"status": "error"}, "c": dict(then), "d": dict(then, dtype="float32")},
             }
         },
     }
@@ -534,12 +535,14 @@ def test_replay_checks_every_key_of_a_case_after_a_status_change_or_a_failed_res
         "a": Result("a", "api", "error", message="ValueError: no", dtype="float64"),
         "b": Result("b", "api", "error", message="still no"),
         "c": Result("c", "api", "ok", loss=1.5, dtype="float64"),
+        "d": Result("d", "api", "ok", loss=1.0, dtype="float64"),
     }
     record = CaseRecord("c", "f.yaml", 1, None, {}, results, Comparison((), (), {"rtol": 1e-05, "atol": 1e-06}, "none"), None)
     replay = baseline.Replay(old, "old.json")
-    checked = replay.check(None, record, {"a": None, "b": None, "c": None}, {})  # type: ignore[arg-type]
+    checked = replay.check(None, record, {"a": None, "b": None, "c": None, "d": None}, {})  # type: ignore[arg-type]
     assert [(f.key, f.what, f.old, f.new, f.message, f.dtype) for f in checked.findings] == [
         ("a", "status", "ok", "error", "ValueError: no", "float64"),
         ("c", "loss", 1.0, 1.5, None, "float64"),
+        ("d", "dtype", "float32", "float64", None, "float64"),
     ]
-    assert (checked.compared, replay.compared) == (1, 1)
+    assert (checked.compared, replay.compared) == (2, 2)  # the losses of c and d (no gradient was saved)
