@@ -518,7 +518,8 @@ def test_replay_checks_every_key_of_a_case_after_a_status_change_or_a_failed_res
     """Replay.check on a hand-made record of four results (no worker runs): `a` newly fails (a status
     change carrying the new message and dtype), `b` failed both times (nothing to compare), `c` moved by
     0.5 (beyond rtol 1e-5 of ~1), `d` changed its output dtype: the first two must not stop the check of
-    the others."""
+    the others. e, f, g: values saved without a loss or a gradient, moved within tolerance, or equal at
+    their dtype's digits."""
     from conformance.records import CaseRecord, Comparison, Result
 
     then = {"status": "ok", "dtype": "float64", "loss": 1.0, "grad": None}
@@ -527,7 +528,15 @@ def test_replay_checks_every_key_of_a_case_after_a_status_change_or_a_failed_res
         "values": {
             "f.yaml::c": {
                 "tolerance": {},
-                "results": {"a": dict(then), "b": {"status": "error"}, "c": dict(then), "d": dict(then, dtype="float32")},
+                "results": {
+                    "a": dict(then),
+                    "b": {"status": "error"},
+                    "c": dict(then),
+                    "d": dict(then, dtype="float32"),
+                    "e": dict(then),
+                    "f": dict(then, loss=None, grad=[0.5]),
+                    "g": dict(then, dtype="float32", loss=0.1),
+                },
             }
         },
     }
@@ -536,13 +545,17 @@ def test_replay_checks_every_key_of_a_case_after_a_status_change_or_a_failed_res
         "b": Result("b", "api", "error", message="still no"),
         "c": Result("c", "api", "ok", loss=1.5, dtype="float64"),
         "d": Result("d", "api", "ok", loss=1.0, dtype="float64"),
+        "e": Result("e", "api", "ok", loss=1.0 + 1e-7, grad=[1.0], dtype="float64"),  # no gradient saved: not compared
+        "f": Result("f", "api", "ok", loss=1.0, grad=[0.5 + 1e-7], dtype="float64"),  # no loss saved: the gradient is
+        "g": Result("g", "api", "ok", loss=float(np.float32(0.1)), dtype="float32"),  # float32 0.1 is the saved 0.1
     }
     record = CaseRecord("c", "f.yaml", 1, None, {}, results, Comparison((), (), {"rtol": 1e-05, "atol": 1e-06}, "none"), None)
     replay = baseline.Replay(old, "old.json")
-    checked = replay.check(None, record, {"a": None, "b": None, "c": None, "d": None}, {})  # type: ignore[arg-type]
+    checked = replay.check(None, record, dict.fromkeys(results), {})  # type: ignore[arg-type]
     assert [(f.key, f.what, f.old, f.new, f.message, f.dtype) for f in checked.findings] == [
         ("a", "status", "ok", "error", "ValueError: no", "float64"),
         ("c", "loss", 1.0, 1.5, None, "float64"),
         ("d", "dtype", "float32", "float64", None, "float64"),
     ]
-    assert (checked.compared, replay.compared) == (2, 2)  # the losses of c and d (no gradient was saved)
+    # compared: the losses of c, d, e, g and the gradient of f; within tolerance (|d| <= 1e-6 + 1e-5 * 1): e, f
+    assert (checked.compared, replay.compared, checked.within_tolerance, replay.within) == (5, 5, 2, 2)
