@@ -557,5 +557,7 @@ def test_replay_checks_every_key_of_a_case_after_a_status_change_or_a_failed_res
         ("c", "loss", 1.0, 1.5, None, "float64"),
         ("d", "dtype", "float32", "float64", None, "float64"),
     ]
+    moved = checked.findings[1]
+    assert (moved.max_abs, moved.max_rel) == (0.5, pytest.approx(0.5 / 1.5))  # relative to the larger: symmetric
     # compared: the losses of c, d, e, g and the gradient of f; within tolerance (|d| <= 1e-6 + 1e-5 * 1): e, f
     assert (checked.compared, replay.compared, checked.within_tolerance, replay.within) == (5, 5, 2, 2)
