@@ -20,9 +20,9 @@ from typing import Any
 
 from conformance import compact
 from conformance.agreement import Difference, difference
-from conformance.cases import Case
+from conformance.cases import Case, read_file
 from conformance.digits import shortest
-from conformance.errors import UsageError
+from conformance.errors import CaseError, UsageError
 from conformance.records import Baseline, BaselineReport, CaseRecord, Finding, Result, value_json
 
 FOLDER = Path("cases/baselines")
@@ -143,9 +143,9 @@ class Replay:
         self.gone_keys: list[dict[str, str]] = []
         self.new: list[str] = []
 
-    def check(self, case: Case, record: CaseRecord, frameworks: set[str], versions: dict[str, str]) -> CaseRecord:
-        """The record with its baseline findings and timeline (`frameworks`: those this run ran;
-        `versions`: what ran them)."""
+    def check(self, case: Case, record: CaseRecord, keys: dict[str, set[str] | None], versions: dict[str, str]) -> CaseRecord:
+        """The record with its baseline findings and timeline (`keys`: the frameworks this run ran, each
+        with the result keys asked of it, None for all; `versions`: what ran them)."""
         name = record.nodeid
         self.seen.add(name)
         self.files.add(record.file)
@@ -160,7 +160,7 @@ class Replay:
         for key, then in before.results.items():
             now = record.results.get(key)
             if now is None:
-                if key.split(":", 1)[0] in frameworks:
+                if _asked(key, keys):
                     self.gone_keys.append({"case": name, "key": key})
                 continue
             if then.status != now.status:
@@ -190,11 +190,21 @@ class Replay:
         return replace(record, findings=tuple(findings), within_tolerance=within, compared=compared, timeline=timeline)
 
     def gone(self) -> list[str]:
-        """Baselined cases this run should have had and did not: of a case file it ran, or whose file is gone."""
+        """Baselined cases this run should have had and did not: no longer in a case file it ran, or whose
+        file is gone. A file the run did not name is not gone, nor is a case of a file it ran only part of
+        (`pytest -k`): such a file is read again to see which cases it still has."""
         out = []
+        still: dict[str, set[str]] = {}
         for name in self.old.values:
             file = name.split("::", 1)[0]
-            if name not in self.seen and (file in self.files or not Path(file).exists()):
+            if name in self.seen:
+                continue
+            if file in self.files:
+                if file not in still:
+                    still[file] = _case_names(Path(file))
+                if name not in still[file]:
+                    out.append(name)
+            elif not Path(file).exists():
                 out.append(name)
         return out
 
@@ -212,6 +222,20 @@ class Replay:
             "gone_keys": self.gone_keys,
             "new_cases": self.new,
         }
+
+
+def _asked(key: str, keys: dict[str, set[str] | None]) -> bool:
+    """Whether this run asked for result key `key`: its framework ran it (all of its keys, or `--only` it)."""
+    framework = key.split(":", 1)[0]
+    return framework in keys and (keys[framework] is None or key in keys[framework])  # type: ignore[operator]
+
+
+def _case_names(path: Path) -> set[str]:
+    """The cases a case file has now (none if it no longer loads: its cases are gone)."""
+    try:
+        return {case.nodeid for case in read_file(path)}
+    except CaseError:
+        return set()
 
 
 def _moved(old: Any, new: Any, dtype: str | None, tol: dict[str, float]) -> Difference:

@@ -34,7 +34,7 @@ class Pipeline:
         self.replay = None
         if baseline_path is not None:
             self.replay = baseline.Replay(baseline.load(baseline_path), str(baseline_path), baseline_path.parent)
-        self.frameworks = set(keys)
+        self.keys = keys
         self.workers = engines.start(engine, keys, timeout, most)
         self.compared: dict[int, tuple[dict[str, Result], Comparison, explain.Model]] = {}
 
@@ -63,7 +63,7 @@ class Pipeline:
     def record(self, case: Case, answers: dict[str, dict[str, Any]]) -> CaseRecord:
         record = build(case, answers, self.compared.pop(id(case), None))
         if self.replay is not None:
-            record = self.replay.check(case, record, self.frameworks, self.versions())
+            record = self.replay.check(case, record, self.keys, self.versions())
         return record
 
     def versions(self) -> dict[str, str]:

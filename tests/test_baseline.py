@@ -14,10 +14,11 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from conformance import cli
-from conformance.records import SavedResult
+from conformance import baseline, cli
+from conformance.records import Baseline, BaselineReport, SavedResult
 
 CASES = """\
 defaults:
@@ -94,6 +95,25 @@ def rename_and_drop(data: dict) -> None:
     del data["values"][LARGE]
 
 
+def gap_before_a_move(data: dict) -> None:
+    """A result key gone, listed before a key whose loss moved: both are reported (the gone key does not
+    end the case's check)."""
+    results = data["values"][MEAN]["results"]
+    moved = results.pop("reference")
+    moved["loss"] += 0.5
+    results.update({"reference:dropped": dict(moved), "reference": moved})
+
+
+def mean_over_positions(data: dict) -> None:
+    """The weighted mean's old loss divided by the 2 positions instead of the sum of their target weights
+    (weight [1, 2, 3], labels [1, 2]: 2 + 3 = 5): the weighted sum, which the `sum` case holds, over 2."""
+    reference_of(data, MEAN)["loss"] = reference_of(data, SUM)["loss"] / 2
+
+
+def results_loss(data: dict, case: str) -> float:
+    return data["values"][case]["results"]["reference"]["loss"]
+
+
 SCENARIOS: dict[str, Edit] = {
     "unchanged": lambda data: None,
     "moved": move_mean,
@@ -101,6 +121,8 @@ SCENARIOS: dict[str, Edit] = {
     "within": move_within_tolerance,
     "large": move_large_within_rtol,
     "gaps": rename_and_drop,
+    "gap_first": gap_before_a_move,
+    "denominator": mean_over_positions,
 }
 
 
@@ -238,6 +260,56 @@ def test_a_renamed_case_or_dropped_result_fails_the_run_and_a_new_case_is_listed
     assert f"  new: {LARGE}" in lines
 
 
+def test_a_gone_key_does_not_end_the_check_of_the_keys_after_it(replay):
+    code, printed, doc = replay("gap_first")
+    assert code == 1, printed
+    report = doc["baseline"]
+    assert report["gone_keys"] == [{"case": MEAN, "key": "reference:dropped"}]
+    assert [(m["case"], m["key"], m["what"]) for m in report["moved"]] == [(MEAN, "reference", "loss")]
+
+
+def test_a_moved_loss_names_the_knob_setting_that_gives_the_old_value(replay):
+    """README (Baselines): "denominator: the baseline's mean divided by the number of non-ignored positions
+    = N; this run's by the sum of target weights = W". Here N = 2 positions, W = 2 + 3 = 5."""
+    code, printed, doc = replay("denominator")
+    assert code == 1, printed
+    [moved] = doc["baseline"]["moved"]
+    [knob] = moved["knobs"]
+    assert knob.startswith("denominator: the baseline's mean divided by ")
+    assert knob.endswith(" = 2; this run's by the sum of target weights = 5")
+
+
+def test_a_status_change_records_the_dtype_of_the_result_now(replay):
+    code, printed, doc = replay("status")
+    change = next(c for c in doc["baseline"]["status_changes"] if c["what"] == "status")
+    assert change == {"case": SUM, "key": "reference", "what": "status", "old": "error", "new": "ok", "dtype": "float64", "message": None}
+
+
+def test_each_case_carries_its_loss_under_every_baseline_saved_next_to_the_replayed_one(saved, tmp_path):
+    """The timeline: every baseline in the replayed one's folder, oldest versions first, then this run."""
+    root, data = saved
+    folder = tmp_path / "baselines"
+    folder.mkdir()
+    old = copy.deepcopy(data)
+    move_mean(old)  # OLD_VERSIONS, numpy 1.26.0: older than the saved run's numpy 2.x
+    del old["values"][LARGE]  # new to the replayed baseline, not to the one saved next to it
+    (folder / "now.json").write_text(json.dumps(data), encoding="utf-8")
+    (folder / "old.json").write_text(json.dumps(old), encoding="utf-8")
+    (folder / "notes.json").write_text("{}", encoding="utf-8")  # not a baseline: skipped
+    code, printed = main(root, "run", "cases.yaml", "--frameworks", "reference", "--baseline", str(folder / "old.json"), "--json", "t.json")
+    assert code == 1, printed
+    doc = json.loads((root / "t.json").read_text(encoding="utf-8"))
+    mean = next(c for c in doc["cases"] if c["id"] == "weighted[reduction=mean]")
+    loss = results_loss(data, MEAN)
+    assert mean["timeline"] == [
+        {"versions": OLD_VERSIONS, "results": {"reference": loss + 0.5}},
+        {"versions": data["versions"], "results": {"reference": loss}},
+        {"versions": doc["versions"], "results": {"reference": mean["results"]["reference"]["loss"]}, "current": True},
+    ]
+    large = next(c for c in doc["cases"] if c["id"] == "large")
+    assert [point["versions"] for point in large["timeline"]] == [data["versions"], doc["versions"]]
+
+
 def test_the_report_lists_what_is_gone_and_what_is_new(replay, saved):
     root, _ = saved
     replay("gaps")
@@ -347,3 +419,149 @@ def test_a_compact_value_changed_only_in_its_digest_counts_within_tolerance_unse
     code, report = replay_compact(*compact_saved, touch)
     assert code == 0 and report["moved"] == []
     assert (report["within_tolerance"], report["within_tolerance_compact"]) == (1, 1)
+
+
+def test_the_default_baseline_is_named_after_every_version_but_numpys(tmp_path):
+    path = baseline.default_path({"torch": "2.13.0+cpu", "numpy": "2.4.6", "keras": "3.15.1", "jax": "0.10.2 RC/1"})
+    assert path == Path("cases/baselines/jax-0.10.2-RC-1_keras-3.15.1_torch-2.13.0+cpu.json")
+
+
+def test_a_baseline_is_one_case_per_line_at_shortest_digits_without_what_can_be_recomputed(tmp_path):
+    """The format the README promises (Baselines), written by hand: one case per line, a float32 loss at
+    its own digits (float32 0.1 travels as 0.10000000149011612), a value equal to an earlier result's of
+    the case as "=KEY", a compact value without its differences from the oracle, no code or message; the
+    folder is made, and nothing but the baseline is left in it."""
+    tenth = float(np.float32(0.1))
+    big = {"form": "compact", "shape": [5000], "digest": "ab", "largest_differences": [{"at": [0]}]}
+    ok = {"status": "ok", "dtype": "float32", "code": "loss = f(x)", "message": None}
+    doc = {
+        "versions": {"torch": "2.13.0+cpu"},
+        "cases": [
+            {
+                "file": "a.yaml",
+                "id": "one",
+                "tolerance": {"rtol": 1e-05, "atol": 1e-06},
+                "results": {
+                    "torch": {**ok, "loss": tenth, "grad": [[0.5, -0.5]]},
+                    "torch:nll": {**ok, "loss": tenth, "grad": [[0.25, -0.5]]},
+                    "paddle": {"status": "error", "message": "ValueError: no", "loss": None, "grad": None},
+                },
+            },
+            {
+                "file": "a.yaml",
+                "id": "two",
+                "tolerance": {"rtol": 0.001, "atol": 0.0},
+                "results": {"torch": {**ok, "loss": 2.0, "grad": big}},
+            },
+        ],
+    }
+    path = tmp_path / "new" / "folder" / "b.json"
+    baseline.save(doc, path)
+    assert path.read_text(encoding="utf-8").splitlines() == [
+        '{"schema_version":2,"versions":{"torch":"2.13.0+cpu"},"values":{',
+        '"a.yaml::one":{"tolerance":{"rtol":1e-05,"atol":1e-06},"results":{'
+        '"torch":{"status":"ok","dtype":"float32","loss":0.1,"grad":[[0.5,-0.5]]},'
+        '"torch:nll":{"status":"ok","dtype":"float32","loss":"=torch","grad":[[0.25,-0.5]]},'
+        '"paddle":{"status":"error"}}},',
+        '"a.yaml::two":{"tolerance":{"rtol":0.001,"atol":0.0},"results":{'
+        '"torch":{"status":"ok","dtype":"float32","loss":2.0,"grad":{"form":"compact","shape":[5000],"digest":"ab"}}}}',
+        "}}",
+    ]
+    assert [p.name for p in path.parent.iterdir()] == ["b.json"]
+    loaded = baseline.load(path)
+    assert loaded.versions == {"torch": "2.13.0+cpu"}
+    assert loaded.values["a.yaml::one"].results["torch:nll"].loss == 0.1  # "=torch" read back whole
+
+
+def test_table_shows_six_cases_of_a_change_then_how_many_and_says_when_nothing_moved():
+    """`baseline table` text written by hand: one row per step (the new versions of what the step
+    changed only, never numpy), then one line per (key, what, change) with at most six cases."""
+    header = [
+        "| step | old versions | new versions | values compared | moved beyond tolerance | moved within tolerance | status changes |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    moved = [{"case": f"c.yaml::c{i}", "key": "torch", "what": "loss", "old": 1.0, "new": 2.0} for i in range(7)]
+    six = [{"case": f"c.yaml::c{i}", "key": "torch:nll", "what": "grad", "old": [1.0], "new": [2.0]} for i in range(6)]
+    status = [{"case": "c.yaml::c0", "key": "torch", "what": "status", "old": "ok", "new": "error"}]
+    stepped = {
+        "file": "torch-2.12.json",
+        "old_versions": {"torch": "2.12.0", "numpy": "1.26.0"},
+        "new_versions": {"torch": "2.13.0", "paddlepaddle": "3.3.1", "numpy": "2.4.6"},
+        "compared": 14,
+        "moved": moved + six,
+        "within_tolerance": 3,
+        "status_changes": status,
+    }
+    quiet = {
+        "file": "tf-2.19.json",
+        "old_versions": {"tensorflow": "2.19.1", "keras": "3.9.2"},
+        "new_versions": {"torch": "2.13.0", "tensorflow": "2.21.0", "keras": "3.15.1"},
+        "compared": 2,
+        "moved": [],
+        "within_tolerance": 0,
+        "status_changes": [],
+    }
+    first6 = ", ".join(f"c.yaml::c{i}" for i in range(6))
+    steps = [("torch-2.12", BaselineReport.from_json(stepped)), ("tf-2.19", BaselineReport.from_json(quiet))]
+    assert baseline.table(steps) == "\n".join(
+        header
+        + [
+            "| torch-2.12 | torch 2.12.0 | torch 2.13.0 | 14 | 13 | 3 | 1 |",
+            "| tf-2.19 | tensorflow 2.19.1, keras 3.9.2 | tensorflow 2.21.0, keras 3.15.1 | 2 | 0 | 0 | 0 |",
+            "",
+            "- torch-2.12: `torch` status ok -> error: c.yaml::c0",
+            f"- torch-2.12: `torch` loss moved: {first6}, ... (7 cases)",
+            f"- torch-2.12: `torch:nll` grad moved: {first6}",
+        ]
+    )
+    quiet_row = "| tf-2.19 | tensorflow 2.19.1, keras 3.9.2 | tensorflow 2.21.0, keras 3.15.1 | 2 | 0 | 0 | 0 |"
+    assert baseline.table([steps[1]]) == "\n".join(header + [quiet_row, "", "- nothing moved in any step"])
+
+
+def test_replay_checks_every_key_of_a_case_after_a_status_change_or_a_failed_result():
+    """Replay.check on a hand-made record of four results (no worker runs): `a` newly fails (a status
+    change carrying the new message and dtype), `b` failed both times (nothing to compare), `c` moved by
+    0.5 (beyond rtol 1e-5 of ~1), `d` changed its output dtype: the first two must not stop the check of
+    the others. e, f, g: values saved without a loss or a gradient, moved within tolerance, or equal at
+    their dtype's digits."""
+    from conformance.records import CaseRecord, Comparison, Result
+
+    then = {"status": "ok", "dtype": "float64", "loss": 1.0, "grad": None}
+    old = {
+        "versions": {},
+        "values": {
+            "f.yaml::c": {
+                "tolerance": {},
+                "results": {
+                    "a": dict(then),
+                    "b": {"status": "error"},
+                    "c": dict(then),
+                    "d": dict(then, dtype="float32"),
+                    "e": dict(then),
+                    "f": dict(then, loss=None, grad=[0.5]),
+                    "g": dict(then, dtype="float32", loss=0.1),
+                },
+            }
+        },
+    }
+    results = {
+        "a": Result("a", "api", "error", message="ValueError: no", dtype="float64"),
+        "b": Result("b", "api", "error", message="still no"),
+        "c": Result("c", "api", "ok", loss=1.5, dtype="float64"),
+        "d": Result("d", "api", "ok", loss=1.0, dtype="float64"),
+        "e": Result("e", "api", "ok", loss=1.0 + 1e-7, grad=[1.0], dtype="float64"),  # no gradient saved: not compared
+        "f": Result("f", "api", "ok", loss=1.0, grad=[0.5 + 1e-7], dtype="float64"),  # no loss saved: the gradient is
+        "g": Result("g", "api", "ok", loss=float(np.float32(0.1)), dtype="float32"),  # float32 0.1 is the saved 0.1
+    }
+    record = CaseRecord("c", "f.yaml", 1, None, {}, results, Comparison((), (), {"rtol": 1e-05, "atol": 1e-06}, "none"), None)
+    replay = baseline.Replay(Baseline.from_json(old), "old.json")
+    checked = replay.check(None, record, dict.fromkeys(results), {})  # type: ignore[arg-type]
+    assert [(f.key, f.what, f.old, f.new, f.message, f.dtype) for f in checked.findings] == [
+        ("a", "status", "ok", "error", "ValueError: no", "float64"),
+        ("c", "loss", 1.0, 1.5, None, "float64"),
+        ("d", "dtype", "float32", "float64", None, "float64"),
+    ]
+    moved = checked.findings[1]
+    assert (moved.max_abs, moved.max_rel) == (0.5, pytest.approx(0.5 / 1.5))  # relative to the larger: symmetric
+    # compared: the losses of c, d, e, g and the gradient of f; within tolerance (|d| <= 1e-6 + 1e-5 * 1): e, f
+    assert (checked.compared, replay.compared, checked.within_tolerance, replay.within) == (5, 5, 2, 2)
