@@ -18,7 +18,7 @@ from typing import Any, NoReturn
 
 from rich.console import Console
 
-from conformance import adapters, baseline, cases, console, engines, registry, results, runner, spool, user
+from conformance import adapters, baseline, cases, console, engines, importers, registry, results, runner, spool, user
 from conformance.errors import CaseError, ConformanceError, UsageError
 from conformance.pipeline import Outputs, Pipeline
 from conformance.records import BaselineReport
@@ -74,16 +74,16 @@ def parser() -> argparse.ArgumentParser:
     )
     imports = sub.add_parser("import", help="turn another tool's recorded calls into case files")
     import_sub = imports.add_subparsers(dest="source", required=True, parser_class=_Parser)
-    peer = import_sub.add_parser(
-        "paddleapitest", help="PaddleAPITest's configuration lines (tester/api_config/*.txt) of the paddle loss APIs, run as written"
-    )
-    peer.add_argument("files", nargs="+", type=Path, metavar="FILE", help="configuration files, or folders of them (their .txt files)")
-    peer.add_argument(
-        "--out",
-        type=Path,
-        default=DEFAULT_CASES / "paddleapitest.yaml",
-        help="the case file (default cases/paddleapitest.yaml); configurations with an array above 2^24 elements go to NAME-large.yaml",
-    )
+    for source in importers.SOURCES:
+        module = importers.importer(source)
+        peer = import_sub.add_parser(source, help=module.HELP)
+        peer.add_argument("files", nargs="+", type=Path, metavar="FILE", help=module.FILES_HELP)
+        peer.add_argument(
+            "--out",
+            type=Path,
+            default=module.DEFAULT_OUT,
+            help=f"the case file (default {module.DEFAULT_OUT}); configurations with an array above 2^24 elements go to NAME-large.yaml",
+        )
     return top
 
 
@@ -170,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "schema":
             return _schema(args.out, args.markdown)
         if args.command == "import":
-            return _import(args.files, args.out)
+            return _import(args.source, args.files, args.out)
         if args.command == "fuzz":
             return _fuzz(args)
         if args.command == "baseline" and args.action == "table":
@@ -199,13 +199,12 @@ def _schema(out: Path, markdown: Path | None) -> int:
     return EXIT_OK
 
 
-def _import(files: list[Path], out: Path) -> int:
-    """Reads the peer's lines, writes the case files, prints what it could not express (exit 0)."""
-    from conformance.importers import paddleapitest
-
-    imported = paddleapitest.read(files)
-    written = paddleapitest.write(imported, out)
-    for line in paddleapitest.summary(imported):
+def _import(source: str, files: list[Path], out: Path) -> int:
+    """Reads the source's recorded calls, writes the case files, prints what it could not express (exit 0)."""
+    module = importers.importer(source)
+    imported = module.read(files)
+    written = module.write(imported, out)
+    for line in module.summary(imported):
         print(line)
     for path in written:
         print(f"wrote {path}")

@@ -257,7 +257,8 @@ def test_fuzzer_covers_numpy(env: Env, fuzzing: Fuzzing) -> None:
 
 def test_core_names_no_framework() -> None:
     """The core (conformance/*.py and the loss families) names no framework in code: only the framework
-    modules under adapters/ do. Docstrings, comments and argparse help texts (examples for users) aside."""
+    modules under adapters/ do. Docstrings, comments, argparse help texts and the case keys' schema
+    descriptions (documentation for users) aside."""
     names = re.compile(r"torch|paddle|tensorflow", re.IGNORECASE)
     found = []
     for path in sorted((ROOT / "conformance").glob("*.py")) + sorted((ROOT / "conformance" / "losses").glob("*.py")):
@@ -281,7 +282,8 @@ def _docstrings(tree: ast.AST) -> set[int]:
 
 
 def _help_texts(tree: ast.AST) -> set[int]:
-    return {id(n) for k in ast.walk(tree) if isinstance(k, ast.keyword) and k.arg == "help" for n in ast.walk(k.value)}
+    """argparse's `help=` and pydantic's `description=`: text for users, not code."""
+    return {id(n) for k in ast.walk(tree) if isinstance(k, ast.keyword) and k.arg in ("help", "description") for n in ast.walk(k.value)}
 
 
 def _name_or_text(node: ast.AST) -> str | None:

@@ -41,6 +41,9 @@ from typing import Any
 from conformance import cases
 from conformance.errors import UsageError
 
+HELP = "PaddleAPITest's configuration lines (tester/api_config/*.txt) of the paddle loss APIs, run as written"
+FILES_HELP = "configuration files, or folders of them (their .txt files)"
+DEFAULT_OUT = Path("cases/paddleapitest.yaml")
 PREFIX = "paddle.nn.functional."
 # paddle 3.3.1's signatures (inspect.signature) but `name`, which every API takes last (`NAME`) and which
 # changes nothing: it is bound, then left out of the configuration.

@@ -67,8 +67,8 @@ FIELDS: dict[str, tuple[Any, Any]] = {
         Field(
             default=None,
             description=(
-                "softmax_cross_entropy only, with label_smoothing: the prior of paddle's label_smooth(prior_dist=...), C numbers "
-                "(or [1, C]), that paddle:label_smooth smooths towards; every other framework's smoothing goes towards 1/C. "
+                "softmax_cross_entropy only, with label_smoothing: a prior over the classes, C numbers (or [1, C]), that an API "
+                "taking one (label_smooth(prior_dist=...)) smooths towards; the others' smoothing goes towards 1/C. "
                 f"Or {GENERATED}: uniform, normalised to sum 1"
             ),
         ),
@@ -184,7 +184,7 @@ def _prior(spec: Any, num_classes: int, fail: Fail, misfit: Callable[[str, str],
     if not np.all(np.isfinite(arr)):
         raise fail("prior_dist must be finite", "prior_dist")
     if arr.shape not in ((num_classes,), (1, num_classes)):
-        misfit(f"prior_dist has shape {list(arr.shape)}; paddle's label_smooth takes [C] or [1, C], C={num_classes}", "prior_dist")
+        misfit(f"prior_dist has shape {list(arr.shape)}; a prior over the classes is [C] or [1, C], C={num_classes}", "prior_dist")
         return arr
     return arr.reshape(num_classes)
 
@@ -682,7 +682,7 @@ PHRASES: dict[str, dict[Any, str]] = {
     "logit_floor": {None: "computes softmax exactly"},
     "smoothing_prior": {
         "uniform": "smooths towards the uniform distribution (eps / C)",
-        "given": "smooths towards the case's prior_dist (paddle's label_smooth prior)",
+        "given": "smooths towards the case's prior_dist",
     },
 }
 
