@@ -168,7 +168,7 @@ class LossFamily:
         "a framework's code reproducing a knob point, for a loss that is no soft-label cross-entropy", OPTIONAL_CALLABLE, None
     )
     variants: Callable[[str], list[Variant]] | None = member(
-        "its native calls in a framework, brought by the family instead of an edit of the framework module", OPTIONAL_CALLABLE, None
+        "its native calls in a framework (a shipped family: its module <family>/<framework>.py)", OPTIONAL_CALLABLE, None
     )
     PARAMETERS: Mapping[str, Any] | None = member(
         "the case keys a user's loss function may take, each with how it is passed (`losses.Parameter`)", (dict, type(None)), None
