@@ -4,7 +4,7 @@ Usage: python bench/bare.py FRAMEWORK INPUT.npz OUTPUT.npz
 
 It imports one framework (never two: `import tensorflow; import paddle` in one process segfaults), then
 for every case of INPUT calls that framework's default-variant loss and its gradient exactly as the
-adapters in conformance/adapters/ do, and converts both to NumPy, as any comparison script must. It
+variants in conformance/losses/softmax_ce/ do, and converts both to NumPy, as any comparison script must. It
 does not import `conformance`: the arrays come ready-made in INPUT (written by bench.py from the same
 case files the suite loads). It prints one JSON line: import seconds, native seconds, case count.
 """
@@ -23,7 +23,7 @@ Call = Callable[[np.ndarray, np.ndarray, "np.ndarray | None", float, str], tuple
 
 
 def torch_call() -> Call:
-    """torch.nn.CrossEntropyLoss + torch.autograd.grad (conformance.adapters.torch.module_api)."""
+    """torch.nn.CrossEntropyLoss + torch.autograd.grad (conformance.losses.softmax_ce.torch.module_api)."""
     import torch
 
     def call(x: np.ndarray, y: np.ndarray, w: np.ndarray | None, eps: float, reduction: str) -> tuple[np.ndarray, np.ndarray]:
@@ -41,7 +41,7 @@ def torch_call() -> Call:
 
 
 def paddle_call() -> Call:
-    """paddle.nn.CrossEntropyLoss + paddle.grad (conformance.adapters.paddle.module_api)."""
+    """paddle.nn.CrossEntropyLoss + paddle.grad (conformance.losses.softmax_ce.paddle.module_api)."""
     import paddle
 
     def call(x: np.ndarray, y: np.ndarray, w: np.ndarray | None, eps: float, reduction: str) -> tuple[np.ndarray, np.ndarray]:
@@ -64,7 +64,7 @@ KERAS_REDUCTIONS = {"none": "none", "mean": "sum_over_batch_size", "sum": "sum"}
 
 def tensorflow_call() -> Call:
     """Keras (Sparse)CategoricalCrossentropy in a GradientTape, class weights as sample_weight =
-    weight[label] (conformance.adapters.tensorflow.keras_api)."""
+    weight[label] (conformance.losses.softmax_ce.tensorflow.keras_api)."""
     import tensorflow as tf
 
     def call(x: np.ndarray, y: np.ndarray, w: np.ndarray | None, eps: float, reduction: str) -> tuple[np.ndarray, np.ndarray]:
@@ -91,7 +91,7 @@ def tensorflow_call() -> Call:
 def jax_call() -> Call:
     """optax's cross-entropy over the class axis 1, smoothing by `optax.smooth_labels` on one-hot labels,
     class weights `w[y]` and the reduction by hand, `jax.grad` of the sum, all in one `jax.jit` function
-    (conformance.adapters.jax.optax_api): compiled once per shape and knob setting, as a JAX user runs it."""
+    (conformance.losses.softmax_ce.jax.optax_api): compiled once per shape and knob setting, as a JAX user runs it."""
     import functools
 
     import jax

@@ -17,7 +17,7 @@ outcome types below are named for annotations only), so every other module may i
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import MISSING, dataclass, field, fields
 from types import MappingProxyType, ModuleType
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
@@ -41,7 +41,7 @@ class Unsupported(Exception):
 
 @dataclass(frozen=True)
 class Variant:
-    """One native API of a framework: the record a framework (`VARIANTS`) or a family (`variants`) returns.
+    """One native API of a framework: the record a family (`variants`) or a framework (`VARIANTS`) returns.
 
     key: result key, `framework` for the default variant, `framework:name` for the others; a key may
         have one Variant per loss family (the default variant of each).
@@ -93,7 +93,9 @@ class Framework:
     ORDER: int = member("rank in tables and in the canonical key order (lower first)", (int,), DEFAULT_ORDER)
     REFERENCE: bool = member("True only for the float64 oracle; the others are native and explained against each other", (bool,), False)
     SETUP: str = member("the imports that open every snippet", (str,))
-    VARIANTS: list[Variant] = member("its native APIs, each a `Variant`", (list, tuple))
+    VARIANTS: Sequence[Variant] = member(
+        "native APIs it brings for families that do not carry them (a shipped framework's are in each family's package)", (list, tuple), ()
+    )
     version: Callable[[], dict[str, str]] = member("the versions of the packages that ran (runs in the worker)", CALLABLE)
     to_numpy: Callable[[Any], tuple[Any, str]] = member(
         "a framework tensor as (array castable to float64, dtype name) (runs in the worker)", CALLABLE
@@ -166,7 +168,7 @@ class LossFamily:
         "a framework's code reproducing a knob point, for a loss that is no soft-label cross-entropy", OPTIONAL_CALLABLE, None
     )
     variants: Callable[[str], list[Variant]] | None = member(
-        "its native calls in a framework, brought by the family instead of an edit of the framework module", OPTIONAL_CALLABLE, None
+        "its native calls in a framework (a shipped family: its module <family>/<framework>.py)", OPTIONAL_CALLABLE, None
     )
     PARAMETERS: Mapping[str, Any] | None = member(
         "the case keys a user's loss function may take, each with how it is passed (`losses.Parameter`)", (dict, type(None)), None

@@ -487,6 +487,23 @@ def test_cancel_from_another_thread_ends_the_stream_and_wakes_its_waiting_consum
     assert taken == [case.id for case in batch[: len(taken)]]
 
 
+def test_a_shipped_frameworks_calls_for_every_family_live_in_the_familys_package():
+    """One rule for every family (docs/extending.md): torch's, paddle's, TensorFlow's and JAX's native
+    calls for a family are the `VARIANTS` of conformance/losses/<family>/<framework>.py, which the family's
+    `variants` returns; the framework module brings none of its own. Each family's first key in a
+    framework is its default variant (the key the explanations' smallest change starts from)."""
+    for name in ("torch", "paddle", "tensorflow", "jax"):
+        assert registry.framework(name).VARIANTS == ()
+        brought = adapters.variants(name)
+        assert {loss for v in brought for loss in v.losses} == set(registry.losses())
+        for v in brought:
+            (loss,) = v.losses
+            assert v.build.__module__ == f"{registry.loss(loss).module.__name__}.{name}", v.key
+        for loss in registry.losses():
+            assert [v.key for v in brought if loss in v.losses][0] == name, (name, loss)
+    assert all(family.variants is not None and family.variants("numpy") == [] for family in registry.losses().values())
+
+
 def test_plan_selects_frameworks_or_exact_result_keys():
     """Protects `plan`: every variant of each framework by default; with `only`, exactly the keys named,
     grouped by framework."""

@@ -48,7 +48,7 @@ from test_reference_binary import (
 )
 
 from conformance import cases, reference, runner
-from conformance.adapters import paddle as paddle_adapter
+from conformance.losses.softmax_ce import paddle as paddle_softmax
 
 FRAMEWORKS = ("torch", "paddle", "tensorflow")
 ARTICLE = [[0.05, 0.95, 0.0], [0.1, 0.8, 0.1]]
@@ -103,10 +103,10 @@ NEW_LOOPS = {
 ALL_LOOPS = {**LOOPS, **NEW_LOOPS}
 ALL_DECLARED = {
     **DECLARED,
-    ("paddle:nll", SOFTMAX): paddle_adapter.nll_documented,
-    ("paddle:label_smooth", SOFTMAX): paddle_adapter.label_smooth_documented,
-    ("paddle:axis1", SOFTMAX): paddle_adapter.documented,
-    ("paddle:return_softmax", SOFTMAX): paddle_adapter.softmax_with_ce_documented,
+    ("paddle:nll", SOFTMAX): paddle_softmax.nll_documented,
+    ("paddle:label_smooth", SOFTMAX): paddle_softmax.label_smooth_documented,
+    ("paddle:axis1", SOFTMAX): paddle_softmax.documented,
+    ("paddle:return_softmax", SOFTMAX): paddle_softmax.softmax_with_ce_documented,
 }
 
 

@@ -21,9 +21,9 @@ import numpy as np
 import pytest
 
 from conformance import cases, reference
-from conformance.adapters import paddle as paddle_adapter
-from conformance.adapters import tensorflow as tf_adapter
-from conformance.adapters import torch as torch_adapter
+from conformance.losses.softmax_ce import paddle as paddle_softmax
+from conformance.losses.softmax_ce import tensorflow as tf_softmax
+from conformance.losses.softmax_ce import torch as torch_softmax
 from conformance.reference import Knobs
 
 KERAS_EPS = 1e-7
@@ -295,9 +295,9 @@ def keras_knobs(case) -> Knobs:
 
 
 FORMULAS = {
-    "torch": (torch_formula, torch_knobs, torch_adapter.documented),
-    "paddle": (paddle_formula, paddle_knobs, paddle_adapter.documented),
-    "keras": (keras_formula, keras_knobs, tf_adapter.documented),
+    "torch": (torch_formula, torch_knobs, torch_softmax.documented),
+    "paddle": (paddle_formula, paddle_knobs, paddle_softmax.documented),
+    "keras": (keras_formula, keras_knobs, tf_softmax.documented),
 }
 
 # ---------------------------------------------------------------- grid of logit cases
@@ -379,7 +379,7 @@ def test_paddle_declares_no_formula_for_smoothing_with_a_class_ignore_index(shap
     """Protects against checking paddle against a formula it does not follow: with smoothing, paddle
     ignores an ignore_index >= 0 and divides the mean by N*C (docs/semantics.md D5), so no knob point is declared."""
     case = grid_case(shape, False, 0.2, 1, "mean")
-    assert paddle_adapter.documented(case) is None
+    assert paddle_softmax.documented(case) is None
 
 
 def test_textbook_is_torch_on_index_targets():
@@ -422,8 +422,8 @@ def test_torch_probability_targets_ignore_weights_in_the_mean():
     logits = [[0.05, 0.95, 0.0], [0.1, 0.8, 0.1]]
     as_index = make_case(logits=logits, labels=[1, 2], weight=[1, 2, 3])
     as_probs = make_case(logits=logits, soft_labels=[[0, 1, 0], [0, 0, 1]], weight=[1, 2, 3])
-    index_loss = float(reference.evaluate(as_index, torch_adapter.documented(as_index)).loss)
-    probs_loss = float(reference.evaluate(as_probs, torch_adapter.documented(as_probs)).loss)
+    index_loss = float(reference.evaluate(as_index, torch_softmax.documented(as_index)).loss)
+    probs_loss = float(reference.evaluate(as_probs, torch_softmax.documented(as_probs)).loss)
     assert probs_loss == pytest.approx(index_loss * 5 / 2, rel=1e-12)
     assert probs_loss == pytest.approx(float(torch_formula(as_probs)), rel=1e-12)
 
@@ -472,7 +472,7 @@ def test_zero_weight_on_every_present_target_is_an_empty_mean():
     """Protects torch's 'all present targets weigh 0 -> NaN' (the denominator is a weight sum, not a count)."""
     case = make_case(logits=[[0.05, 0.95, 0.0], [0.1, 0.8, 0.1]], labels=[1, 1], weight=[1.0, 0.0, 2.0])
     assert math.isnan(float(torch_formula(case)))
-    assert math.isnan(float(reference.evaluate(case, torch_adapter.documented(case)).loss))
+    assert math.isnan(float(reference.evaluate(case, torch_softmax.documented(case)).loss))
     assert float(reference.evaluate(case, Knobs(empty_mean="zero")).loss) == 0.0
 
 
@@ -587,7 +587,7 @@ def test_keras_documentation_example_categorical_crossentropy():
     spec = {"probs": [[0.05, 0.95, 0.0], [0.1, 0.8, 0.1]], "soft_labels": [[0, 1, 0], [0, 0, 1]], "dtype": "float32"}
     for reduction, documented, digits in (("mean", [1.177], 3), ("sum", [2.354], 3), ("none", [0.0513, 2.303], 3)):
         case = make_case(**spec, reduction=reduction)
-        knobs = tf_adapter.documented(case)
+        knobs = tf_softmax.documented(case)
         assert knobs.probabilities == "renormalise_then_clip"
         got = np.atleast_1d(reference.evaluate(case, knobs).loss)
         np.testing.assert_allclose(got, documented, atol=10.0**-digits)
@@ -609,7 +609,7 @@ def test_logit_floor_caps_a_position_at_64(logits, label, clipped, exact):
     assert float(reference.evaluate(case, Knobs()).loss) == pytest.approx(exact, rel=1e-12)
     assert float(paddle_formula(case)) == pytest.approx(clipped, rel=1e-12)
     assert float(torch_formula(case)) == pytest.approx(exact, rel=1e-12)
-    assert float(reference.evaluate(case, paddle_adapter.documented(case)).loss) == pytest.approx(clipped, rel=1e-12)
+    assert float(reference.evaluate(case, paddle_softmax.documented(case)).loss) == pytest.approx(clipped, rel=1e-12)
 
 
 # ---------------------------------------------------------------- gradients
@@ -693,7 +693,7 @@ PUBLISHED_MEAN = {
     "weighted": {"torch": 1.0674614, "paddle": 1.0674614, "tensorflow": 2.6686535},
     "weighted_smoothing": {"torch": 1.0553335, "paddle": 1.0722452, "tensorflow": 2.6953201},
 }
-DECLARED = {"torch": torch_adapter.documented, "paddle": paddle_adapter.documented, "tensorflow": tf_adapter.documented}
+DECLARED = {"torch": torch_softmax.documented, "paddle": paddle_softmax.documented, "tensorflow": tf_softmax.documented}
 LOOPS = {"torch": torch_formula, "paddle": paddle_formula, "tensorflow": keras_formula}
 
 
@@ -726,10 +726,10 @@ def test_paddle_issue_47813_kdim_weighted_smoothing():
     weight [1,2,3], smoothing 0.1 -> paddle 1.5481 (the issue's number); torch's formula gives 1.59971
     (docs/semantics.md section 7: the issue's own torch print 1.5991 came from torch 1.x)."""
     case = make_case(logits=[[[0, 1], [0, 0], [0, 1]]], labels=[[0, 1]], weight=[1, 2, 3], label_smoothing=0.1, dtype="float32")
-    paddle_value = float(reference.evaluate(case, paddle_adapter.documented(case)).loss)
+    paddle_value = float(reference.evaluate(case, paddle_softmax.documented(case)).loss)
     assert paddle_value == pytest.approx(1.5481, abs=1e-4)
     assert paddle_value == pytest.approx(float(paddle_formula(case)), rel=1e-12)
-    torch_value = float(reference.evaluate(case, torch_adapter.documented(case)).loss)
+    torch_value = float(reference.evaluate(case, torch_softmax.documented(case)).loss)
     assert torch_value == pytest.approx(float(torch_formula(case)), rel=1e-12)
     assert torch_value == pytest.approx(1.59971, abs=1e-5)
 

@@ -24,10 +24,14 @@ import numpy as np
 import pytest
 
 from conformance import cases, reference
-from conformance.adapters import paddle as paddle_adapter
 from conformance.adapters import tensorflow as tf_adapter
-from conformance.adapters import torch as torch_adapter
 from conformance.cases import Case
+from conformance.losses.binary_ce import paddle as paddle_bce
+from conformance.losses.binary_ce import tensorflow as tf_bce
+from conformance.losses.binary_ce import torch as torch_bce
+from conformance.losses.softmax_ce import paddle as paddle_softmax
+from conformance.losses.softmax_ce import tensorflow as tf_softmax
+from conformance.losses.softmax_ce import torch as torch_softmax
 
 KERAS_EPS = 1e-7
 LOG_CLAMP = -100.0
@@ -639,24 +643,24 @@ LOOPS: dict[tuple[str, str], Callable[[Case], np.ndarray]] = {
 }
 
 DECLARED: dict[tuple[str, str], Callable] = {
-    ("torch", SOFTMAX): torch_adapter.documented,
-    ("torch:functional", SOFTMAX): torch_adapter.documented,
-    ("torch:nll", SOFTMAX): torch_adapter.nll_documented,
-    ("paddle", SOFTMAX): paddle_adapter.documented,
-    ("paddle:smooth_recipe", SOFTMAX): paddle_adapter.recipe_documented,
-    ("paddle:softmax_with_ce", SOFTMAX): paddle_adapter.softmax_with_ce_documented,
-    ("tensorflow", SOFTMAX): tf_adapter.documented,
-    ("tensorflow:cce", SOFTMAX): tf_adapter.cce_documented,
-    ("tensorflow:smoothed_weight", SOFTMAX): tf_adapter.smoothed_documented,
-    ("tensorflow:nn", SOFTMAX): tf_adapter.nn_documented,
-    ("tensorflow:nn_sparse", SOFTMAX): tf_adapter.nn_documented,
+    ("torch", SOFTMAX): torch_softmax.documented,
+    ("torch:functional", SOFTMAX): torch_softmax.documented,
+    ("torch:nll", SOFTMAX): torch_softmax.nll_documented,
+    ("paddle", SOFTMAX): paddle_softmax.documented,
+    ("paddle:smooth_recipe", SOFTMAX): paddle_softmax.recipe_documented,
+    ("paddle:softmax_with_ce", SOFTMAX): paddle_softmax.softmax_with_ce_documented,
+    ("tensorflow", SOFTMAX): tf_softmax.documented,
+    ("tensorflow:cce", SOFTMAX): tf_softmax.cce_documented,
+    ("tensorflow:smoothed_weight", SOFTMAX): tf_softmax.smoothed_documented,
+    ("tensorflow:nn", SOFTMAX): tf_softmax.nn_documented,
+    ("tensorflow:nn_sparse", SOFTMAX): tf_softmax.nn_documented,
     ("tensorflow:v1", SOFTMAX): tf_adapter.v1_documented,
     ("tensorflow:v1_sparse", SOFTMAX): tf_adapter.v1_documented,
-    ("torch", BINARY): torch_adapter.binary_documented,
-    ("torch:functional", BINARY): torch_adapter.binary_documented,
-    ("paddle", BINARY): paddle_adapter.binary_documented,
-    ("tensorflow", BINARY): tf_adapter.binary_documented,
-    ("tensorflow:nn", BINARY): tf_adapter.nn_sigmoid_documented,
+    ("torch", BINARY): torch_bce.binary_documented,
+    ("torch:functional", BINARY): torch_bce.binary_documented,
+    ("paddle", BINARY): paddle_bce.binary_documented,
+    ("tensorflow", BINARY): tf_bce.binary_documented,
+    ("tensorflow:nn", BINARY): tf_bce.nn_sigmoid_documented,
     ("tensorflow:v1", BINARY): tf_adapter.v1_documented,
 }
 
@@ -857,7 +861,7 @@ def test_keras_explicit_sum_over_batch_size_divides_by_the_unmasked_count_under_
     it exactly as its mean (the mask rescaled to size / sum(mask)), so it equals the declared `mean`."""
     case = cached_case(softmax_spec(shape, "ignored", weighted, True, "sum_over_batch_size"))
     np.testing.assert_allclose(keras_ce(case), keras_ce(replace(case, reduction="mean")), rtol=1e-12)
-    np.testing.assert_allclose(reference.evaluate(case, tf_adapter.documented(case)).loss, keras_ce(case), rtol=1e-12)
+    np.testing.assert_allclose(reference.evaluate(case, tf_softmax.documented(case)).loss, keras_ce(case), rtol=1e-12)
 
 
 # ---------------------------------------------------------------- gradients
@@ -933,7 +937,7 @@ def test_keras_binary_crossentropy_docs_example(extra, values):
     batch reduction) against its docstring: logits [[-18.6, 0.51], [2.94, -12.8]], y [[0, 1], [0, 0]]
     -> 0.8654; sample_weight [0.8, 0.2] -> 0.243; sum 1.73; none [0.235, 1.496]."""
     case = make_case(loss=BINARY, dtype="float32", **KERAS_BCE_DOC, **extra)
-    model = reference.evaluate(case, tf_adapter.binary_documented(case)).loss
+    model = reference.evaluate(case, tf_bce.binary_documented(case)).loss
     assert_printed(model, *values)
     assert_printed(keras_binary(as_seen(case)), *values)
 
@@ -942,7 +946,7 @@ def test_keras_binary_crossentropy_function_docs_example_on_probabilities():
     """Protects the Keras probability path (clip, per-sample mean): keras.losses.binary_crossentropy
     y_true [[0, 1], [0, 0]], y_pred [[0.6, 0.4], [0.4, 0.6]] -> [0.916, 0.714]."""
     case = make_case(loss=BINARY, probs=[[0.6, 0.4], [0.4, 0.6]], labels=[[0, 1], [0, 0]], reduction="none", dtype="float32")
-    assert_printed(reference.evaluate(case, tf_adapter.binary_documented(case)).loss, "0.916", "0.714")
+    assert_printed(reference.evaluate(case, tf_bce.binary_documented(case)).loss, "0.916", "0.714")
     assert_printed(keras_binary(as_seen(case)), "0.916", "0.714")
 
 
@@ -961,8 +965,8 @@ def test_tf_nn_weighted_cross_entropy_docs_example(pos_weight, values):
         dtype="float32",
     )
     for declared, loop in (
-        (tf_adapter.nn_sigmoid_documented, tf_nn_binary),
-        (torch_adapter.binary_documented, torch_binary),
+        (tf_bce.nn_sigmoid_documented, tf_nn_binary),
+        (torch_bce.binary_documented, torch_binary),
     ):
         for got in (reference.evaluate(case, declared(case)).loss, loop(as_seen(case))):
             assert_printed(got[:2], *values)
@@ -983,7 +987,7 @@ def test_paddle_binary_docs_examples(spec, value):
     y [1, 0, 1] -> 0.65537095; BCEWithLogitsLoss on logits [5, 1, 3] -> 0.45618808 (float32 prints, to
     float32 resolution)."""
     case = make_case(loss=BINARY, dtype="float32", **spec)
-    for declared in (paddle_adapter.binary_documented, torch_adapter.binary_documented):
+    for declared in (paddle_bce.binary_documented, torch_bce.binary_documented):
         np.testing.assert_allclose(reference.evaluate(case, declared(case)).loss, value, rtol=2e-7)
     np.testing.assert_allclose(torch_binary(as_seen(case)), value, rtol=2e-7)
 
@@ -1000,7 +1004,7 @@ def test_tf_compat_v1_softmax_cross_entropy_docs_example():
         label_smoothing=0.2,
         dtype="float32",
     )
-    for declared, loop in ((tf_adapter.v1_documented, v1_ce), (tf_adapter.documented, keras_ce)):
+    for declared, loop in ((tf_adapter.v1_documented, v1_ce), (tf_softmax.documented, keras_ce)):
         assert_printed(reference.evaluate(case, declared(case)).loss, "0.57618")
         assert_printed(loop(as_seen(case)), "0.57618")
 
@@ -1014,10 +1018,10 @@ def test_keras_clip_and_torch_clamp_on_probabilities_of_exactly_zero_and_one(dty
     (log clamped at -100) and -log(1e-7) = 16.118 in Keras, except that float32 holds 1 - 1e-7 as
     1 - 1.19e-7 (-log(1.19e-7) = 15.942)."""
     case = make_case(loss=BINARY, probs=[[1.0, 0.0]], labels=[[0, 1]], reduction="none", dtype=dtype)
-    torch_loss = reference.evaluate(case, torch_adapter.binary_documented(case)).loss
+    torch_loss = reference.evaluate(case, torch_bce.binary_documented(case)).loss
     np.testing.assert_allclose(torch_loss, [[100.0, 100.0]], rtol=1e-12)
     np.testing.assert_allclose(torch_binary(as_seen(case)), [[100.0, 100.0]], rtol=1e-12)
-    keras_loss = reference.evaluate(case, tf_adapter.binary_documented(case)).loss
+    keras_loss = reference.evaluate(case, tf_bce.binary_documented(case)).loss
     np.testing.assert_allclose(keras_loss, [sum(keras_values) / 2], rtol=1e-6)
     np.testing.assert_allclose(keras_binary(as_seen(case)), keras_loss, rtol=1e-12)
 
@@ -1026,7 +1030,7 @@ def test_bce_log_clamp_only_bites_below_exp_minus_100():
     """Protects the -100 clamp of BCELoss as measured (docs/semantics.md 1.3): p = 1 - 1e-12 with y = 0 costs
     -log(1e-12) = 27.631, unclamped; the textbook knobs (no clamp) give inf at p = 0."""
     case = make_case(loss=BINARY, probs=[1.0 - 1e-12, 0.0], labels=[0, 1], reduction="none")
-    got = reference.evaluate(case, torch_adapter.binary_documented(case)).loss
+    got = reference.evaluate(case, torch_bce.binary_documented(case)).loss
     np.testing.assert_allclose(got, [27.631, 100.0], atol=1e-3)
     np.testing.assert_allclose(got, torch_binary(case), rtol=1e-12)
     assert reference.evaluate(case, reference.textbook(case)).loss[1] == math.inf
@@ -1038,7 +1042,7 @@ def test_keras_rejects_per_sample_weights_on_a_one_dimensional_batch():
     case = make_case(loss=BINARY, logits=[0.5, -1.0, 2.0], labels=[1, 0, 1], sample_weight=[1.0, 2.0, 0.5])
     assert unsupported_reasons("tensorflow", case) == ["sample_weight"]
     with pytest.raises(ValueError, match="batch axis"):
-        reference.evaluate(case, tf_adapter.binary_documented(case))
+        reference.evaluate(case, tf_bce.binary_documented(case))
 
 
 def test_keras_last_axis_mean_gives_the_element_mean_but_a_smaller_sum():
@@ -1150,10 +1154,10 @@ def test_torch_zero_class_weights_give_nan_loss_and_nan_gradient_on_counted_posi
         ignore_index=-100,
         weight=[1.0, 0.0, 3.0],
     )
-    torch_out = reference.evaluate(case, torch_adapter.documented(case))
+    torch_out = reference.evaluate(case, torch_softmax.documented(case))
     assert math.isnan(float(torch_out.loss)) and math.isnan(float(torch_ce(case)))
     assert np.all(np.isnan(torch_out.grad[:2])) and np.all(torch_out.grad[2] == 0.0)
-    for declared, loop in ((paddle_adapter.documented, paddle_ce), (tf_adapter.documented, keras_ce)):
+    for declared, loop in ((paddle_softmax.documented, paddle_ce), (tf_softmax.documented, keras_ce)):
         out = reference.evaluate(case, declared(case))
         assert float(out.loss) == 0.0 == float(loop(case))
         assert np.all(out.grad == 0.0)
@@ -1178,7 +1182,7 @@ def test_torch_all_ignored_mean_is_nan_with_a_zero_gradient(shape):
     labels = np.full(dims[:1] + dims[2:], -100).tolist()
     for extra in ({}, {"sample_weight": sample_weights(dims[0]), "reduction": "mean_with_sample_weight"}):
         case = make_case(logits=random_logits(dims, 4), labels=labels, ignore_index=-100, **extra)
-        out = reference.evaluate(case, torch_adapter.documented(case))
+        out = reference.evaluate(case, torch_softmax.documented(case))
         assert math.isnan(float(out.loss)) and math.isnan(float(torch_ce(case)))
         assert np.all(out.grad == 0.0)
         for key in ("tensorflow", "tensorflow:v1"):

@@ -109,7 +109,12 @@ def test_the_fakes_fit_as_written(plugin):
 @pytest.mark.parametrize(
     "group, source, member, said",
     [
-        (registry.FRAMEWORKS_GROUP, FRAMEWORK.replace("VARIANTS =", "VARIANT ="), "VARIANTS", "it has VARIANT: did you mean VARIANTS?"),
+        (
+            registry.FRAMEWORKS_GROUP,
+            FRAMEWORK.replace("VARIANTS =", "VARIANT ="),
+            "VARIANTS",
+            "VARIANT is no member of the contract (did you mean VARIANTS?)",
+        ),
         (
             registry.FRAMEWORKS_GROUP,
             FRAMEWORK + "\nrepositories = {}\n",

@@ -30,9 +30,10 @@ GRADIENT_LINE = re.compile(r"^grad\b\s*,?\s*=")
 
 
 def variants(framework: str) -> list[Variant]:
-    """The variants of a framework, without importing the framework itself: its module's own, then
-    those each loss family brings for it (a family added after the framework carries its native calls
-    in its own module: `variants(framework)` in `conformance.losses`)."""
+    """The variants of a framework, without importing the framework itself: its module's own (a
+    framework from another package brings its calls there), then those each loss family brings for it,
+    in the families' order (a shipped framework's calls for a family are the family's module
+    `conformance/losses/<family>/<framework>.py`, returned by its `variants(framework)`)."""
     brought = [v for family in registry.losses().values() if family.variants is not None for v in family.variants(framework)]
     return list(registry.framework(framework).VARIANTS) + brought
 

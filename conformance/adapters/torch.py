@@ -1,23 +1,23 @@
-"""torch adapter.
+"""torch adapter: what is torch's own, whatever the loss family.
 
-Softmax: `nn.CrossEntropyLoss` (default), `nn.functional.cross_entropy`, `nn.NLLLoss` over `log_softmax`.
-Binary: `nn.BCEWithLogitsLoss` / `nn.BCELoss` (default), their functional forms, `BCELoss(sigmoid(x))`.
-torch has no per-sample weights and none of TensorFlow's reductions: those run as the idiomatic recipe,
-`reduction='none'`, multiply, reduce by hand, and the snippet shows it.
+Its setup, versions, tensor conversion, ops (`OPS`), the recipe reproducing another framework's
+semantics, the body that runs a user's function, and the helpers its families' modules write their
+calls with (`_head`, `_tail`: the leaf tracked for gradients, then per-sample weights and TensorFlow's
+reductions by hand after `reduction='none'`, as torch has neither). The native calls of each family are
+in that family's package (`conformance/losses/<family>/torch.py`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from conformance.adapters import Unsupported, Variant, batch_shape, is_bfloat16, kwargs, moved, native_reduction, squeezed_labels
+from conformance.adapters import batch_shape, is_bfloat16, moved, native_reduction, squeezed_labels
 from conformance.cases import Case
-from conformance.reference import Knobs, mean_denominator, recipe_source
+from conformance.reference import Knobs, recipe_source
 
 ORDER = 10
 REPOSITORIES = {"torch": "pytorch/pytorch", "pytorch": "pytorch/pytorch"}  # names written before an issue number (#123) -> GitHub
 SETUP = "import numpy as np\nimport torch"
-CE, BCE = ("softmax_cross_entropy",), ("binary_cross_entropy",)
 
 
 def version() -> dict[str, str]:
@@ -83,133 +83,7 @@ def _tail(case: Case) -> list[str]:
     return _reduce(case) + [f"grad, = torch.autograd.grad(loss.sum(), {_leaf(case)})"]
 
 
-def _smoothed_binary(case: Case) -> list[str]:
-    if not case.label_smoothing:
-        return []
-    eps = case.label_smoothing
-    return [f"target = target * (1 - {eps!r}) + 0.5 * {eps!r}  # torch has no binary smoothing: Keras's transform"]
-
-
-# ---------------------------------------------------------------- softmax cross-entropy
-
-
-def _ce_options(case: Case) -> str:
-    return kwargs(
-        ("weight", _tensor("w", case) if case.weight is not None else None),
-        ("ignore_index", case.ignore_index),
-        ("label_smoothing", case.label_smoothing or None),
-        ("reduction", repr(native_reduction(case))),
-    )
-
-
-def module_api(case: Case) -> str:
-    return "\n".join(
-        _head(case)
-        + [f"loss_fn = torch.nn.CrossEntropyLoss({_ce_options(case)})", f"loss = loss_fn(logits, {_target(case)})"]
-        + _tail(case)
-    )
-
-
-def functional_api(case: Case) -> str:
-    return "\n".join(
-        _head(case) + [f"loss = torch.nn.functional.cross_entropy(logits, {_target(case)}, {_ce_options(case)})"] + _tail(case)
-    )
-
-
-def nll_api(case: Case) -> str:
-    if case.labels is None:
-        raise Unsupported("torch.nn.NLLLoss takes class indices only, not probability targets")
-    if case.label_smoothing:
-        raise Unsupported("torch.nn.NLLLoss has no label_smoothing (CrossEntropyLoss has)")
-    options = kwargs(
-        ("weight", _tensor("w", case) if case.weight is not None else None),
-        ("ignore_index", case.ignore_index),
-        ("reduction", repr(native_reduction(case))),
-    )
-    log_probs = "torch.log_softmax(logits, dim=1)" if case.from_logits else "torch.log(probs)"
-    return "\n".join(_head(case, log_of_probs=False) + [f"loss = torch.nn.NLLLoss({options})({log_probs}, {_target(case)})"] + _tail(case))
-
-
-def _own_mean(case: Case) -> str:
-    """torch's mean: / sum of target weights (index targets), / positions (probability targets); a
-    per-sample-weighted recipe uses .mean(), / positions."""
-    if case.sample_weight is not None or case.labels is None:
-        return "positions"
-    return "target_weight"
-
-
-def documented(case: Case) -> Knobs:
-    """torch docs: weight per class inside the smoothed sum; mean / sum of target weights (index
-    targets) or / number of positions (probability targets); 0/0 -> NaN."""
-    return Knobs(
-        weight_mode="per_class",
-        denominator=mean_denominator(case, _own_mean(case)),  # type: ignore[arg-type]
-        empty_mean="nan",
-        probabilities="renormalise",
-    )
-
-
-def nll_documented(case: Case) -> Knobs:
-    return Knobs(denominator=mean_denominator(case, _own_mean(case)), probabilities="none")  # type: ignore[arg-type]
-
-
-# ---------------------------------------------------------------- binary cross-entropy
-
-
-def _bce_options(case: Case) -> str:
-    return kwargs(
-        ("weight", _tensor("w", case) if case.weight is not None else None),
-        ("pos_weight", _tensor("pw", case) if case.pos_weight is not None and case.from_logits else None),
-        ("reduction", repr(native_reduction(case))),
-    )
-
-
-def _bce_head(case: Case) -> list[str]:
-    if case.pos_weight is not None and not case.from_logits:
-        raise Unsupported("torch.nn.BCELoss has no pos_weight (BCEWithLogitsLoss has); give logits")
-    return _head(case, log_of_probs=False) + [f"target = {_target(case)}"] + _smoothed_binary(case)
-
-
-def binary_module_api(case: Case) -> str:
-    cls = "BCEWithLogitsLoss" if case.from_logits else "BCELoss"
-    return "\n".join(_bce_head(case) + [f"loss = torch.nn.{cls}({_bce_options(case)})({_leaf(case)}, target)"] + _tail(case))
-
-
-def binary_functional_api(case: Case) -> str:
-    fn = "binary_cross_entropy_with_logits" if case.from_logits else "binary_cross_entropy"
-    return "\n".join(_bce_head(case) + [f"loss = torch.nn.functional.{fn}({_leaf(case)}, target, {_bce_options(case)})"] + _tail(case))
-
-
-def sigmoid_then_bce(case: Case) -> str:
-    """The common hand-written form: sigmoid, then BCELoss (log clamped at -100, unlike the logits API)."""
-    if not case.from_logits:
-        raise Unsupported("sigmoid + BCELoss starts from logits; the case gives probabilities")
-    if case.pos_weight is not None:
-        raise Unsupported("torch.nn.BCELoss has no pos_weight")
-    options = kwargs(("weight", _tensor("w", case) if case.weight is not None else None), ("reduction", repr(native_reduction(case))))
-    return "\n".join(
-        _head(case, log_of_probs=False)
-        + [f"target = {_target(case)}"]
-        + _smoothed_binary(case)
-        + [f"loss = torch.nn.BCELoss({options})(torch.sigmoid(logits), target)"]
-        + _tail(case)
-    )
-
-
-def binary_documented(case: Case) -> Knobs:
-    """torch docs: elementwise weight; mean over all elements (weights not in the denominator); BCELoss
-    clamps each log at -100."""
-    return Knobs(
-        denominator=mean_denominator(case, "positions"),  # type: ignore[arg-type]
-        empty_mean="nan",
-        probabilities="none",
-        log_clamp=100.0,
-    )
-
-
-def sigmoid_documented(case: Case) -> None:
-    """No formula of its own: a probability computed in float32 from a logit; the clamp shows at extremes."""
-    return None
+# ---------------------------------------------------------------- recipes and a user's function
 
 
 def recipe(case: Case, knobs: Knobs) -> str | None:
@@ -277,18 +151,3 @@ OPS = {  # torch's ops, for the loss families that write their recipes in any fr
     "mean_last": "{}.mean(dim=-1)",
     "sum": "{}.sum()",
 }
-
-VARIANTS = [
-    Variant("torch", "torch.nn.CrossEntropyLoss", module_api, documented, CE),
-    Variant("torch:functional", "torch.nn.functional.cross_entropy", functional_api, documented, CE),
-    Variant("torch:nll", "torch.nn.NLLLoss", nll_api, nll_documented, CE),
-    Variant("torch", "torch.nn.BCEWithLogitsLoss / torch.nn.BCELoss", binary_module_api, binary_documented, BCE),
-    Variant(
-        "torch:functional",
-        "torch.nn.functional.binary_cross_entropy_with_logits / binary_cross_entropy",
-        binary_functional_api,
-        binary_documented,
-        BCE,
-    ),
-    Variant("torch:sigmoid_bce", "torch.nn.BCELoss(torch.sigmoid(x))", sigmoid_then_bce, sigmoid_documented, BCE),
-]

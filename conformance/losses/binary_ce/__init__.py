@@ -8,6 +8,8 @@ The textbook point is the plain BCE: no clamp of the logs, mean over all element
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -50,6 +52,7 @@ if TYPE_CHECKING:
     from hypothesis.strategies import SearchStrategy
 
     from conformance.cases import Case
+    from conformance.contract import Variant
 
 NAME = "binary_cross_entropy"
 ORDER = 20
@@ -301,6 +304,18 @@ ALTERNATIVES: dict[str, list[Any]] = {
     "weights_as_sample_weights": [False, True],
     "last_axis_mean": [False, True],
 }
+
+
+# ---------------------------------------------------------------- the native calls, one module per framework
+
+
+def variants(framework: str) -> list[Variant]:
+    """The family's variants in `framework`: the `VARIANTS` of this package's module of that name,
+    imported only when asked for; [] for a framework this package has no module for."""
+    name = f"{__name__}.{framework}"
+    if importlib.util.find_spec(name) is None:
+        return []
+    return list(importlib.import_module(name).VARIANTS)
 
 
 # ---------------------------------------------------------------- the fuzzer's cases

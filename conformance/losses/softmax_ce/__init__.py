@@ -9,6 +9,8 @@ targets the way torch documents them.
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import re
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Annotated, Any
@@ -57,6 +59,7 @@ if TYPE_CHECKING:
     from hypothesis.strategies import SearchStrategy
 
     from conformance.cases import Case
+    from conformance.contract import Variant
 
 NAME = "softmax_cross_entropy"
 ORDER = 10
@@ -697,6 +700,18 @@ ALTERNATIVES: dict[str, list[Any]] = {
     "weights_as_sample_weights": [False, True],
     "smoothing_prior": ["uniform", "given"],
 }
+
+
+# ---------------------------------------------------------------- the native calls, one module per framework
+
+
+def variants(framework: str) -> list[Variant]:
+    """The family's variants in `framework`: the `VARIANTS` of this package's module of that name,
+    imported only when asked for; [] for a framework this package has no module for."""
+    name = f"{__name__}.{framework}"
+    if importlib.util.find_spec(name) is None:
+        return []
+    return list(importlib.import_module(name).VARIANTS)
 
 
 # ---------------------------------------------------------------- the fuzzer's cases
