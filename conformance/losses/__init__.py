@@ -13,6 +13,8 @@ core reads (`fields`, `phrases`, `alternatives`, `reductions`, `knobs`).
 from __future__ import annotations
 
 import functools
+import importlib
+import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any
@@ -22,7 +24,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 
 from conformance import registry
 from conformance.contract import Fail as Fail
-from conformance.contract import LossFamily
+from conformance.contract import LossFamily, Variant
 
 if TYPE_CHECKING:
     from hypothesis.strategies import SearchStrategy
@@ -418,3 +420,13 @@ def _knobs(modules: tuple[LossFamily, ...]) -> dict[str, Any]:
         for knob, default in module.KNOBS.items():
             out.setdefault(knob, default)
     return out
+
+
+def package_variants(package: str, framework: str) -> list[Variant]:
+    """A family package's native calls in `framework`: the `VARIANTS` of its module named after the
+    framework (`losses/<family>/<framework>.py`, the one place a shipped family's calls live), imported
+    only when asked for; [] for a framework the package has no module for."""
+    name = f"{package}.{framework}"
+    if importlib.util.find_spec(name) is None:
+        return []
+    return list(importlib.import_module(name).VARIANTS)

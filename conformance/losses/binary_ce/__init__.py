@@ -8,8 +8,6 @@ The textbook point is the plain BCE: no clamp of the logs, mean over all element
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -32,6 +30,7 @@ from conformance.losses import (
     generated_sources,
     given_predictions,
     nested,
+    package_variants,
     random_weights,
     seed_of,
     weights_line,
@@ -310,12 +309,8 @@ ALTERNATIVES: dict[str, list[Any]] = {
 
 
 def variants(framework: str) -> list[Variant]:
-    """The family's variants in `framework`: the `VARIANTS` of this package's module of that name,
-    imported only when asked for; [] for a framework this package has no module for."""
-    name = f"{__name__}.{framework}"
-    if importlib.util.find_spec(name) is None:
-        return []
-    return list(importlib.import_module(name).VARIANTS)
+    """The family's native calls in `framework` (`losses.package_variants`)."""
+    return package_variants(__name__, framework)
 
 
 # ---------------------------------------------------------------- the fuzzer's cases

@@ -29,7 +29,6 @@ w.r.t. probabilities directly), not a finite difference.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -47,6 +46,7 @@ from conformance.losses import (
     generated_sources,
     given_predictions,
     nested,
+    package_variants,
     probabilities,
     probability_lines,
     seed_of,
@@ -69,7 +69,6 @@ RECIPES = "recipes cover every case but an empty batch and bfloat16"
 INDEX_LABELS = False
 PARAMETERS = dict(COMMON_PARAMETERS)  # what reaches a user's loss function (`--variant`): the reduction, sample weights
 TAKES = ("none", "mean", "sum", "batchmean")
-FRAMEWORKS = ("torch", "paddle", "tensorflow", "jax")  # those with a module here
 KNOBS: dict[str, Any] = {"clip_predictions": False, "zero_target": "xlogy", "unreduced": "positions"}
 KNOB_LABELS = {
     "clip_predictions": "the clip of the predictions",
@@ -92,8 +91,8 @@ def build(spec: Any, fail: Fail) -> dict[str, Any]:
         (
             "weight",
             spec.weight is not None,
-            "no KL divergence API takes class weights (torch and paddle KLDivLoss, Keras "
-            "KLDivergence, optax kl_divergence); per-sample weights are sample_weight",
+            "no KL divergence API takes class weights (KLDivLoss, KLDivergence, kl_divergence: none of them); "
+            "per-sample weights are sample_weight",
         ),
         ("label_smoothing", bool(spec.label_smoothing), "kl_divergence has no label_smoothing (smooth the soft_labels)"),
         ("ignore_index", spec.ignore_index is not None, "kl_divergence has no ignore_index (its targets are distributions)"),
@@ -234,11 +233,8 @@ def _to_predictions(case: Case, p: np.ndarray, upstream: np.ndarray, from_lp: bo
 
 
 def variants(framework: str) -> list[Variant]:
-    """The family's native calls in `framework` (its module here), [] for a framework it has none for."""
-    if framework not in FRAMEWORKS:
-        return []
-    module = importlib.import_module(f"{__name__}.{framework}")
-    return list(module.VARIANTS)
+    """The family's native calls in `framework` (`losses.package_variants`)."""
+    return package_variants(__name__, framework)
 
 
 # ---------------------------------------------------------------- shared by the framework modules

@@ -23,8 +23,6 @@ The native calls live in this package, one module per framework (`variants`); th
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -45,6 +43,7 @@ from conformance.losses import (
     generated_sources,
     given_predictions,
     number,
+    package_variants,
     seed_of,
 )
 from conformance.reference import (
@@ -390,12 +389,8 @@ ALTERNATIVES: dict[str, list[Any]] = {
 
 
 def variants(framework: str) -> list[Variant]:
-    """The family's variants in `framework`: the `VARIANTS` of this package's module of that name,
-    imported only when asked for; [] for a framework this package has no module for."""
-    name = f"{__name__}.{framework}"
-    if importlib.util.find_spec(name) is None:
-        return []
-    return list(importlib.import_module(name).VARIANTS)
+    """The family's native calls in `framework` (`losses.package_variants`)."""
+    return package_variants(__name__, framework)
 
 
 # ---------------------------------------------------------------- the fuzzer's cases

@@ -9,8 +9,6 @@ targets the way torch documents them.
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import re
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Annotated, Any
@@ -35,6 +33,7 @@ from conformance.losses import (
     generated_sources,
     given_predictions,
     nested,
+    package_variants,
     probabilities,
     probability_lines,
     random_weights,
@@ -706,12 +705,8 @@ ALTERNATIVES: dict[str, list[Any]] = {
 
 
 def variants(framework: str) -> list[Variant]:
-    """The family's variants in `framework`: the `VARIANTS` of this package's module of that name,
-    imported only when asked for; [] for a framework this package has no module for."""
-    name = f"{__name__}.{framework}"
-    if importlib.util.find_spec(name) is None:
-        return []
-    return list(importlib.import_module(name).VARIANTS)
+    """The family's native calls in `framework` (`losses.package_variants`)."""
+    return package_variants(__name__, framework)
 
 
 # ---------------------------------------------------------------- the fuzzer's cases
